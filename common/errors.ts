@@ -1,0 +1,44 @@
+/**
+ * Stable error codes. A code is never reused for another meaning; add new ones at the end.
+ * They travel in RPC replies (`{code, message}`) and CLI output; messages never carry secrets.
+ */
+export const ERROR_CODES = [
+  "internal_error",
+  "schema_violation",
+  "invalid_id",
+  "bad_request",
+  "unknown_op",
+  "not_found",
+  "already_exists",
+  "forbidden",
+  "no_grant",
+  "terminal_key_mismatch",
+  "token_malformed",
+  "token_bad_alg",
+  "token_wrong_typ",
+  "token_unknown_kid",
+  "token_bad_signature",
+  "token_bad_payload",
+  "config_invalid",
+  "port_in_use",
+  "timeout",
+  "not_connected",
+  "rate_limited",
+  "auth_failed",
+] as const;
+export type ErrorCode = (typeof ERROR_CODES)[number];
+
+export class SparekeyError extends Error {
+  override readonly name = "SparekeyError";
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+export function isSparekeyError(err: unknown): err is SparekeyError {
+  return err instanceof SparekeyError;
+}

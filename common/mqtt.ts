@@ -1,0 +1,63 @@
+import { Socket } from "node:net";
+import mqtt, { type IClientOptions, type MqttClient } from "mqtt";
+
+export type { MqttClient };
+
+export interface ConnectOptions {
+  url: string;
+  clientId: string;
+  username?: string;
+  password?: string;
+  will?: { topic: string; payload: string; qos: 0 | 1; retain: boolean };
+  keepalive?: number;
+  /** ms between reconnect attempts; 0 disables reconnecting (the caller owns the line). */
+  reconnectPeriod?: number;
+  connectTimeout?: number;
+  clean?: boolean;
+}
+
+function toClientOptions(o: ConnectOptions): IClientOptions {
+  const opts: IClientOptions = {
+    clientId: o.clientId,
+    protocolVersion: 4,
+    clean: o.clean ?? true,
+    keepalive: o.keepalive ?? 30,
+    reconnectPeriod: o.reconnectPeriod ?? 1000,
+    connectTimeout: o.connectTimeout ?? 10_000,
+    resubscribe: true,
+  };
+  if (o.username !== undefined) opts.username = o.username;
+  if (o.password !== undefined) opts.password = o.password;
+  if (o.will)
+    opts.will = {
+      topic: o.will.topic,
+      payload: Buffer.from(o.will.payload),
+      qos: o.will.qos,
+      retain: o.will.retain,
+    };
+  return opts;
+}
+
+/** Nagle's algorithm adds tens of ms to small frames under load; frames are latency-bound. */
+function enableNoDelay(client: MqttClient): void {
+  const set = () => {
+    const stream: unknown = client.stream;
+    if (stream instanceof Socket) stream.setNoDelay(true);
+  };
+  set();
+  client.on("connect", set);
+}
+
+/** Connect and resolve once CONNACK arrived; rejects with the broker's refusal. */
+export async function connectMqtt(o: ConnectOptions): Promise<MqttClient> {
+  const client = await mqtt.connectAsync(o.url, toClientOptions(o));
+  enableNoDelay(client);
+  return client;
+}
+
+/** Start connecting without waiting (long-running services that must survive a broker that is down). */
+export function connectMqttLater(o: ConnectOptions): MqttClient {
+  const client = mqtt.connect(o.url, toClientOptions(o));
+  enableNoDelay(client);
+  return client;
+}

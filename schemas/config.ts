@@ -1,0 +1,77 @@
+import { type Static, Type } from "@sinclair/typebox";
+import { Id, Kid, PublicKeyB64 } from "./common.js";
+
+export const IssuerPublicKey = Type.Object(
+  { kid: Kid, public_key: PublicKeyB64 },
+  { additionalProperties: false },
+);
+export type IssuerPublicKey = Static<typeof IssuerPublicKey>;
+
+const BrokerUrl = Type.String({ pattern: "^(mqtt|mqtts|ws|wss|tcp)://", maxLength: 512 });
+const Prefix = Type.String({ pattern: "^[A-Za-z0-9_-]{1,64}(/[A-Za-z0-9_-]{1,64}){0,3}$" });
+
+/** A target's config file, written by `sparekey admin pair-target` and read by `sparekey target`. */
+export const TargetConfig = Type.Object(
+  {
+    v: Type.Literal(1),
+    tid: Id,
+    broker_url: BrokerUrl,
+    /** The target's own connect secret (MQTT password); the key server keeps only its hash. */
+    secret: Type.String({ minLength: 32, maxLength: 128 }),
+    prefix: Prefix,
+    issuer_keys: Type.Array(IssuerPublicKey, { minItems: 1, maxItems: 16 }),
+    period_ms: Type.Integer({ minimum: 50, maximum: 60_000, default: 1000 }),
+    /** A session ends when no good frame came for this many periods. */
+    timeout_periods: Type.Integer({ minimum: 1, maximum: 60, default: 2 }),
+    state_dir: Type.String({ minLength: 1, maxLength: 4096 }),
+    /** Optional command run on every state change: argv, with SPAREKEY_STATE etc. in its environment. */
+    actuator: Type.Optional(Type.Array(Type.String({ maxLength: 4096 }), { minItems: 1, maxItems: 64 })),
+    keepalive_s: Type.Integer({ minimum: 1, maximum: 600, default: 5 }),
+  },
+  { additionalProperties: false },
+);
+export type TargetConfig = Static<typeof TargetConfig>;
+
+/** A terminal's profile, written by `sparekey terminal login` (mode 0600). */
+export const TerminalProfile = Type.Object(
+  {
+    v: Type.Literal(1),
+    term: Id,
+    user: Id,
+    password: Type.String({ minLength: 1, maxLength: 1024 }),
+    broker_url: BrokerUrl,
+    prefix: Prefix,
+  },
+  { additionalProperties: false },
+);
+export type TerminalProfile = Static<typeof TerminalProfile>;
+
+/** A fob's file, written by `sparekey admin write-fob`: everything the fob holds. Mode 0600. */
+export const FobFile = Type.Object(
+  {
+    v: Type.Literal(1),
+    term: Id,
+    secret: Type.String({ minLength: 32, maxLength: 128 }),
+    seed: Type.String({ pattern: "^[A-Za-z0-9_-]{43}$" }),
+    credential: Type.String({ maxLength: 8192 }),
+    broker_url: BrokerUrl,
+    prefix: Prefix,
+  },
+  { additionalProperties: false },
+);
+export type FobFile = Static<typeof FobFile>;
+
+/** Broker and key server settings of `sparekey gateway` (file, env, flags merged, then validated). */
+export const GatewayConfig = Type.Object(
+  {
+    data_dir: Type.String({ minLength: 1, maxLength: 4096 }),
+    host: Type.String({ minLength: 1, maxLength: 255 }),
+    port: Type.Integer({ minimum: 0, maximum: 65535 }),
+    prefix: Prefix,
+    max_packet_bytes: Type.Integer({ minimum: 512, maximum: 1_048_576 }),
+    connect_timeout_ms: Type.Integer({ minimum: 100, maximum: 120_000 }),
+    keepalive_max_s: Type.Integer({ minimum: 1, maximum: 3600 }),
+  },
+  { additionalProperties: false },
+);
+export type GatewayConfig = Static<typeof GatewayConfig>;

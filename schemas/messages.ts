@@ -1,0 +1,76 @@
+import { type Static, Type } from "@sinclair/typebox";
+import { Gen, Id, Nonce, ProtocolVersion, UnixMillis, Version } from "./common.js";
+import { RefusalReasonSchema, StateReasonSchema } from "./reasons.js";
+
+/** targets/{tid}/challenge: retained, a fresh nonce every period. `ts` is Unix milliseconds. */
+export const Challenge = Type.Object(
+  {
+    v: ProtocolVersion,
+    tid: Id,
+    nonce: Nonce,
+    period_ms: Type.Integer({ minimum: 50, maximum: 60_000 }),
+    ts: UnixMillis,
+  },
+  { additionalProperties: false },
+);
+export type Challenge = Static<typeof Challenge>;
+
+export const LockState = Type.Union([
+  Type.Literal("available"),
+  Type.Literal("unavailable"),
+  Type.Literal("offline"),
+]);
+export type LockState = Static<typeof LockState>;
+
+/** targets/{tid}/state: retained; the target's will publishes `offline`. `since` is Unix milliseconds. */
+export const TargetState = Type.Object(
+  {
+    v: ProtocolVersion,
+    tid: Id,
+    state: LockState,
+    slot: Type.Optional(Id),
+    term: Type.Optional(Id),
+    since: UnixMillis,
+    reason: Type.Union([StateReasonSchema, Type.Literal("will")]),
+  },
+  { additionalProperties: false },
+);
+export type TargetState = Static<typeof TargetState>;
+
+export const EventType = Type.Union([
+  Type.Literal("auth_established"),
+  Type.Literal("auth_refused"),
+  Type.Literal("session_ended"),
+  Type.Literal("registry_applied"),
+  Type.Literal("registry_refused"),
+]);
+export type EventType = Static<typeof EventType>;
+
+/** targets/{tid}/events: one message per decision the key server or a dashboard may want. */
+export const TargetEvent = Type.Object(
+  {
+    v: ProtocolVersion,
+    tid: Id,
+    ts: UnixMillis,
+    type: EventType,
+    reason: Type.Optional(Type.Union([RefusalReasonSchema, StateReasonSchema])),
+    slot: Type.Optional(Id),
+    term: Type.Optional(Id),
+    gen: Type.Optional(Gen),
+    version: Type.Optional(Version),
+    uses_left: Type.Optional(Type.Integer({ minimum: 0 })),
+  },
+  { additionalProperties: false },
+);
+export type TargetEvent = Static<typeof TargetEvent>;
+
+/** terminals/{term}/status and keyserver/status: retained; the will publishes `offline`. */
+export const LinkStatus = Type.Object(
+  {
+    v: ProtocolVersion,
+    state: Type.Union([Type.Literal("online"), Type.Literal("offline")]),
+    epoch: Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER }),
+  },
+  { additionalProperties: false },
+);
+export type LinkStatus = Static<typeof LinkStatus>;

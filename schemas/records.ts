@@ -1,0 +1,68 @@
+import { type Static, Type } from "@sinclair/typebox";
+import { CompactJws, Gen, Id, Kid, Seq, UnixSeconds, Version } from "./common.js";
+import { RegistryEntry, RevocationEntry } from "./tokens.js";
+
+/** The issuer key on disk (mode 0600). */
+export const IssuerKeyFile = Type.Object(
+  {
+    v: Type.Literal(1),
+    keys: Type.Array(
+      Type.Object(
+        { kid: Kid, seed: Type.String({ pattern: "^[A-Za-z0-9_-]{43}$" }), created: UnixSeconds },
+        { additionalProperties: false },
+      ),
+      { minItems: 1 },
+    ),
+    /** kid of the key that signs now; the others still verify (rotation). */
+    active: Kid,
+  },
+  { additionalProperties: false },
+);
+export type IssuerKeyFile = Static<typeof IssuerKeyFile>;
+
+/** A target's persisted state: written whole, atomically, before the target acts on it. */
+export const TargetStateFile = Type.Object(
+  {
+    v: Type.Literal(1),
+    tid: Id,
+    registry_version: Version,
+    registry: Type.Array(RegistryEntry),
+    revocations_version: Version,
+    revoked: Type.Array(RevocationEntry),
+    /** slot -> highest generation seen or required: the floor. */
+    floors: Type.Record(Id, Gen),
+    /** terminal -> highest accepted seq. */
+    seqs: Type.Record(Id, Seq),
+    /** `${slot}:${gen}` -> uses counted. */
+    uses: Type.Record(
+      Type.String({ pattern: "^[A-Za-z0-9_-]{1,64}:[0-9]{1,10}$" }),
+      Type.Integer({ minimum: 0 }),
+    ),
+    /** Highest wall-clock time seen (Unix ms): the clock is never trusted below it. */
+    time_floor_ms: Type.Integer({ minimum: 0 }),
+  },
+  { additionalProperties: false },
+);
+export type TargetStateFile = Static<typeof TargetStateFile>;
+
+/** A terminal's key pair on disk (mode 0600). The private key never leaves the terminal. */
+export const TerminalKeyFile = Type.Object(
+  { v: Type.Literal(1), term: Id, seed: Type.String({ pattern: "^[A-Za-z0-9_-]{43}$" }) },
+  { additionalProperties: false },
+);
+export type TerminalKeyFile = Static<typeof TerminalKeyFile>;
+
+/** Credentials a terminal downloaded, by slot; and its last seq, so frames stay monotonic across restarts. */
+export const TerminalWallet = Type.Object(
+  {
+    v: Type.Literal(1),
+    term: Id,
+    credentials: Type.Record(
+      Id,
+      Type.Object({ token: CompactJws, tids: Type.Array(Id), gen: Gen }, { additionalProperties: false }),
+    ),
+    last_seq: Seq,
+  },
+  { additionalProperties: false },
+);
+export type TerminalWallet = Static<typeof TerminalWallet>;

@@ -1,0 +1,151 @@
+import { type Static, Type } from "@sinclair/typebox";
+import {
+  CompactJws,
+  Gen,
+  Id,
+  Kid,
+  Nonce,
+  ProtocolVersion,
+  PublicKeyB64,
+  Seq,
+  UnixSeconds,
+  Version,
+} from "./common.js";
+
+/** The `typ` header of each signed message type (DESIGN §2). A signature made for one is never another. */
+export const TokenType = {
+  credential: "sparekey-credential+jws",
+  frame: "sparekey-frame+jws",
+  relay: "sparekey-relay+jws",
+  registry: "sparekey-registry+jws",
+  revocations: "sparekey-revocations+jws",
+  unlock: "sparekey-unlock+jws",
+} as const;
+export type TokenTypeName = keyof typeof TokenType;
+export type TokenTypeValue = (typeof TokenType)[TokenTypeName];
+
+export const JwsHeader = Type.Object(
+  {
+    alg: Type.Literal("EdDSA"),
+    typ: Type.Union(Object.values(TokenType).map((t) => Type.Literal(t))),
+    kid: Kid,
+  },
+  { additionalProperties: false },
+);
+export type JwsHeader = Static<typeof JwsHeader>;
+
+export const KeyMode = Type.Union([Type.Literal("stored"), Type.Literal("relay"), Type.Literal("fob")]);
+export type KeyMode = Static<typeof KeyMode>;
+
+export const CredentialPayload = Type.Object(
+  {
+    v: ProtocolVersion,
+    slot: Id,
+    gen: Gen,
+    tids: Type.Array(Id, { minItems: 1, maxItems: 256, uniqueItems: true }),
+    mode: KeyMode,
+    holder: Type.Optional(PublicKeyB64),
+    term: Id,
+    nbf: UnixSeconds,
+    exp: Type.Optional(UnixSeconds),
+    max_uses: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000 })),
+    iat: UnixSeconds,
+    jti: Type.String({ pattern: "^[A-Za-z0-9_-]{16,64}$" }),
+  },
+  { additionalProperties: false },
+);
+export type CredentialPayload = Static<typeof CredentialPayload>;
+
+export const FramePayload = Type.Object(
+  { v: ProtocolVersion, tid: Id, slot: Id, term: Id, nonce: Nonce, seq: Seq, cred: CompactJws },
+  { additionalProperties: false },
+);
+export type FramePayload = Static<typeof FramePayload>;
+
+export const RelayPayload = Type.Object(
+  { v: ProtocolVersion, tid: Id, slot: Id, gen: Gen, term: Id, nonce: Nonce, seq: Seq, iat: UnixSeconds },
+  { additionalProperties: false },
+);
+export type RelayPayload = Static<typeof RelayPayload>;
+
+export const SlotStatus = Type.Union([
+  Type.Literal("active"),
+  Type.Literal("suspended"),
+  Type.Literal("revoked"),
+]);
+export type SlotStatus = Static<typeof SlotStatus>;
+
+export const RegistryEntry = Type.Object(
+  {
+    slot: Id,
+    min_gen: Gen,
+    status: SlotStatus,
+    nbf: Type.Optional(UnixSeconds),
+    exp: Type.Optional(UnixSeconds),
+    max_uses: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000 })),
+  },
+  { additionalProperties: false },
+);
+export type RegistryEntry = Static<typeof RegistryEntry>;
+
+export const RegistryPayload = Type.Object(
+  {
+    v: ProtocolVersion,
+    tid: Id,
+    version: Version,
+    slots: Type.Array(RegistryEntry, { maxItems: 4096 }),
+    iat: UnixSeconds,
+  },
+  { additionalProperties: false },
+);
+export type RegistryPayload = Static<typeof RegistryPayload>;
+
+export const RevocationEntry = Type.Object(
+  { slot: Id, below_gen: Type.Optional(Gen) },
+  { additionalProperties: false },
+);
+export type RevocationEntry = Static<typeof RevocationEntry>;
+
+export const RevocationsPayload = Type.Object(
+  {
+    v: ProtocolVersion,
+    version: Version,
+    revoked: Type.Array(RevocationEntry, { maxItems: 65536 }),
+    iat: UnixSeconds,
+  },
+  { additionalProperties: false },
+);
+export type RevocationsPayload = Static<typeof RevocationsPayload>;
+
+export const UnlockPayload = Type.Object(
+  {
+    v: ProtocolVersion,
+    tid: Id,
+    nonce: Nonce,
+    cmd_id: Type.String({ pattern: "^[A-Za-z0-9_-]{16,64}$" }),
+    term: Id,
+    duration_ms: Type.Integer({ minimum: 100, maximum: 600_000 }),
+    iat: UnixSeconds,
+    exp: UnixSeconds,
+  },
+  { additionalProperties: false },
+);
+export type UnlockPayload = Static<typeof UnlockPayload>;
+
+/** typ -> payload schema: the verifier takes both from here, so a typ can never pair with another's schema. */
+export const TokenPayloadSchemas = {
+  [TokenType.credential]: CredentialPayload,
+  [TokenType.frame]: FramePayload,
+  [TokenType.relay]: RelayPayload,
+  [TokenType.registry]: RegistryPayload,
+  [TokenType.revocations]: RevocationsPayload,
+  [TokenType.unlock]: UnlockPayload,
+} as const;
+export interface TokenPayloads {
+  "sparekey-credential+jws": CredentialPayload;
+  "sparekey-frame+jws": FramePayload;
+  "sparekey-relay+jws": RelayPayload;
+  "sparekey-registry+jws": RegistryPayload;
+  "sparekey-revocations+jws": RevocationsPayload;
+  "sparekey-unlock+jws": UnlockPayload;
+}

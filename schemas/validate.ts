@@ -1,0 +1,90 @@
+import type { Static, TSchema } from "@sinclair/typebox";
+import { Ajv, type ErrorObject, type ValidateFunction } from "ajv";
+import { SparekeyError } from "../common/errors.js";
+
+/**
+ * The one ajv instance. `allErrors: false` because payloads are untrusted (collecting every error of a
+ * hostile document is work an attacker chooses); no coercion, no removal of extra properties.
+ */
+const ajv = new Ajv({
+  allErrors: false,
+  coerceTypes: false,
+  removeAdditional: false,
+  strict: true,
+  useDefaults: false,
+});
+/** Config files are trusted input written by the operator: there, every error is worth reporting at once. */
+const ajvAllErrors = new Ajv({ allErrors: true, coerceTypes: false, removeAdditional: false, strict: true });
+
+export class SchemaError extends SparekeyError {
+  constructor(
+    readonly what: string,
+    readonly issues: readonly string[],
+  ) {
+    super("schema_violation", `${what}: ${issues.join("; ")}`);
+  }
+}
+
+function describe(errors: readonly ErrorObject[] | null | undefined): string[] {
+  if (!errors || errors.length === 0) return ["invalid"];
+  return errors.map((e) => {
+    const path = e.instancePath === "" ? "/" : e.instancePath;
+    const extra =
+      e.keyword === "additionalProperties"
+        ? ` '${String((e.params as { additionalProperty?: unknown }).additionalProperty)}'`
+        : "";
+    return `${path} ${e.message ?? e.keyword}${extra}`;
+  });
+}
+
+export interface Validator<T> {
+  /** true when the value matches; narrows the type. */
+  is(value: unknown): value is T;
+  /** Returns the value typed, or throws SchemaError naming the path and the reason. */
+  parse(value: unknown): T;
+  /** The reasons of the last failed `is` (paths and messages), for logs and events. */
+  lastIssues(): string[];
+  readonly schema: TSchema;
+}
+
+function build<S extends TSchema>(instance: Ajv, schema: S, what: string): Validator<Static<S>> {
+  const fn: ValidateFunction = instance.compile(schema);
+  return {
+    schema,
+    is(value: unknown): value is Static<S> {
+      return fn(value) === true;
+    },
+    parse(value: unknown): Static<S> {
+      if (fn(value) === true) return value as Static<S>;
+      throw new SchemaError(what, describe(fn.errors));
+    },
+    lastIssues(): string[] {
+      return describe(fn.errors);
+    },
+  };
+}
+
+const cache = new WeakMap<TSchema, Validator<unknown>>();
+
+/** Compile once per schema (cached), for untrusted wire input. */
+export function validator<S extends TSchema>(schema: S, what = "payload"): Validator<Static<S>> {
+  const hit = cache.get(schema);
+  if (hit) return hit as Validator<Static<S>>;
+  const v = build(ajv, schema, what);
+  cache.set(schema, v as Validator<unknown>);
+  return v;
+}
+
+/** For operator-written files: reports every problem at once. */
+export function configValidator<S extends TSchema>(schema: S, what: string): Validator<Static<S>> {
+  return build(ajvAllErrors, schema, what);
+}
+
+/** JSON.parse that never throws a SyntaxError carrying the input back: returns undefined instead. */
+export function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,30 @@
+import { onTestFinished } from "vitest";
+import type { Authenticator, Principal, Role } from "../../broker/principal.js";
+import { type RunningBroker, startBroker } from "../../broker/server.js";
+import { silentLogger } from "../../common/log.js";
+
+/**
+ * An authenticator for tests of one component without the key server: each client id maps to a
+ * role and a password. Unknown ids and wrong passwords are refused, as the real one does.
+ */
+export function tableAuthenticator(table: Record<string, { role: Role; password: string }>): Authenticator {
+  return {
+    async authenticate(clientId, _username, password): Promise<Principal | undefined> {
+      const entry = table[clientId];
+      if (!entry || password?.toString() !== entry.password) return undefined;
+      return { role: entry.role, id: clientId };
+    },
+  };
+}
+
+/** A real aedes broker on an ephemeral port, closed when the test finishes. */
+export async function startTestBroker(authenticator: Authenticator, prefix?: string): Promise<RunningBroker> {
+  const broker = await startBroker({
+    port: 0,
+    logger: silentLogger(),
+    authenticator,
+    ...(prefix ? { prefix } : {}),
+  });
+  onTestFinished(() => broker.close());
+  return broker;
+}
