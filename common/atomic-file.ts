@@ -1,7 +1,7 @@
 import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from "node:fs";
 import { dirname } from "node:path";
 import type { Static, TSchema } from "@sinclair/typebox";
-import { parseJson, SchemaError, validator } from "../schemas/validate.js";
+import { parseJson, validator } from "../schemas/validate.js";
 import { SparekeyError } from "./errors.js";
 
 /**
@@ -55,10 +55,9 @@ export function readJsonFile<S extends TSchema>(
   }
   const value = parseJson(text);
   if (value === undefined) throw new SparekeyError("config_invalid", `${what} ${path}: not valid JSON`);
-  try {
-    return validator(schema, `${what} ${path}`).parse(value);
-  } catch (err) {
-    if (err instanceof SchemaError) throw new SparekeyError("config_invalid", err.message);
-    throw err;
-  }
+  // validator() caches one compiled function per schema, with the name of its first caller: name
+  // the file here, or a second file of the same schema would be reported under the first one's path.
+  const v = validator(schema);
+  if (v.is(value)) return value;
+  throw new SparekeyError("config_invalid", `${what} ${path}: ${v.lastIssues().join("; ")}`);
 }

@@ -71,7 +71,8 @@ export function decodeToken<T extends TokenTypeValue>(token: string, typ: T): De
   }
   const first = token.indexOf(".");
   const last = token.lastIndexOf(".");
-  if (first <= 0 || last === first || last === token.length - 1 || token.indexOf(".", first + 1) !== last) {
+  // An empty signature segment is let through here so that `alg: none` is reported as a bad alg.
+  if (first <= 0 || last === first || token.indexOf(".", first + 1) !== last) {
     throw new TokenError("token_malformed", "not a JWS compact token");
   }
   const headBytes = fromB64urlStrict(token.slice(0, first));

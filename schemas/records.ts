@@ -30,13 +30,14 @@ export const TargetStateFile = Type.Object(
     revocations_version: Version,
     revoked: Type.Array(RevocationEntry),
     /** slot -> highest generation seen or required: the floor. */
-    floors: Type.Record(Id, Gen),
+    floors: Type.Record(Id, Gen, { additionalProperties: false }),
     /** terminal -> highest accepted seq. */
-    seqs: Type.Record(Id, Seq),
+    seqs: Type.Record(Id, Seq, { additionalProperties: false }),
     /** `${slot}:${gen}` -> uses counted. */
     uses: Type.Record(
       Type.String({ pattern: "^[A-Za-z0-9_-]{1,64}:[0-9]{1,10}$" }),
       Type.Integer({ minimum: 0 }),
+      { additionalProperties: false },
     ),
     /** Highest wall-clock time seen (Unix ms): the clock is never trusted below it. */
     time_floor_ms: Type.Integer({ minimum: 0 }),
@@ -60,6 +61,7 @@ export const TerminalWallet = Type.Object(
     credentials: Type.Record(
       Id,
       Type.Object({ token: CompactJws, tids: Type.Array(Id), gen: Gen }, { additionalProperties: false }),
+      { additionalProperties: false },
     ),
     last_seq: Seq,
   },

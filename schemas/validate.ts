@@ -64,14 +64,19 @@ function build<S extends TSchema>(instance: Ajv, schema: S, what: string): Valid
   };
 }
 
-const cache = new WeakMap<TSchema, Validator<unknown>>();
+const cache = new WeakMap<TSchema, Map<string, Validator<unknown>>>();
 
-/** Compile once per schema (cached), for untrusted wire input. */
+/** Compile once per schema and name (cached), for untrusted wire input. */
 export function validator<S extends TSchema>(schema: S, what = "payload"): Validator<Static<S>> {
-  const hit = cache.get(schema);
+  let byName = cache.get(schema);
+  if (!byName) {
+    byName = new Map();
+    cache.set(schema, byName);
+  }
+  const hit = byName.get(what);
   if (hit) return hit as Validator<Static<S>>;
   const v = build(ajv, schema, what);
-  cache.set(schema, v as Validator<unknown>);
+  byName.set(what, v as Validator<unknown>);
   return v;
 }
 

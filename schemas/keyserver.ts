@@ -1,0 +1,85 @@
+import { type Static, type TSchema, Type } from "@sinclair/typebox";
+import { Gen, Id, PublicKeyB64, UnixMillis, UnixSeconds, Version } from "./common.js";
+import { SlotStatus } from "./tokens.js";
+
+/**
+ * Records of the key server's store as they are read back from the database. Rows are validated
+ * against these before use (a hand-edited or corrupt file is refused, never cast). Secret hashes are
+ * not part of any listed record: they are read only by the authenticator.
+ */
+
+const Nullable = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);
+
+export const UserRecord = Type.Object({ id: Id, created: UnixSeconds }, { additionalProperties: false });
+export type UserRecord = Static<typeof UserRecord>;
+
+export const TerminalKind = Type.Union([Type.Literal("phone"), Type.Literal("fob")]);
+export type TerminalKind = Static<typeof TerminalKind>;
+
+export const TerminalRow = Type.Object(
+  {
+    serial: Id,
+    user_id: Nullable(Id),
+    kind: TerminalKind,
+    public_key: Nullable(PublicKeyB64),
+    created: UnixSeconds,
+    disabled: Type.Union([Type.Literal(0), Type.Literal(1)]),
+  },
+  { additionalProperties: false },
+);
+export type TerminalRow = Static<typeof TerminalRow>;
+
+export const TargetRecord = Type.Object(
+  { tid: Id, created: UnixSeconds, registry_version: Version, published_version: Version },
+  { additionalProperties: false },
+);
+export type TargetRecord = Static<typeof TargetRecord>;
+
+/** `gen` is the highest generation issued (0: none yet); `min_gen` the floor targets enforce. */
+export const SlotRow = Type.Object(
+  {
+    slot: Id,
+    gen: Type.Integer({ minimum: 0, maximum: 2_147_483_647 }),
+    min_gen: Gen,
+    status: SlotStatus,
+    created: UnixSeconds,
+  },
+  { additionalProperties: false },
+);
+export type SlotRow = Static<typeof SlotRow>;
+
+export const GrantMode = Type.Union([Type.Literal("stored"), Type.Literal("relay")]);
+export type GrantMode = Static<typeof GrantMode>;
+
+export const GrantRow = Type.Object(
+  {
+    user_id: Id,
+    slot: Id,
+    mode: GrantMode,
+    status: Type.Union([Type.Literal("active"), Type.Literal("revoked")]),
+    nbf: Nullable(UnixSeconds),
+    exp: Nullable(UnixSeconds),
+    max_uses: Nullable(Type.Integer({ minimum: 1, maximum: 1_000_000 })),
+    created: UnixSeconds,
+  },
+  { additionalProperties: false },
+);
+export type GrantRow = Static<typeof GrantRow>;
+
+/** One audit row. `ts` is Unix milliseconds; `detail` is a JSON object that never holds a secret. */
+export const AuditRow = Type.Object(
+  {
+    seq: Type.Integer({ minimum: 1 }),
+    ts: UnixMillis,
+    actor: Type.String({ minLength: 1, maxLength: 128 }),
+    op: Type.String({ minLength: 1, maxLength: 64 }),
+    subject: Type.String({ maxLength: 256 }),
+    outcome: Type.String({ minLength: 1, maxLength: 64 }),
+    detail: Type.String({ maxLength: 4096 }),
+  },
+  { additionalProperties: false },
+);
+export type AuditRow = Static<typeof AuditRow>;
+
+/** The keyserver.secret file: the key server's own MQTT password (32 random bytes, base64url). */
+export const KeyServerSecret = Type.String({ pattern: "^[A-Za-z0-9_-]{43}$" });
