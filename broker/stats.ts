@@ -1,0 +1,44 @@
+/** Counters of what the broker refused or held back, by kind; a plain object for later metrics. */
+export interface BrokerStats {
+  /** CONNECT refused: bad user name or password, or the authenticator failed. */
+  connect_refused: number;
+  /** CONNECT refused: client id empty, too long or not a sparekey id. */
+  client_id_refused: number;
+  /** CONNECT refused: its will names a topic the client may not publish on. */
+  will_refused: number;
+  /** CONNECT refused by aedes: keepalive 0 or above the ceiling. */
+  keepalive_refused: number;
+  /** TCP connections closed for not sending CONNECT in time. */
+  connect_timeout: number;
+  /** Clients dropped for silence beyond 1.5 × keepalive. */
+  keepalive_timeout: number;
+  /** Connections dropped for announcing a packet over the size limit. */
+  oversize_packet: number;
+  /** Publish or subscribe refused for a topic deeper than the limit (counted apart from the ACL). */
+  topic_too_deep: number;
+  /** PUBLISH refused by the ACL (the client is dropped). */
+  publish_refused: number;
+  /** SUBSCRIBE filters refused by the ACL (SUBACK 128). */
+  subscribe_refused: number;
+  /** PUBLISHes held back by the rate limit. */
+  publish_delayed: number;
+  /** Clients dropped for staying over the publish rate. */
+  rate_limited: number;
+}
+
+export function emptyStats(): BrokerStats {
+  return {
+    connect_refused: 0,
+    client_id_refused: 0,
+    will_refused: 0,
+    keepalive_refused: 0,
+    connect_timeout: 0,
+    keepalive_timeout: 0,
+    oversize_packet: 0,
+    topic_too_deep: 0,
+    publish_refused: 0,
+    subscribe_refused: 0,
+    publish_delayed: 0,
+    rate_limited: 0,
+  };
+}

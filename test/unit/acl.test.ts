@@ -1,0 +1,282 @@
+import { describe, expect, it } from "vitest";
+import { authorizePublish, authorizeSubscribe } from "../../broker/acl.js";
+import type { Principal } from "../../broker/principal.js";
+import { Topics } from "../../schemas/topics.js";
+
+const topics = new Topics();
+const P = "sparekey/v1";
+const terminal: Principal = { role: "terminal", id: "phone-1" };
+const target: Principal = { role: "target", id: "door-1" };
+const keyserver: Principal = { role: "keyserver", id: "keyserver" };
+
+type PubCase = [topic: string, retain: boolean];
+
+function publishVerdicts(principal: Principal, cases: readonly PubCase[]): Record<string, boolean> {
+  return Object.fromEntries(
+    cases.map(([topic, retain]) => [
+      `${topic} retain=${retain}`,
+      authorizePublish(principal, topic, retain, topics),
+    ]),
+  );
+}
+
+function subscribeVerdicts(principal: Principal, filters: readonly string[]): Record<string, boolean> {
+  return Object.fromEntries(filters.map((f) => [f, authorizeSubscribe(principal, f, topics)]));
+}
+
+/** Expect every case to get `verdict` (the whole table at once, so a failure names every wrong case). */
+function all<T extends string>(keys: Record<T, boolean>, verdict: boolean): Record<T, boolean> {
+  return Object.fromEntries(Object.keys(keys).map((k) => [k, verdict])) as Record<T, boolean>;
+}
+
+/** Refusals every role shares: outside the prefix, wildcards where not allowed, bad ids, bad shapes. */
+const FORBIDDEN_SHAPES = [
+  "other/v1/targets/door-1/frames",
+  "sparekey/v2/keyserver/status",
+  "keyserver/status",
+  "#",
+  `${P}/#`,
+  `${P}/targets/#`,
+  `${P}/keyserver/#`,
+  `${P}/targets/door-1/#`,
+  `${P}/keyserver/status/#`,
+  `${P}/keyserver/status/extra`,
+  `${P}/keyserver//status`,
+  `${P}//keyserver/status`,
+  `${P}/keyserver/status/`,
+  `${P}/targets/door 1/state`,
+  `${P}/targets/door.1/state`,
+  `${P}/targets//state`,
+  `${P}/targets/${"a".repeat(65)}/state`,
+  `${P}/targets/door-1/state/x/y/z/w/v`,
+  `$SYS/broker/uptime`,
+  "",
+];
+
+describe("terminal ACL", () => {
+  const allowedPublish: PubCase[] = [
+    [`${P}/targets/door-1/frames`, false],
+    [`${P}/targets/any_other-Target9/frames`, false],
+    [`${P}/terminals/phone-1/status`, true],
+    [`${P}/terminals/phone-1/status`, false],
+    [`${P}/keyserver/rpc/phone-1/download`, false],
+    [`${P}/keyserver/rpc/phone-1/relay`, false],
+  ];
+  const forbiddenPublish: PubCase[] = [
+    [`${P}/targets/door-1/frames`, true],
+    [`${P}/targets/+/frames`, false],
+    [`${P}/targets/door-1/challenge`, false],
+    [`${P}/targets/door-1/state`, true],
+    [`${P}/targets/door-1/events`, false],
+    [`${P}/targets/door-1/registry`, true],
+    [`${P}/targets/door-1/unlock`, false],
+    [`${P}/fleet/revocations`, true],
+    [`${P}/keyserver/status`, true],
+    [`${P}/terminals/phone-2/status`, true],
+    [`${P}/terminals/phone-1/rpc`, false],
+    [`${P}/terminals/phone-2/rpc`, false],
+    [`${P}/keyserver/rpc/phone-2/download`, false],
+    [`${P}/keyserver/rpc/phone-1/download`, true],
+    [`${P}/keyserver/rpc/phone-1/do+wn`, false],
+    [`${P}/keyserver/rpc/phone-1`, false],
+    [`${P}/keyserver/rpc/phone-1/download/x`, false],
+    ...FORBIDDEN_SHAPES.map((t): PubCase => [t, false]),
+  ];
+  const allowedSubscribe = [
+    `${P}/targets/door-1/challenge`,
+    `${P}/targets/door-2/state`,
+    `${P}/terminals/phone-1/rpc`,
+    `${P}/keyserver/status`,
+  ];
+  const forbiddenSubscribe = [
+    `${P}/targets/+/challenge`,
+    `${P}/targets/+/state`,
+    `${P}/targets/door-1/+`,
+    `${P}/targets/door-1/frames`,
+    `${P}/targets/door-1/registry`,
+    `${P}/targets/door-1/unlock`,
+    `${P}/targets/door-1/events`,
+    `${P}/fleet/revocations`,
+    `${P}/terminals/phone-2/rpc`,
+    `${P}/terminals/+/rpc`,
+    `${P}/terminals/phone-1/status`,
+    `${P}/terminals/phone-2/status`,
+    `${P}/keyserver/rpc/phone-1/download`,
+    `${P}/keyserver/rpc/+/+`,
+    ...FORBIDDEN_SHAPES,
+  ];
+
+  it("may publish frames to any target, its own status and its own rpc requests", () => {
+    const verdicts = publishVerdicts(terminal, allowedPublish);
+    expect(verdicts).toEqual(all(verdicts, true));
+  });
+  it("may not publish retained frames, another terminal's status or rpc, or any key server or target topic", () => {
+    const verdicts = publishVerdicts(terminal, forbiddenPublish);
+    expect(verdicts).toEqual(all(verdicts, false));
+  });
+  it("may subscribe to concrete challenge and state topics, its own rpc replies and the key server status", () => {
+    const verdicts = subscribeVerdicts(terminal, allowedSubscribe);
+    expect(verdicts).toEqual(all(verdicts, true));
+  });
+  it("may not subscribe with wildcards, to frames, registry, unlock, events, revocations or others' topics", () => {
+    const verdicts = subscribeVerdicts(terminal, forbiddenSubscribe);
+    expect(verdicts).toEqual(all(verdicts, false));
+  });
+});
+
+describe("target ACL", () => {
+  const allowedPublish: PubCase[] = [
+    [`${P}/targets/door-1/challenge`, true],
+    [`${P}/targets/door-1/state`, true],
+    [`${P}/targets/door-1/state`, false],
+    [`${P}/targets/door-1/events`, false],
+  ];
+  const forbiddenPublish: PubCase[] = [
+    [`${P}/targets/door-2/challenge`, true],
+    [`${P}/targets/door-2/state`, true],
+    [`${P}/targets/door-2/events`, false],
+    [`${P}/targets/door-1/events`, true],
+    [`${P}/targets/door-1/frames`, false],
+    [`${P}/targets/door-1/registry`, true],
+    [`${P}/targets/door-1/unlock`, false],
+    [`${P}/fleet/revocations`, true],
+    [`${P}/keyserver/status`, true],
+    [`${P}/terminals/door-1/status`, true],
+    [`${P}/terminals/phone-1/status`, true],
+    [`${P}/terminals/phone-1/rpc`, false],
+    [`${P}/keyserver/rpc/door-1/download`, false],
+    ...FORBIDDEN_SHAPES.map((t): PubCase => [t, false]),
+  ];
+  const allowedSubscribe = [
+    `${P}/targets/door-1/frames`,
+    `${P}/targets/door-1/registry`,
+    `${P}/targets/door-1/unlock`,
+    `${P}/fleet/revocations`,
+    `${P}/keyserver/status`,
+    `${P}/terminals/phone-1/status`,
+  ];
+  const forbiddenSubscribe = [
+    `${P}/targets/door-2/frames`,
+    `${P}/targets/door-2/registry`,
+    `${P}/targets/door-2/unlock`,
+    `${P}/targets/+/frames`,
+    `${P}/targets/door-1/+`,
+    `${P}/targets/door-1/challenge`,
+    `${P}/targets/door-1/state`,
+    `${P}/targets/door-1/events`,
+    `${P}/terminals/+/status`,
+    `${P}/terminals/phone-1/rpc`,
+    `${P}/keyserver/rpc/+/+`,
+    `${P}/fleet/+`,
+    ...FORBIDDEN_SHAPES,
+  ];
+
+  it("may publish its own challenge, state and events", () => {
+    const verdicts = publishVerdicts(target, allowedPublish);
+    expect(verdicts).toEqual(all(verdicts, true));
+  });
+  it("may not publish another target's topics, retained events, or any terminal or key server topic", () => {
+    const verdicts = publishVerdicts(target, forbiddenPublish);
+    expect(verdicts).toEqual(all(verdicts, false));
+  });
+  it("may subscribe to its own frames, registry and unlock, revocations, key server and concrete terminal status", () => {
+    const verdicts = subscribeVerdicts(target, allowedSubscribe);
+    expect(verdicts).toEqual(all(verdicts, true));
+  });
+  it("may not subscribe to another target's topics, wildcards, or rpc topics", () => {
+    const verdicts = subscribeVerdicts(target, forbiddenSubscribe);
+    expect(verdicts).toEqual(all(verdicts, false));
+  });
+});
+
+describe("key server ACL", () => {
+  const allowedPublish: PubCase[] = [
+    [`${P}/targets/door-1/registry`, true],
+    [`${P}/targets/door-1/unlock`, false],
+    [`${P}/fleet/revocations`, true],
+    [`${P}/keyserver/status`, true],
+    [`${P}/terminals/phone-1/rpc`, false],
+  ];
+  const forbiddenPublish: PubCase[] = [
+    [`${P}/targets/door-1/frames`, false],
+    [`${P}/targets/door-1/challenge`, true],
+    [`${P}/targets/door-1/state`, true],
+    [`${P}/targets/door-1/events`, false],
+    [`${P}/targets/door-1/unlock`, true],
+    [`${P}/targets/+/registry`, true],
+    [`${P}/terminals/phone-1/status`, true],
+    [`${P}/terminals/phone-1/rpc`, true],
+    [`${P}/keyserver/rpc/phone-1/download`, false],
+    ...FORBIDDEN_SHAPES.map((t): PubCase => [t, false]),
+  ];
+  const allowedSubscribe = [
+    `${P}/keyserver/rpc/+/+`,
+    `${P}/keyserver/rpc/phone-1/+`,
+    `${P}/keyserver/rpc/phone-1/download`,
+    `${P}/targets/+/challenge`,
+    `${P}/targets/+/events`,
+    `${P}/targets/+/state`,
+    `${P}/targets/door-1/state`,
+    `${P}/terminals/+/status`,
+    `${P}/keyserver/status`,
+  ];
+  const forbiddenSubscribe = [
+    `${P}/keyserver/rpc/#`,
+    `${P}/keyserver/+/+/+`,
+    `${P}/targets/+/+`,
+    `${P}/targets/+/frames`,
+    `${P}/targets/door-1/frames`,
+    `${P}/targets/+/registry`,
+    `${P}/targets/+/unlock`,
+    `${P}/terminals/+/rpc`,
+    `${P}/terminals/+/+`,
+    `${P}/fleet/revocations`,
+    `${P}/+/status`,
+    `${P}/targets/door+/state`,
+    ...FORBIDDEN_SHAPES,
+  ];
+
+  it("may publish registries, unlocks, revocations, its status and rpc replies", () => {
+    const verdicts = publishVerdicts(keyserver, allowedPublish);
+    expect(verdicts).toEqual(all(verdicts, true));
+  });
+  it("may not publish frames, challenges, states, events, a terminal's status, or a retained unlock", () => {
+    const verdicts = publishVerdicts(keyserver, forbiddenPublish);
+    expect(verdicts).toEqual(all(verdicts, false));
+  });
+  it("may subscribe to rpc requests, target challenges, events and states, and statuses, with + in id levels", () => {
+    const verdicts = subscribeVerdicts(keyserver, allowedSubscribe);
+    expect(verdicts).toEqual(all(verdicts, true));
+  });
+  it("may not subscribe with # or with + outside an id level, nor to frames, registries, unlocks or rpc replies", () => {
+    const verdicts = subscribeVerdicts(keyserver, forbiddenSubscribe);
+    expect(verdicts).toEqual(all(verdicts, false));
+  });
+});
+
+describe("ACL edge cases", () => {
+  it("refuses everything to a principal whose id is not a valid id, so its id cannot act as a wildcard", () => {
+    const plusTerminal: Principal = { role: "terminal", id: "+" };
+    expect({
+      publish: authorizePublish(plusTerminal, `${P}/terminals/+/status`, true, topics),
+      subscribe: authorizeSubscribe(plusTerminal, `${P}/terminals/+/rpc`, topics),
+    }).toEqual({ publish: false, subscribe: false });
+  });
+
+  it("refuses everything to an unknown role", () => {
+    const stranger = { role: "admin", id: "x" } as unknown as Principal;
+    expect({
+      publish: authorizePublish(stranger, `${P}/keyserver/status`, false, topics),
+      subscribe: authorizeSubscribe(stranger, `${P}/keyserver/status`, topics),
+    }).toEqual({ publish: false, subscribe: false });
+  });
+
+  it("follows a configured prefix and refuses the default one", () => {
+    const custom = new Topics("acme/keys/v1");
+    expect({
+      custom: authorizePublish(terminal, "acme/keys/v1/targets/door-1/frames", false, custom),
+      defaultPrefix: authorizePublish(terminal, `${P}/targets/door-1/frames`, false, custom),
+      subscribe: authorizeSubscribe(target, "acme/keys/v1/targets/door-1/frames", custom),
+    }).toEqual({ custom: true, defaultPrefix: false, subscribe: true });
+  });
+});
