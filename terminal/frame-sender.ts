@@ -1,0 +1,180 @@
+import type { Logger } from "../common/log.js";
+import { Challenge, type LockState, TargetState } from "../schemas/messages.js";
+import type { Topics } from "../schemas/topics.js";
+import { parseJson, validator } from "../schemas/validate.js";
+import type { MessageBus } from "./bus.js";
+import type { FrameSigner } from "./frame-signer.js";
+import type { SeqSource } from "./seq.js";
+
+export type FrameLoopEnd = "stopped" | "out_of_reach";
+
+/** What the status line shows; never carries key material. */
+export interface FrameSenderSnapshot {
+  readonly tid: string;
+  readonly slot: string;
+  readonly mode: FrameSigner["mode"];
+  /** The target's retained state, for display only. */
+  readonly state: LockState | undefined;
+  readonly framesSent: number;
+  /** ms timestamp (local clock) of the last fresh challenge. */
+  readonly lastChallengeAt: number | undefined;
+  readonly ended: FrameLoopEnd | undefined;
+}
+
+export interface FrameSenderDeps {
+  bus: MessageBus;
+  topics: Topics;
+  tid: string;
+  signer: FrameSigner;
+  seq: SeqSource;
+  logger: Logger;
+  /** Out of reach after this many periods without a fresh challenge (DESIGN: 2). */
+  timeoutPeriods?: number;
+  /** How long to wait for the very first challenge, whose period is not known yet. */
+  firstChallengeTimeoutMs?: number;
+  now?: () => number;
+  onChange?: (snapshot: FrameSenderSnapshot) => void;
+}
+
+const challengeValidator = validator(Challenge, "challenge");
+const stateValidator = validator(TargetState, "target state");
+
+/**
+ * The frame loop of one target: follows only that target's challenge, answers each new nonce with
+ * exactly one frame, and ends itself when challenges stop coming (the target is out of reach).
+ */
+export class FrameSender {
+  /** Resolves once the loop has ended, with why. */
+  readonly ended: Promise<FrameLoopEnd>;
+  private resolveEnded: (end: FrameLoopEnd) => void = () => undefined;
+  private endReason: FrameLoopEnd | undefined;
+  private running = false;
+  private detach: (() => void) | undefined;
+  private reachTimer: NodeJS.Timeout | undefined;
+  private lastNonce: string | undefined;
+  private lastChallengeAt: number | undefined;
+  private state: LockState | undefined;
+  private framesSent = 0;
+  private readonly log: Logger;
+
+  constructor(private readonly deps: FrameSenderDeps) {
+    this.ended = new Promise((resolve) => {
+      this.resolveEnded = resolve;
+    });
+    this.log = deps.logger.child({ component: "frame-sender", tid: deps.tid, slot: deps.signer.slot });
+  }
+
+  snapshot(): FrameSenderSnapshot {
+    return {
+      tid: this.deps.tid,
+      slot: this.deps.signer.slot,
+      mode: this.deps.signer.mode,
+      state: this.state,
+      framesSent: this.framesSent,
+      lastChallengeAt: this.lastChallengeAt,
+      ended: this.endReason,
+    };
+  }
+
+  async start(): Promise<void> {
+    const { bus, topics, tid } = this.deps;
+    const challengeTopic = topics.challenge(tid);
+    const stateTopic = topics.state(tid);
+    this.running = true;
+    this.detach = bus.onMessage((topic, payload) => {
+      if (topic === challengeTopic) this.onChallenge(payload);
+      else if (topic === stateTopic) this.onState(payload);
+    });
+    this.armReachTimer(this.deps.firstChallengeTimeoutMs ?? 10_000);
+    try {
+      await bus.subscribe(challengeTopic, 0);
+      await bus.subscribe(stateTopic, 1);
+    } catch (err) {
+      await this.stop();
+      throw err;
+    }
+    this.log.info({ mode: this.deps.signer.mode }, "frame loop started");
+  }
+
+  async stop(): Promise<void> {
+    await this.finish("stopped");
+  }
+
+  private async finish(reason: FrameLoopEnd): Promise<void> {
+    if (!this.running) return;
+    this.running = false;
+    this.endReason = reason;
+    clearTimeout(this.reachTimer);
+    this.detach?.();
+    this.detach = undefined;
+    try {
+      this.deps.seq.flush();
+    } catch (err) {
+      this.log.error({ err }, "cannot persist the last seq");
+    }
+    const { bus, topics, tid } = this.deps;
+    await Promise.all([
+      bus.unsubscribe(topics.challenge(tid)).catch(() => undefined),
+      bus.unsubscribe(topics.state(tid)).catch(() => undefined),
+    ]);
+    this.log.info({ reason, frames_sent: this.framesSent }, "frame loop ended");
+    this.changed();
+    this.resolveEnded(reason);
+  }
+
+  private now(): number {
+    return (this.deps.now ?? Date.now)();
+  }
+
+  private armReachTimer(ms: number): void {
+    clearTimeout(this.reachTimer);
+    this.reachTimer = setTimeout(() => {
+      this.log.warn({ after_ms: ms }, "no fresh challenge: target out of reach");
+      void this.finish("out_of_reach");
+    }, ms);
+  }
+
+  private onChallenge(payload: Buffer): void {
+    if (!this.running) return;
+    const challenge = parseJson(payload.toString("utf8"));
+    if (!challengeValidator.is(challenge)) {
+      this.log.warn({ issues: challengeValidator.lastIssues() }, "malformed challenge ignored");
+      return;
+    }
+    if (challenge.tid !== this.deps.tid || challenge.nonce === this.lastNonce) return;
+    this.lastNonce = challenge.nonce;
+    this.lastChallengeAt = this.now();
+    this.armReachTimer((this.deps.timeoutPeriods ?? 2) * challenge.period_ms);
+    void this.sendFrame(challenge.nonce);
+  }
+
+  private async sendFrame(nonce: string): Promise<void> {
+    const { bus, topics, tid, signer } = this.deps;
+    try {
+      const seq = this.deps.seq.next();
+      const token = await signer.sign({ tid, nonce, seq });
+      if (!this.running) return;
+      // Frames are never retained: a target refuses a retained frame however well signed.
+      await bus.publish(topics.frames(tid), token, { qos: 0, retain: false });
+      this.framesSent += 1;
+      this.changed();
+    } catch (err) {
+      this.log.warn({ err: err instanceof Error ? err.message : String(err) }, "frame not sent");
+    }
+  }
+
+  private onState(payload: Buffer): void {
+    const state = parseJson(payload.toString("utf8"));
+    if (!stateValidator.is(state)) {
+      this.log.warn({ issues: stateValidator.lastIssues() }, "malformed target state ignored");
+      return;
+    }
+    if (state.tid !== this.deps.tid || state.state === this.state) return;
+    this.state = state.state;
+    this.changed();
+  }
+
+  private changed(): void {
+    this.deps.onChange?.(this.snapshot());
+  }
+}

@@ -1,0 +1,119 @@
+import { SparekeyError } from "../common/errors.js";
+import type { Logger } from "../common/log.js";
+import { connectMqtt, type MqttClient } from "../common/mqtt.js";
+import type { LinkStatus } from "../schemas/messages.js";
+import type { Topics } from "../schemas/topics.js";
+import { type MessageBus, mqttBus } from "./bus.js";
+
+export interface LinkOptions {
+  url: string;
+  /** The terminal's serial (or the fob's id): client id, and the level of its status topic. */
+  term: string;
+  username: string;
+  password: string;
+  topics: Topics;
+  logger: Logger;
+  /** 0 for one-shot commands; the frame loop keeps reconnecting. */
+  reconnectPeriod?: number;
+  keepalive?: number;
+  connectTimeout?: number;
+}
+
+/** A connected terminal: its client, a bus over it, and the retained online/offline status it keeps. */
+export interface TerminalLink {
+  readonly client: MqttClient;
+  readonly bus: MessageBus;
+  /** Publish `offline` (what the will would say) and disconnect. */
+  close(): Promise<void>;
+}
+
+function status(state: "online" | "offline", epoch: number): string {
+  const s: LinkStatus = { v: 1, state, epoch };
+  return JSON.stringify(s);
+}
+
+/** MQTT CONNECT refusals that mean the id or password is wrong (3.1.1 codes 4, 5; MQTT 5 134, 135). */
+export function isAuthRefusal(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return code === 4 || code === 5 || code === 134 || code === 135;
+}
+
+export function connectError(err: unknown, url: string): SparekeyError {
+  if (err instanceof SparekeyError) return err;
+  if (isAuthRefusal(err)) {
+    return new SparekeyError("auth_failed", `the broker at ${url} refused the serial, user or password`);
+  }
+  const reason = err instanceof Error ? err.message : "unknown error";
+  return new SparekeyError("not_connected", `cannot connect to ${url}: ${reason}`, { cause: err });
+}
+
+/**
+ * MQTT.js's connectAsync settles only on CONNACK or an error; a silent network with reconnecting off
+ * would leave it pending, so the caller's deadline is enforced here.
+ */
+export async function connectOnce(
+  o: Parameters<typeof connectMqtt>[0] & { connectTimeout: number },
+): Promise<MqttClient> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(
+      () => reject(new SparekeyError("timeout", `no CONNACK from ${o.url} within ${o.connectTimeout} ms`)),
+      o.connectTimeout + 1000,
+    );
+  });
+  try {
+    return await Promise.race([connectMqtt(o), deadline]);
+  } catch (err) {
+    throw connectError(err, o.url);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * Connect with a will that says `offline`. The epoch rises with every connection (DESIGN §3) so a
+ * target can tell an old connection's late will from the current status; MQTT.js reads
+ * `options.will` at each CONNECT, so it is renewed before every reconnect.
+ */
+export async function connectTerminal(o: LinkOptions): Promise<TerminalLink> {
+  const log = o.logger.child({ component: "terminal-link", term: o.term });
+  const statusTopic = o.topics.terminalStatus(o.term);
+  let epoch = Date.now();
+  const client = await connectOnce({
+    url: o.url,
+    clientId: o.term,
+    username: o.username,
+    password: o.password,
+    reconnectPeriod: o.reconnectPeriod ?? 0,
+    keepalive: o.keepalive ?? 5,
+    connectTimeout: o.connectTimeout ?? 10_000,
+    will: { topic: statusTopic, payload: status("offline", epoch), qos: 1, retain: true },
+  });
+  const publishOnline = () =>
+    client
+      .publishAsync(statusTopic, status("online", epoch), { qos: 1, retain: true })
+      .catch((err: unknown) => log.warn({ err }, "cannot publish online status"));
+  client.on("reconnect", () => {
+    epoch = Math.max(epoch + 1, Date.now());
+    if (client.options.will) client.options.will.payload = Buffer.from(status("offline", epoch));
+  });
+  client.on("connect", () => {
+    log.info({ epoch }, "reconnected");
+    void publishOnline();
+  });
+  client.on("close", () => log.debug("connection closed"));
+  client.on("error", (err) => log.warn({ err: err.message }, "mqtt error"));
+  await publishOnline();
+  return {
+    client,
+    bus: mqttBus(client),
+    async close() {
+      if (client.connected) {
+        await client
+          .publishAsync(statusTopic, status("offline", epoch), { qos: 1, retain: true })
+          .catch(() => undefined);
+      }
+      await client.endAsync();
+    },
+  };
+}

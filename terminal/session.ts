@@ -1,0 +1,76 @@
+import { SparekeyError } from "../common/errors.js";
+import type { SigningKey } from "../common/keys.js";
+import type { Logger } from "../common/log.js";
+import type { TerminalProfile } from "../schemas/config.js";
+import { Topics } from "../schemas/topics.js";
+import { readKey, readProfile, terminalPaths } from "./files.js";
+import { connectTerminal, type TerminalLink } from "./link.js";
+import { RpcClient } from "./rpc-client.js";
+
+/** A logged-in terminal, connected, with its RPC client started. */
+export interface TerminalSession {
+  readonly dir: string;
+  readonly profile: TerminalProfile;
+  readonly key: SigningKey;
+  readonly topics: Topics;
+  readonly link: TerminalLink;
+  readonly rpc: RpcClient;
+  close(): Promise<void>;
+}
+
+export function loadIdentity(dir: string): { profile: TerminalProfile; key: SigningKey } {
+  const profile = readProfile(dir);
+  const key = readKey(dir, profile.term);
+  if (!key) {
+    throw new SparekeyError(
+      "not_found",
+      `no terminal key at ${terminalPaths(dir).key}; run \`sparekey terminal login\``,
+    );
+  }
+  return { profile, key };
+}
+
+export async function openSession(o: {
+  dir: string;
+  logger: Logger;
+  /** Keep reconnecting (the frame loop) or not (one-shot commands). */
+  reconnectPeriod?: number;
+  rpcTimeoutMs?: number;
+}): Promise<TerminalSession> {
+  const { profile, key } = loadIdentity(o.dir);
+  const topics = new Topics(profile.prefix);
+  const link = await connectTerminal({
+    url: profile.broker_url,
+    term: profile.term,
+    username: profile.user,
+    password: profile.password,
+    topics,
+    logger: o.logger,
+    reconnectPeriod: o.reconnectPeriod ?? 0,
+  });
+  const rpc = new RpcClient({
+    bus: link.bus,
+    topics,
+    term: profile.term,
+    logger: o.logger,
+    ...(o.rpcTimeoutMs !== undefined ? { timeoutMs: o.rpcTimeoutMs } : {}),
+  });
+  try {
+    await rpc.start();
+  } catch (err) {
+    await link.close();
+    throw err;
+  }
+  return {
+    dir: o.dir,
+    profile,
+    key,
+    topics,
+    link,
+    rpc,
+    async close() {
+      await rpc.stop();
+      await link.close();
+    },
+  };
+}

@@ -1,0 +1,267 @@
+import { randomBytes } from "node:crypto";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { decodeToken, signToken, verifySignature } from "../../common/jws.js";
+import { generateSigningKey, type SigningKey } from "../../common/keys.js";
+import { silentLogger } from "../../common/log.js";
+import type { Challenge } from "../../schemas/messages.js";
+import { TokenType } from "../../schemas/tokens.js";
+import { Topics } from "../../schemas/topics.js";
+import type { MessageBus } from "../../terminal/bus.js";
+import { readWallet } from "../../terminal/files.js";
+import { FrameSender, type FrameSenderSnapshot } from "../../terminal/frame-sender.js";
+import { holderSigner } from "../../terminal/frame-signer.js";
+import { WalletSeq } from "../../terminal/seq.js";
+import { tempDir } from "../helpers/wait.js";
+
+/** Records what the component publishes and lets the test deliver messages, with no broker. */
+class FakeBus implements MessageBus {
+  readonly published: { topic: string; payload: string; qos: 0 | 1; retain: boolean }[] = [];
+  readonly subscribed = new Set<string>();
+  private readonly handlers = new Set<(topic: string, payload: Buffer, retain: boolean) => void>();
+  async subscribe(topic: string): Promise<void> {
+    this.subscribed.add(topic);
+  }
+  async unsubscribe(topic: string): Promise<void> {
+    this.subscribed.delete(topic);
+  }
+  async publish(topic: string, payload: string, opts: { qos: 0 | 1; retain: boolean }): Promise<void> {
+    this.published.push({ topic, payload, ...opts });
+  }
+  onMessage(handler: (topic: string, payload: Buffer, retain: boolean) => void): () => void {
+    this.handlers.add(handler);
+    return () => this.handlers.delete(handler);
+  }
+  deliver(topic: string, value: unknown): void {
+    for (const h of this.handlers) h(topic, Buffer.from(JSON.stringify(value)), false);
+  }
+}
+
+const topics = new Topics();
+const TID = "lock-1";
+const TERM = "phone-1";
+const SLOT = "slot_a";
+const flush = () => new Promise((resolve) => setImmediate(resolve));
+
+function challenge(periodMs = 100): Challenge {
+  return {
+    v: 1,
+    tid: TID,
+    nonce: randomBytes(16).toString("base64url"),
+    period_ms: periodMs,
+    ts: Date.now(),
+  };
+}
+
+function credentialFor(holder: SigningKey): string {
+  const issuer = generateSigningKey().key;
+  return signToken(
+    TokenType.credential,
+    {
+      v: 1,
+      slot: SLOT,
+      gen: 2,
+      tids: [TID],
+      mode: "stored",
+      holder: holder.publicKeyB64,
+      term: TERM,
+      nbf: 0,
+      iat: 0,
+      jti: "jti_0123456789abcdef",
+    },
+    issuer,
+  );
+}
+
+function makeSender(o: {
+  bus: FakeBus;
+  dir: string;
+  key: SigningKey;
+  cred: string;
+  onChange?: (s: FrameSenderSnapshot) => void;
+}): FrameSender {
+  return new FrameSender({
+    bus: o.bus,
+    topics,
+    tid: TID,
+    signer: holderSigner({ mode: "stored", key: o.key, term: TERM, slot: SLOT, credential: o.cred }),
+    seq: new WalletSeq({ dir: o.dir, term: TERM }),
+    logger: silentLogger(),
+    ...(o.onChange ? { onChange: o.onChange } : {}),
+  });
+}
+
+function frameSeqs(bus: FakeBus): number[] {
+  return bus.published.map((p) => decodeToken(p.payload, TokenType.frame).payload.seq);
+}
+
+describe("FrameSender", () => {
+  beforeEach(() => {
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "Date"] });
+    vi.setSystemTime(new Date("2030-01-01T00:00:00Z"));
+  });
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it("answers each new nonce with exactly one signed frame and ignores a repeated nonce", async () => {
+    const bus = new FakeBus();
+    const key = generateSigningKey().key;
+    const cred = credentialFor(key);
+    const sender = makeSender({ bus, dir: tempDir(), key, cred });
+    await sender.start();
+    expect([...bus.subscribed].sort()).toEqual([topics.challenge(TID), topics.state(TID)].sort());
+    const c1 = challenge();
+    bus.deliver(topics.challenge(TID), c1);
+    bus.deliver(topics.challenge(TID), c1);
+    await flush();
+    const c2 = challenge();
+    bus.deliver(topics.challenge(TID), c2);
+    await flush();
+
+    expect(bus.published.map((p) => ({ topic: p.topic, qos: p.qos, retain: p.retain }))).toEqual([
+      { topic: topics.frames(TID), qos: 0, retain: false },
+      { topic: topics.frames(TID), qos: 0, retain: false },
+    ]);
+    const frames = bus.published.map((p) => decodeToken(p.payload, TokenType.frame));
+    for (const f of frames) expect(verifySignature(f, key.publicKey)).toBe(true);
+    const seqs = frames.map((f) => f.payload.seq);
+    expect(frames.map((f) => f.payload)).toEqual([
+      { v: 1, tid: TID, slot: SLOT, term: TERM, nonce: c1.nonce, seq: seqs[0], cred },
+      { v: 1, tid: TID, slot: SLOT, term: TERM, nonce: c2.nonce, seq: seqs[1], cred },
+    ]);
+    expect(seqs[1]).toBeGreaterThan(seqs[0] ?? Number.POSITIVE_INFINITY);
+    await sender.stop();
+    expect(bus.subscribed.size).toBe(0);
+  });
+
+  it("ignores a malformed challenge and one of another target", async () => {
+    const bus = new FakeBus();
+    const key = generateSigningKey().key;
+    const sender = makeSender({ bus, dir: tempDir(), key, cred: credentialFor(key) });
+    await sender.start();
+    bus.deliver(topics.challenge(TID), { v: 1, tid: TID, nonce: "short", period_ms: 100, ts: 0 });
+    bus.deliver(topics.challenge(TID), { ...challenge(), tid: "lock-2" });
+    await flush();
+    expect(bus.published).toEqual([]);
+    await sender.stop();
+  });
+
+  it("keeps seq strictly increasing across two senders sharing a wallet, even with a frozen clock", async () => {
+    const dir = tempDir();
+    const key = generateSigningKey().key;
+    const cred = credentialFor(key);
+    const bus1 = new FakeBus();
+    const first = makeSender({ bus: bus1, dir, key, cred });
+    await first.start();
+    for (let i = 0; i < 3; i++) bus1.deliver(topics.challenge(TID), challenge());
+    await flush();
+    await first.stop();
+
+    const bus2 = new FakeBus();
+    const second = makeSender({ bus: bus2, dir, key, cred });
+    await second.start();
+    for (let i = 0; i < 2; i++) bus2.deliver(topics.challenge(TID), challenge());
+    await flush();
+    await second.stop();
+
+    const seqs = [...frameSeqs(bus1), ...frameSeqs(bus2)];
+    expect(seqs).toHaveLength(5);
+    for (let i = 1; i < seqs.length; i++)
+      expect(seqs[i]).toBeGreaterThan(seqs[i - 1] ?? Number.POSITIVE_INFINITY);
+    expect(readWallet(dir, TERM).last_seq).toBe(seqs[4]);
+  });
+
+  it("keeps seq rising when the clock is set back between runs", async () => {
+    const dir = tempDir();
+    const key = generateSigningKey().key;
+    const cred = credentialFor(key);
+    const bus1 = new FakeBus();
+    const first = makeSender({ bus: bus1, dir, key, cred });
+    await first.start();
+    bus1.deliver(topics.challenge(TID), challenge());
+    await flush();
+    await first.stop();
+    vi.setSystemTime(new Date("2029-01-01T00:00:00Z"));
+    const bus2 = new FakeBus();
+    const second = makeSender({ bus: bus2, dir, key, cred });
+    await second.start();
+    bus2.deliver(topics.challenge(TID), challenge());
+    await flush();
+    await second.stop();
+    expect(frameSeqs(bus2)[0]).toBe((frameSeqs(bus1)[0] ?? 0) + 1);
+  });
+
+  it("ends with out_of_reach two periods after the last fresh challenge, not before", async () => {
+    const bus = new FakeBus();
+    const key = generateSigningKey().key;
+    const sender = makeSender({ bus, dir: tempDir(), key, cred: credentialFor(key) });
+    let ended: string | undefined;
+    void sender.ended.then((r) => {
+      ended = r;
+    });
+    await sender.start();
+    bus.deliver(topics.challenge(TID), challenge(100));
+    await vi.advanceTimersByTimeAsync(150);
+    const c = challenge(100);
+    bus.deliver(topics.challenge(TID), c);
+    // The same nonce again is not fresh: it must not push the deadline back.
+    await vi.advanceTimersByTimeAsync(150);
+    bus.deliver(topics.challenge(TID), c);
+    await vi.advanceTimersByTimeAsync(40);
+    expect(ended).toBeUndefined();
+    await vi.advanceTimersByTimeAsync(20);
+    expect(ended).toBe("out_of_reach");
+    expect(sender.snapshot()).toEqual({
+      tid: TID,
+      slot: SLOT,
+      mode: "stored",
+      state: undefined,
+      framesSent: 2,
+      lastChallengeAt: Date.parse("2030-01-01T00:00:00.150Z"),
+      ended: "out_of_reach",
+    });
+    expect(bus.subscribed.size).toBe(0);
+  });
+
+  it("ends with out_of_reach when no challenge comes at all", async () => {
+    const bus = new FakeBus();
+    const key = generateSigningKey().key;
+    const sender = new FrameSender({
+      bus,
+      topics,
+      tid: TID,
+      signer: holderSigner({ mode: "stored", key, term: TERM, slot: SLOT, credential: credentialFor(key) }),
+      seq: new WalletSeq({ dir: tempDir(), term: TERM }),
+      logger: silentLogger(),
+      firstChallengeTimeoutMs: 1000,
+    });
+    await sender.start();
+    await vi.advanceTimersByTimeAsync(1000);
+    await expect(sender.ended).resolves.toBe("out_of_reach");
+  });
+
+  it("reports the target's retained state for display", async () => {
+    const bus = new FakeBus();
+    const key = generateSigningKey().key;
+    const seen: FrameSenderSnapshot[] = [];
+    const sender = makeSender({
+      bus,
+      dir: tempDir(),
+      key,
+      cred: credentialFor(key),
+      onChange: (s) => seen.push(s),
+    });
+    await sender.start();
+    bus.deliver(topics.state(TID), {
+      v: 1,
+      tid: TID,
+      state: "available",
+      since: 1,
+      reason: "frame_accepted",
+    });
+    bus.deliver(topics.state(TID), { v: 1, tid: TID, state: "bogus", since: 1, reason: "frame_accepted" });
+    expect(seen.map((s) => s.state)).toEqual(["available"]);
+    await sender.stop();
+    expect(seen.at(-1)?.ended).toBe("stopped");
+  });
+});

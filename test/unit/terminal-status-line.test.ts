@@ -1,0 +1,49 @@
+import { describe, expect, it } from "vitest";
+import type { FrameSenderSnapshot } from "../../terminal/frame-sender.js";
+import { StatusLine } from "../../terminal/status-line.js";
+
+const NOW = Date.parse("2030-01-01T00:00:10Z");
+const base: FrameSenderSnapshot = {
+  tid: "lock-1",
+  slot: "slot_a",
+  mode: "stored",
+  state: undefined,
+  framesSent: 0,
+  lastChallengeAt: undefined,
+  ended: undefined,
+};
+
+function capture(isTTY: boolean): { out: { write(t: string): void; isTTY: boolean }; text: string[] } {
+  const text: string[] = [];
+  return { out: { write: (t: string) => text.push(t), isTTY }, text };
+}
+
+describe("StatusLine", () => {
+  it("rewrites one line in place on a TTY with target, state, frames and challenge age", () => {
+    const { out, text } = capture(true);
+    const line = new StatusLine({ out, now: () => NOW });
+    line.update({ ...base, state: "available", framesSent: 3, lastChallengeAt: NOW - 1500 });
+    line.update({ ...base, state: "available", framesSent: 4, lastChallengeAt: NOW - 200 });
+    line.end();
+    expect(text).toEqual([
+      "\r\x1b[2Ktarget=lock-1 slot=slot_a mode=stored state=available frames=3 challenge=1.5s ago",
+      "\r\x1b[2Ktarget=lock-1 slot=slot_a mode=stored state=available frames=4 challenge=0.2s ago",
+      "\n",
+    ]);
+  });
+
+  it("writes one log-like line per change, not one per frame, when not a TTY", () => {
+    const { out, text } = capture(false);
+    const line = new StatusLine({ out, now: () => NOW });
+    line.update({ ...base, framesSent: 1, lastChallengeAt: NOW });
+    line.update({ ...base, framesSent: 2, lastChallengeAt: NOW });
+    line.update({ ...base, state: "available", framesSent: 2, lastChallengeAt: NOW });
+    line.update({ ...base, state: "available", framesSent: 3, lastChallengeAt: NOW });
+    line.update({ ...base, state: "available", framesSent: 3, lastChallengeAt: NOW, ended: "out_of_reach" });
+    expect(text).toEqual([
+      "2030-01-01T00:00:10.000Z target=lock-1 slot=slot_a mode=stored state=unknown frames=1 challenge=0.0s ago\n",
+      "2030-01-01T00:00:10.000Z target=lock-1 slot=slot_a mode=stored state=available frames=2 challenge=0.0s ago\n",
+      "2030-01-01T00:00:10.000Z target=lock-1 slot=slot_a mode=stored state=available frames=3 challenge=0.0s ago ended=out_of_reach\n",
+    ]);
+  });
+});
