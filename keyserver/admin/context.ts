@@ -1,0 +1,20 @@
+import { existsSync } from "node:fs";
+import { SparekeyError } from "../../common/errors.js";
+import type { Issuer } from "../issuer.js";
+import type { KeyStore } from "../store/store.js";
+
+/** What admin functions work on: the store, the issuer key, who is acting (for the audit log). */
+export interface AdminContext {
+  readonly store: KeyStore;
+  readonly issuer: Issuer;
+  readonly actor: string;
+  /** Unix milliseconds. */
+  readonly now: () => number;
+}
+
+export const DEFAULT_CONFIG_BROKER_URL = "mqtt://127.0.0.1:1883";
+
+/** Files that hold secrets are never silently replaced: an old config may be the only copy of one. */
+export function assertNewFile(path: string): void {
+  if (existsSync(path)) throw new SparekeyError("already_exists", `${path} already exists`);
+}

@@ -1,0 +1,65 @@
+import { rmSync } from "node:fs";
+import { resolve } from "node:path";
+import { writeJsonAtomic } from "../../common/atomic-file.js";
+import { TargetConfig } from "../../schemas/config.js";
+import { assertId, DEFAULT_PREFIX } from "../../schemas/topics.js";
+import { validator } from "../../schemas/validate.js";
+import { hashSecret, randomSecret } from "../passwords.js";
+import type { SlotRecord } from "../store/store.js";
+import { type AdminContext, assertNewFile, DEFAULT_CONFIG_BROKER_URL } from "./context.js";
+
+export interface PairTargetInput {
+  tid: string;
+  out: string;
+  brokerUrl?: string;
+  stateDir?: string;
+  periodMs?: number;
+  prefix?: string;
+}
+
+/**
+ * Pair a target: a fresh connect secret (only its hash is stored) and a TargetConfig file, mode 0600,
+ * with the issuer's public keys. The file is written first and removed if the store refuses, so a
+ * stored target never lacks its only secret copy.
+ */
+export async function pairTarget(ctx: AdminContext, input: PairTargetInput): Promise<TargetConfig> {
+  assertId(input.tid, "tid");
+  assertNewFile(input.out);
+  const secret = randomSecret();
+  const config = validator(TargetConfig, "target config").parse({
+    v: 1,
+    tid: input.tid,
+    broker_url: input.brokerUrl ?? DEFAULT_CONFIG_BROKER_URL,
+    secret,
+    prefix: input.prefix ?? DEFAULT_PREFIX,
+    issuer_keys: ctx.issuer.publicKeys(),
+    period_ms: input.periodMs ?? 1000,
+    timeout_periods: 2,
+    state_dir: resolve(input.stateDir ?? `sparekey-target-${input.tid}`),
+    keepalive_s: 5,
+  } satisfies TargetConfig);
+  writeJsonAtomic(input.out, config, 0o600);
+  try {
+    await ctx.store.addTarget({ tid: input.tid, secretHash: hashSecret(secret) }, ctx.actor);
+  } catch (err) {
+    rmSync(input.out, { force: true });
+    throw err;
+  }
+  return config;
+}
+
+export async function createSlot(
+  ctx: AdminContext,
+  input: { slot: string; tids: string[] },
+): Promise<SlotRecord> {
+  assertId(input.slot, "slot");
+  return ctx.store.createSlot(input, ctx.actor);
+}
+
+export async function revokeSlot(
+  ctx: AdminContext,
+  input: { slot: string; belowGen?: number },
+): Promise<SlotRecord> {
+  assertId(input.slot, "slot");
+  return ctx.store.revoke(input, ctx.actor);
+}

@@ -1,0 +1,28 @@
+import { DownloadRequest, type DownloadResult } from "../../schemas/rpc.js";
+import { newJti, signCredential } from "../credentials.js";
+import { defineOp } from "./context.js";
+
+/** Issue a stored credential to the caller's public key; the new generation raises the slot's floor. */
+export const download = defineOp({
+  schema: DownloadRequest,
+  async handle(ctx, caller, request): Promise<DownloadResult> {
+    const now = Math.floor(ctx.now() / 1000);
+    const jti = newJti();
+    const issued = await ctx.store.issueStored({
+      term: caller,
+      publicKey: request.public_key,
+      ...(request.tid !== undefined ? { tid: request.tid } : {}),
+      ...(request.slot !== undefined ? { slot: request.slot } : {}),
+      now,
+      jti,
+    });
+    const credential = signCredential(ctx.issuer, issued, {
+      mode: "stored",
+      holder: request.public_key,
+      term: caller,
+      iat: now,
+      jti,
+    });
+    return { credential, slot: issued.slot, gen: issued.gen, tids: issued.tids };
+  },
+});

@@ -1,0 +1,103 @@
+import { signToken } from "../common/jws.js";
+import type { Logger } from "../common/log.js";
+import type { MqttClient } from "../common/mqtt.js";
+import { TokenType } from "../schemas/tokens.js";
+import type { Topics } from "../schemas/topics.js";
+import type { Issuer } from "./issuer.js";
+import type { KeyStore } from "./store/store.js";
+
+export interface RegistryPublisherDeps {
+  client: MqttClient;
+  store: KeyStore;
+  issuer: Issuer;
+  topics: Topics;
+  logger: Logger;
+  /** How often the store is checked for writes from other processes (admin CLI). */
+  pollMs?: number;
+  now?: () => number;
+}
+
+/**
+ * The store is the outbox: a target whose registry_version is above its published_version gets a
+ * fresh signed snapshot, retained, and is then marked published. A crash between the two publishes it
+ * again, which is harmless (same version, the target ignores what it already has).
+ */
+export class RegistryPublisher {
+  private readonly log: Logger;
+  private timer: NodeJS.Timeout | undefined;
+  private lastToken: string | undefined;
+  private running: Promise<void> | undefined;
+  private again = false;
+
+  constructor(private readonly deps: RegistryPublisherDeps) {
+    this.log = deps.logger.child({ component: "registry-publisher" });
+  }
+
+  async start(): Promise<void> {
+    await this.publishNow();
+    this.timer = setInterval(() => void this.poll(), this.deps.pollMs ?? 200);
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+    // An offline client holds QoS 1 publishes until it reconnects: waiting for them could hang shutdown.
+    if (this.deps.client.connected) await this.running;
+  }
+
+  /** Publish every pending registry; concurrent calls coalesce into one more pass. */
+  publishNow(): Promise<void> {
+    if (this.running) {
+      this.again = true;
+      return this.running;
+    }
+    this.running = (async () => {
+      try {
+        do {
+          this.again = false;
+          await this.publishPending();
+        } while (this.again);
+      } finally {
+        this.running = undefined;
+      }
+    })();
+    return this.running;
+  }
+
+  private async poll(): Promise<void> {
+    try {
+      const token = await this.deps.store.changeToken();
+      if (token === this.lastToken) return;
+      await this.publishNow();
+    } catch (err) {
+      this.log.error({ err }, "registry poll failed");
+    }
+  }
+
+  private async publishPending(): Promise<void> {
+    // Read the token first: a write landing during the pass changes it and triggers another pass.
+    const token = await this.deps.store.changeToken();
+    let failed = false;
+    for (const snapshot of await this.deps.store.pendingRegistries()) {
+      const iat = Math.floor((this.deps.now ?? Date.now)() / 1000);
+      const jws = signToken(
+        TokenType.registry,
+        { v: 1, tid: snapshot.tid, version: snapshot.version, slots: snapshot.slots, iat },
+        this.deps.issuer.signingKey,
+      );
+      try {
+        await this.deps.client.publishAsync(this.deps.topics.registry(snapshot.tid), jws, {
+          qos: 1,
+          retain: true,
+        });
+        await this.deps.store.markPublished(snapshot.tid, snapshot.version);
+        this.log.info({ tid: snapshot.tid, version: snapshot.version }, "registry published");
+      } catch (err) {
+        failed = true;
+        this.log.warn({ err, tid: snapshot.tid }, "registry not published; will retry");
+      }
+    }
+    // After a failure keep the old token so the next poll tries again.
+    if (!failed) this.lastToken = token;
+  }
+}

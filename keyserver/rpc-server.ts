@@ -1,0 +1,122 @@
+import { isSparekeyError } from "../common/errors.js";
+import type { Logger } from "../common/log.js";
+import type { MqttClient } from "../common/mqtt.js";
+import { RpcEnvelope, RpcId, type RpcReply } from "../schemas/rpc.js";
+import { isId, type Topics } from "../schemas/topics.js";
+import { parseJson, validator } from "../schemas/validate.js";
+import type { OpContext, OpDef } from "./ops/context.js";
+
+export interface RpcServerDeps {
+  client: MqttClient;
+  topics: Topics;
+  ops: ReadonlyMap<string, OpDef>;
+  context: OpContext;
+  logger: Logger;
+}
+
+const envelope = validator(RpcEnvelope, "rpc request");
+const rpcId = validator(RpcId, "rpc id");
+
+/**
+ * `keyserver/rpc/{term}/{op}` -> one reply on `terminals/{term}/rpc`. The caller is the topic's {term}
+ * level, which the broker's ACL vouches for; nothing in the payload can claim another identity.
+ */
+export class RpcServer {
+  private readonly log: Logger;
+  private readonly filter: string;
+  private readonly onMessage = (topic: string, payload: Buffer): void => {
+    void this.handle(topic, payload);
+  };
+
+  constructor(private readonly deps: RpcServerDeps) {
+    this.log = deps.logger.child({ component: "rpc" });
+    this.filter = `${deps.topics.prefix}/keyserver/rpc/+/+`;
+  }
+
+  async start(): Promise<void> {
+    this.deps.client.on("message", this.onMessage);
+    await this.deps.client.subscribeAsync(this.filter, { qos: 1 });
+  }
+
+  async stop(): Promise<void> {
+    this.deps.client.off("message", this.onMessage);
+    if (this.deps.client.connected) await this.deps.client.unsubscribeAsync(this.filter);
+  }
+
+  /** Resolves after the reply was handed to the client (tests and shutdown may await it). */
+  async handle(topic: string, payload: Buffer): Promise<void> {
+    const levels = this.deps.topics.relative(topic);
+    if (levels?.length !== 4 || levels[0] !== "keyserver" || levels[1] !== "rpc") return;
+    const [, , term, op] = levels;
+    if (!isId(term) || op === undefined) {
+      this.log.warn({ topic }, "rpc request on an invalid caller id dropped");
+      return;
+    }
+    const log = this.log.child({ term, op });
+    const request = parseJson(payload.toString("utf8"));
+    if (!envelope.is(request)) {
+      const id =
+        typeof request === "object" && request !== null ? (request as { id?: unknown }).id : undefined;
+      if (!rpcId.is(id)) {
+        log.warn("rpc request without a readable id dropped");
+        return;
+      }
+      await this.reply(term, {
+        v: 1,
+        id,
+        ok: false,
+        error: {
+          code: "schema_violation",
+          message: `request: ${envelope.lastIssues().join("; ")}`.slice(0, 512),
+        },
+      });
+      return;
+    }
+    await this.reply(term, await this.run(log, term, op, request));
+  }
+
+  private async run(log: Logger, term: string, op: string, request: RpcEnvelope): Promise<RpcReply> {
+    const def = this.deps.ops.get(op);
+    if (!def)
+      return {
+        v: 1,
+        id: request.id,
+        ok: false,
+        error: { code: "unknown_op", message: `no op ${op.slice(0, 64)}` },
+      };
+    try {
+      const parsed = validator(def.schema, `${op} request`).parse(request);
+      const result = await def.handle(this.deps.context, term, parsed);
+      log.info({ id: request.id }, "rpc ok");
+      return { v: 1, id: request.id, ok: true, result };
+    } catch (err) {
+      if (isSparekeyError(err)) {
+        log.info({ id: request.id, code: err.code }, "rpc refused");
+        return {
+          v: 1,
+          id: request.id,
+          ok: false,
+          error: { code: err.code, message: err.message.slice(0, 512) },
+        };
+      }
+      log.error({ err, id: request.id }, "rpc op failed");
+      return {
+        v: 1,
+        id: request.id,
+        ok: false,
+        error: { code: "internal_error", message: "internal error" },
+      };
+    }
+  }
+
+  private async reply(term: string, reply: RpcReply): Promise<void> {
+    try {
+      await this.deps.client.publishAsync(this.deps.topics.rpcReply(term), JSON.stringify(reply), {
+        qos: 1,
+        retain: false,
+      });
+    } catch (err) {
+      this.log.warn({ err, term, id: reply.id }, "rpc reply not sent");
+    }
+  }
+}

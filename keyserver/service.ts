@@ -1,0 +1,149 @@
+import type { Authenticator } from "../broker/principal.js";
+import type { Logger } from "../common/log.js";
+import { connectMqtt, type MqttClient } from "../common/mqtt.js";
+import type { LinkStatus } from "../schemas/messages.js";
+import { DEFAULT_PREFIX, Topics } from "../schemas/topics.js";
+import type { Issuer } from "./issuer.js";
+import type { OpContext } from "./ops/context.js";
+import { OPS } from "./ops/index.js";
+import { RegistryPublisher } from "./registry-publisher.js";
+import { RpcServer } from "./rpc-server.js";
+import { createAuthenticator, type KeyServerState, openKeyServerState } from "./state.js";
+import type { KeyStore } from "./store/store.js";
+
+export interface KeyServerDeps {
+  dataDir: string;
+  brokerUrl: string;
+  prefix?: string;
+  logger: Logger;
+  /** MQTT client id; must start with "keyserver" (reserved for key servers). */
+  clientId?: string;
+  /** An already opened state of `dataDir` (the gateway shares it with the broker's authenticator). */
+  state?: KeyServerState;
+  pollMs?: number;
+  now?: () => number;
+}
+
+function status(state: LinkStatus["state"], epoch: number): string {
+  const s: LinkStatus = { v: 1, state, epoch };
+  return JSON.stringify(s);
+}
+
+/** The key server: RPC ops, registry pushes and its retained online/offline status. */
+export class KeyServer {
+  private state: KeyServerState | undefined;
+  private ownsState = false;
+  private client: MqttClient | undefined;
+  private rpc: RpcServer | undefined;
+  private publisher: RegistryPublisher | undefined;
+  private epoch = 0;
+  private readonly topics: Topics;
+  private readonly log: Logger;
+
+  constructor(private readonly deps: KeyServerDeps) {
+    this.topics = new Topics(deps.prefix ?? DEFAULT_PREFIX);
+    this.log = deps.logger.child({ component: "keyserver" });
+    this.state = deps.state;
+  }
+
+  /** Open the data dir without connecting (idempotent). */
+  private open(): KeyServerState {
+    if (!this.state) {
+      this.state = openKeyServerState(this.deps.dataDir, this.deps.now ? { now: this.deps.now } : {});
+      this.ownsState = true;
+    }
+    return this.state;
+  }
+
+  get store(): KeyStore {
+    return this.open().store;
+  }
+
+  get issuer(): Issuer {
+    return this.open().issuer;
+  }
+
+  authenticator(): Authenticator {
+    return createAuthenticator(this.open(), this.deps.logger);
+  }
+
+  publishNow(): Promise<void> {
+    return this.publisher?.publishNow() ?? Promise.resolve();
+  }
+
+  async start(): Promise<void> {
+    const state = this.open();
+    this.epoch = await state.store.nextEpoch();
+    const statusTopic = this.topics.keyserverStatus();
+    const client = await connectMqtt({
+      url: this.deps.brokerUrl,
+      clientId: this.deps.clientId ?? "keyserver",
+      username: "keyserver",
+      password: state.secret,
+      will: { topic: statusTopic, payload: status("offline", this.epoch), qos: 1, retain: true },
+    });
+    this.client = client;
+    // Every connection gets a higher epoch, and its will must carry that same epoch (DESIGN §3).
+    client.on("reconnect", () => {
+      this.epoch += 1;
+      if (client.options.will) client.options.will.payload = Buffer.from(status("offline", this.epoch));
+      state.store
+        .raiseEpoch(this.epoch)
+        .catch((err: unknown) => this.log.error({ err }, "epoch not persisted"));
+    });
+    client.on("connect", () => {
+      client
+        .publishAsync(statusTopic, status("online", this.epoch), { qos: 1, retain: true })
+        .catch((err: unknown) => this.log.warn({ err }, "status not published"));
+    });
+    client.on("error", (err) => this.log.warn({ err }, "mqtt error"));
+    const now = this.deps.now ?? Date.now;
+    const context: OpContext = { store: state.store, issuer: state.issuer, logger: this.deps.logger, now };
+    this.rpc = new RpcServer({ client, topics: this.topics, ops: OPS, context, logger: this.deps.logger });
+    this.publisher = new RegistryPublisher({
+      client,
+      store: state.store,
+      issuer: state.issuer,
+      topics: this.topics,
+      logger: this.deps.logger,
+      now,
+      ...(this.deps.pollMs !== undefined ? { pollMs: this.deps.pollMs } : {}),
+    });
+    await client.publishAsync(statusTopic, status("online", this.epoch), { qos: 1, retain: true });
+    await this.rpc.start();
+    await this.publisher.start();
+    this.log.info({ epoch: this.epoch }, "key server started");
+  }
+
+  /** Stops every part even when one fails; the state is closed only if this key server opened it. */
+  async stop(): Promise<void> {
+    const steps: Array<[string, () => Promise<void>]> = [
+      ["publisher", async () => this.publisher?.stop()],
+      ["rpc", async () => this.rpc?.stop()],
+      [
+        "status",
+        async () => {
+          if (this.client?.connected)
+            await this.client.publishAsync(this.topics.keyserverStatus(), status("offline", this.epoch), {
+              qos: 1,
+              retain: true,
+            });
+        },
+      ],
+      ["mqtt", async () => void (await this.client?.endAsync())],
+      ["state", async () => (this.ownsState ? this.state?.close() : undefined)],
+    ];
+    for (const [name, step] of steps) {
+      try {
+        await step();
+      } catch (err) {
+        this.log.error({ err, step: name }, "stop step failed");
+      }
+    }
+    this.publisher = undefined;
+    this.rpc = undefined;
+    this.client = undefined;
+    if (this.ownsState) this.state = undefined;
+    this.log.info("key server stopped");
+  }
+}

@@ -1,0 +1,38 @@
+import type { Logger } from "../common/log.js";
+import { KeyServerAuthenticator } from "./authenticator.js";
+import { initDataDir, readKeyServerSecret } from "./data-dir.js";
+import { Issuer } from "./issuer.js";
+import type { RateLimitOptions } from "./rate-limit.js";
+import { SqliteStore } from "./store/sqlite.js";
+import type { KeyStore } from "./store/store.js";
+
+/** What one data dir holds, opened once and shared by the key server, the broker's authenticator and admin. */
+export interface KeyServerState {
+  readonly dataDir: string;
+  readonly store: KeyStore;
+  readonly issuer: Issuer;
+  /** The key server's MQTT password. */
+  readonly secret: string;
+  close(): Promise<void>;
+}
+
+export function openKeyServerState(dataDir: string, options: { now?: () => number } = {}): KeyServerState {
+  const paths = initDataDir(dataDir, options.now);
+  const issuer = Issuer.load(paths.issuer);
+  const secret = readKeyServerSecret(paths.secret);
+  const store = SqliteStore.open(paths.db, options.now ? { now: options.now } : {});
+  return { dataDir, store, issuer, secret, close: () => store.close() };
+}
+
+export function createAuthenticator(
+  state: KeyServerState,
+  logger: Logger,
+  rateLimit?: RateLimitOptions,
+): KeyServerAuthenticator {
+  return new KeyServerAuthenticator({
+    store: state.store,
+    keyserverSecret: state.secret,
+    logger,
+    ...(rateLimit ? { rateLimit } : {}),
+  });
+}

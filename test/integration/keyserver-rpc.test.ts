@@ -1,0 +1,229 @@
+import { randomBytes } from "node:crypto";
+import { describe, expect, it, onTestFinished } from "vitest";
+import { startBroker } from "../../broker/server.js";
+import { runAdmin } from "../../cli/admin.js";
+import { verifyToken } from "../../common/jws.js";
+import { generateSigningKey } from "../../common/keys.js";
+import { silentLogger } from "../../common/log.js";
+import { connectMqtt, type MqttClient } from "../../common/mqtt.js";
+import { hashPassword, hashSecret } from "../../keyserver/passwords.js";
+import { KeyServer } from "../../keyserver/service.js";
+import { createAuthenticator, openKeyServerState } from "../../keyserver/state.js";
+import type { RpcReply } from "../../schemas/rpc.js";
+import { TokenType } from "../../schemas/tokens.js";
+import { Topics } from "../../schemas/topics.js";
+import { nextJson, nextMessage, tempDir } from "../helpers/wait.js";
+
+const FAST = { N: 2 ** 10, r: 8, p: 1 };
+const TARGET_SECRET = "t".repeat(43);
+const topics = new Topics();
+
+async function startSystem() {
+  const dataDir = tempDir();
+  const state = openKeyServerState(dataDir);
+  const { store } = state;
+  await store.addUser({ id: "alice", passwordHash: await hashPassword("alice-password", FAST) }, "admin");
+  await store.addUser({ id: "bob", passwordHash: await hashPassword("bob-password", FAST) }, "admin");
+  await store.addTerminal({ serial: "p1", user: "alice" }, "admin");
+  await store.addTerminal({ serial: "p2", user: "bob" }, "admin");
+  await store.addTarget({ tid: "door-1", secretHash: hashSecret(TARGET_SECRET) }, "admin");
+  await store.createSlot({ slot: "s1", tids: ["door-1"] }, "admin");
+  await store.addGrant({ user: "alice", slot: "s1", mode: "stored" }, "admin");
+  const logger = silentLogger();
+  const broker = await startBroker({ port: 0, authenticator: createAuthenticator(state, logger), logger });
+  const ks = new KeyServer({ dataDir, brokerUrl: broker.url, logger, state, pollMs: 20 });
+  const clients: MqttClient[] = [];
+  onTestFinished(async () => {
+    for (const c of clients) await c.endAsync(true);
+    await ks.stop();
+    await broker.close();
+    await state.close();
+  });
+  await ks.start();
+  const connect = async (clientId: string, username: string, password: string) => {
+    const c = await connectMqtt({ url: broker.url, clientId, username, password, reconnectPeriod: 0 });
+    clients.push(c);
+    return c;
+  };
+  const phone = async (serial: string, user: string, password: string) => {
+    const c = await connect(serial, user, password);
+    await c.subscribeAsync(topics.rpcReply(serial), { qos: 1 });
+    return c;
+  };
+  return { dataDir, state, ks, broker, connect, phone };
+}
+
+async function rpc(
+  client: MqttClient,
+  term: string,
+  op: string,
+  body: Record<string, unknown>,
+): Promise<RpcReply> {
+  const id = randomBytes(8).toString("hex");
+  const reply = nextJson<RpcReply>(client, topics.rpcReply(term), (r) => r.id === id);
+  await client.publishAsync(topics.rpcRequest(term, op), JSON.stringify({ v: 1, id, ...body }), { qos: 1 });
+  return reply;
+}
+
+async function registry(
+  client: MqttClient,
+  tid: string,
+  accept: (version: number, status: string) => boolean,
+) {
+  const m = await nextMessage(client, topics.registry(tid), {
+    accept: (msg) => {
+      try {
+        const p = JSON.parse(Buffer.from(msg.payload.toString().split(".")[1] ?? "", "base64url").toString());
+        return accept(p.version, p.slots[0]?.status);
+      } catch {
+        return false;
+      }
+    },
+  });
+  return m;
+}
+
+describe("key server RPC over a real broker", () => {
+  it("download returns a credential signed by the issuer and pushes the raised floor to the target", async () => {
+    const sys = await startSystem();
+    const p1 = await sys.phone("p1", "alice", "alice-password");
+    const { key } = generateSigningKey();
+    const reply = await rpc(p1, "p1", "download", { public_key: key.publicKeyB64, tid: "door-1" });
+    expect(reply).toMatchObject({ v: 1, ok: true, result: { slot: "s1", gen: 1, tids: ["door-1"] } });
+    const result = reply.result as { credential: string };
+    const cred = verifyToken(result.credential, TokenType.credential, sys.state.issuer.keyForKid);
+    expect(cred.payload).toEqual({
+      v: 1,
+      slot: "s1",
+      gen: 1,
+      tids: ["door-1"],
+      mode: "stored",
+      holder: key.publicKeyB64,
+      term: "p1",
+      nbf: cred.payload.iat,
+      iat: cred.payload.iat,
+      jti: cred.payload.jti,
+    });
+    expect(Math.abs(cred.payload.iat - Date.now() / 1000)).toBeLessThan(5);
+
+    const door = await sys.connect("door-1", "door-1", TARGET_SECRET);
+    const seen = registry(door, "door-1", (version) => version === 3);
+    await door.subscribeAsync(topics.registry("door-1"), { qos: 1 });
+    const m = await seen;
+    expect(m.retain).toBe(true);
+    const reg = verifyToken(m.payload.toString(), TokenType.registry, sys.state.issuer.keyForKid);
+    expect(reg.payload).toEqual({
+      v: 1,
+      tid: "door-1",
+      version: 3,
+      slots: [{ slot: "s1", min_gen: 1, status: "active" }],
+      iat: reg.payload.iat,
+    });
+
+    const next = registry(door, "door-1", (version) => version === 4);
+    const second = await rpc(p1, "p1", "download", { public_key: key.publicKeyB64 });
+    expect(second).toMatchObject({ ok: true, result: { slot: "s1", gen: 2 } });
+    const reg2 = verifyToken((await next).payload.toString(), TokenType.registry, sys.state.issuer.keyForKid);
+    expect(reg2.payload.slots).toEqual([{ slot: "s1", min_gen: 2, status: "active" }]);
+  });
+
+  it("answers no_grant to a user without a grant and terminal_key_mismatch to another key", async () => {
+    const sys = await startSystem();
+    const p2 = await sys.phone("p2", "bob", "bob-password");
+    const r = await rpc(p2, "p2", "download", { public_key: "B".repeat(43) });
+    expect(r).toEqual({
+      v: 1,
+      id: r.id,
+      ok: false,
+      error: { code: "no_grant", message: "no active stored grant covers this request" },
+    });
+    const p1 = await sys.phone("p1", "alice", "alice-password");
+    expect((await rpc(p1, "p1", "download", { public_key: "A".repeat(43) })).ok).toBe(true);
+    const other = await rpc(p1, "p1", "download", { public_key: "C".repeat(43) });
+    expect(other).toEqual({
+      v: 1,
+      id: other.id,
+      ok: false,
+      error: { code: "terminal_key_mismatch", message: "this terminal is bound to another public key" },
+    });
+  });
+
+  it("survives malformed requests and still answers the next one", async () => {
+    const sys = await startSystem();
+    const p1 = await sys.phone("p1", "alice", "alice-password");
+    await p1.publishAsync(topics.rpcRequest("p1", "download"), "{not json", { qos: 1 });
+    await p1.publishAsync(topics.rpcRequest("p1", "download"), JSON.stringify({ v: 1 }), { qos: 1 });
+    const bad = await rpc(p1, "p1", "download", { public_key: "short" });
+    expect(bad).toMatchObject({ ok: false, error: { code: "schema_violation" } });
+    const wrongV = nextJson<RpcReply>(p1, topics.rpcReply("p1"), (r) => r.id === "v2-request");
+    await p1.publishAsync(topics.rpcRequest("p1", "download"), JSON.stringify({ v: 2, id: "v2-request" }), {
+      qos: 1,
+    });
+    expect(await wrongV).toMatchObject({
+      v: 1,
+      id: "v2-request",
+      ok: false,
+      error: { code: "schema_violation" },
+    });
+    const good = await rpc(p1, "p1", "download", { public_key: "A".repeat(43) });
+    expect(good).toMatchObject({ ok: true, result: { gen: 1 } });
+  });
+
+  it("answers unknown_op for an op it does not have", async () => {
+    const sys = await startSystem();
+    const p1 = await sys.phone("p1", "alice", "alice-password");
+    for (const op of ["teleport", "constructor", "__proto__"]) {
+      const r = await rpc(p1, "p1", op, {});
+      expect(r).toEqual({ v: 1, id: r.id, ok: false, error: { code: "unknown_op", message: `no op ${op}` } });
+    }
+  });
+
+  it("republishes the registry when an admin command in the same data dir revokes the slot", async () => {
+    const sys = await startSystem();
+    const door = await sys.connect("door-1", "door-1", TARGET_SECRET);
+    const revoked = registry(door, "door-1", (_v, status) => status === "revoked");
+    await door.subscribeAsync(topics.registry("door-1"), { qos: 1 });
+    let out = "";
+    const code = await runAdmin(["--data", sys.dataDir, "revoke", "--slot", "s1"], {
+      out: (t) => {
+        out += t;
+      },
+      err: (t) => {
+        out += t;
+      },
+    });
+    expect({ code, out }).toEqual({ code: 0, out: "slot s1 revoked\n" });
+    const reg = verifyToken(
+      (await revoked).payload.toString(),
+      TokenType.registry,
+      sys.state.issuer.keyForKid,
+    );
+    expect(reg.payload.slots).toEqual([{ slot: "s1", min_gen: 1, status: "revoked" }]);
+  });
+
+  it("publishes its status online with a rising epoch and offline when it stops", async () => {
+    const sys = await startSystem();
+    const watcher = await sys.connect("door-1", "door-1", TARGET_SECRET);
+    const online = nextJson(watcher, topics.keyserverStatus());
+    await watcher.subscribeAsync(topics.keyserverStatus(), { qos: 1 });
+    expect(await online).toEqual({ v: 1, state: "online", epoch: 1 });
+    const offline = nextJson(watcher, topics.keyserverStatus());
+    await sys.ks.stop();
+    expect(await offline).toEqual({ v: 1, state: "offline", epoch: 1 });
+    const again = new KeyServer({
+      dataDir: sys.dataDir,
+      brokerUrl: sys.broker.url,
+      logger: silentLogger(),
+      state: sys.state,
+    });
+    const online2 = nextJson(watcher, topics.keyserverStatus());
+    await again.start();
+    onTestFinished(() => again.stop());
+    expect(await online2).toEqual({ v: 1, state: "online", epoch: 2 });
+  });
+
+  it("refuses a phone's CONNECT with a wrong password", async () => {
+    const sys = await startSystem();
+    await expect(sys.connect("p1", "alice", "wrong-password")).rejects.toThrow();
+  });
+});
