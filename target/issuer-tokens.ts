@@ -1,0 +1,46 @@
+import { createPublicKey, type KeyObject } from "node:crypto";
+import { TokenError, verifyToken } from "../common/jws.js";
+import type { IssuerPublicKey } from "../schemas/config.js";
+import type { RefusalReason } from "../schemas/reasons.js";
+import type { TokenPayloads } from "../schemas/tokens.js";
+
+/** The issuer keys of the target's config, imported once, by kid. */
+export function issuerKeyMap(keys: readonly IssuerPublicKey[]): Map<string, KeyObject> {
+  return new Map(
+    keys.map((k) => [
+      k.kid,
+      createPublicKey({ key: { kty: "OKP", crv: "Ed25519", x: k.public_key }, format: "jwk" }),
+    ]),
+  );
+}
+
+const REASON_OF_TOKEN_ERROR: Record<TokenError["tokenCode"], RefusalReason | undefined> = {
+  token_malformed: "malformed",
+  token_bad_alg: "bad_alg",
+  token_wrong_typ: "wrong_typ",
+  token_unknown_kid: "unknown_issuer",
+  token_bad_payload: "schema_violation",
+  // No refusal code names an issuer signature on a registry; the event carries no reason then.
+  token_bad_signature: undefined,
+};
+
+export type IssuerTokenResult<T extends keyof TokenPayloads> =
+  | { ok: true; payload: TokenPayloads[T] }
+  | { ok: false; reason: RefusalReason | undefined; message: string };
+
+/** Verify an issuer-signed token (registry, revocations) from the wire; never throws for bad input. */
+export function verifyIssuerToken<T extends "sparekey-registry+jws" | "sparekey-revocations+jws">(
+  raw: Buffer,
+  typ: T,
+  issuers: ReadonlyMap<string, KeyObject>,
+): IssuerTokenResult<T> {
+  try {
+    const decoded = verifyToken(raw.toString("utf8"), typ, (kid) => issuers.get(kid));
+    return { ok: true, payload: decoded.payload };
+  } catch (err) {
+    if (err instanceof TokenError) {
+      return { ok: false, reason: REASON_OF_TOKEN_ERROR[err.tokenCode], message: err.message };
+    }
+    throw err;
+  }
+}

@@ -1,0 +1,199 @@
+import type { Logger } from "../common/log.js";
+import { connectMqttLater, type MqttClient } from "../common/mqtt.js";
+import type { TargetConfig } from "../schemas/config.js";
+import type { Challenge, TargetEvent, TargetState } from "../schemas/messages.js";
+import { Topics } from "../schemas/topics.js";
+import type { Decision } from "./checks.js";
+import { TargetEngine, type TargetStats } from "./engine.js";
+import type { TargetOutbox } from "./events.js";
+import { stateMessage } from "./events.js";
+import type { Session } from "./sessions.js";
+
+interface TargetTopics {
+  readonly state: string;
+  readonly events: string;
+  readonly challenge: string;
+  readonly frames: string;
+  readonly registry: string;
+  readonly revocations: string;
+}
+
+/** Built once: the frame path compares topics, it does not build them. */
+function targetTopics(t: Topics, tid: string): TargetTopics {
+  return {
+    state: t.state(tid),
+    events: t.events(tid),
+    challenge: t.challenge(tid),
+    frames: t.frames(tid),
+    registry: t.registry(tid),
+    revocations: t.revocations(),
+  };
+}
+
+export interface TargetDeps {
+  config: TargetConfig;
+  logger: Logger;
+  /** Wall clock (Unix ms); Date.now by default. */
+  now?: () => number;
+}
+
+/**
+ * The lock as an MQTT component (DESIGN §3, §4): connects as its tid with a retained `offline` will,
+ * publishes its state and challenge, and feeds frames, registry and fleet revocations to the engine.
+ */
+export class Target implements TargetOutbox {
+  private engine: TargetEngine | undefined;
+  private client: MqttClient | undefined;
+  private topics: TargetTopics | undefined;
+  private log: Logger | undefined;
+
+  constructor(private readonly deps: TargetDeps) {}
+
+  /** Resolves once the first connection is up and subscribed. */
+  async start(): Promise<void> {
+    const { config } = this.deps;
+    const topics = targetTopics(new Topics(config.prefix), config.tid);
+    const log = this.deps.logger.child({ component: "target", tid: config.tid });
+    this.topics = topics;
+    this.log = log;
+    const engine = TargetEngine.open({
+      config,
+      logger: this.deps.logger,
+      out: this,
+      ...(this.deps.now ? { now: this.deps.now } : {}),
+    });
+    this.engine = engine;
+    const will = stateMessage(config.tid, "offline", "started", (this.deps.now ?? Date.now)());
+    const client = connectMqttLater({
+      url: config.broker_url,
+      clientId: config.tid,
+      username: config.tid,
+      password: config.secret,
+      keepalive: config.keepalive_s,
+      will: {
+        topic: topics.state,
+        payload: JSON.stringify({ ...will, reason: "will" }),
+        qos: 1,
+        retain: true,
+      },
+    });
+    this.client = client;
+    // While the broker is down MQTT.js retries every second: warn once per outage, not per attempt.
+    let quiet = false;
+    client.on("error", (err) => {
+      if (quiet) log.debug({ err: err.message }, "mqtt error");
+      else log.warn({ err: err.message }, "mqtt error");
+      quiet = true;
+    });
+    client.on("connect", () => {
+      quiet = false;
+    });
+    client.on("offline", () => log.warn("broker connection lost; reconnecting"));
+    client.on("message", (topic, payload, packet) => this.onMessage(topic, payload, packet.retain));
+    const firstConnect = new Promise<void>((resolve) => {
+      client.on("connect", () => {
+        this.onConnect().then(resolve, (err: unknown) => {
+          log.warn({ err }, "subscribe failed");
+        });
+      });
+    });
+    engine.begin();
+    log.info({ broker: config.broker_url }, "target connecting");
+    await firstConnect;
+  }
+
+  /** Publishes `unavailable/stopping`, clears the timers and ends the connection. */
+  async stop(): Promise<void> {
+    const engine = this.engine;
+    const client = this.client;
+    // Publishes the last events and `unavailable/stopping` while the client is still here.
+    engine?.close();
+    this.engine = undefined;
+    this.client = undefined;
+    // A clean end waits for the broker to acknowledge those QoS 1 messages, and sends no will.
+    if (client) await client.endAsync();
+    if (engine) await engine.actuatorIdle();
+  }
+
+  /** Feed one frame without MQTT (tests, benchmarks). */
+  handleFrame(payload: Buffer, retain = false): Decision {
+    return this.running().handleFrame(payload, retain);
+  }
+
+  stats(): TargetStats {
+    return this.running().stats();
+  }
+
+  currentState(): TargetState {
+    return this.running().state();
+  }
+
+  currentChallenge(): Challenge {
+    return this.running().challenge();
+  }
+
+  openSessions(): Session[] {
+    return this.running().openSessions();
+  }
+
+  // TargetOutbox: publish without awaiting; MQTT.js queues while the line is down, and every
+  // (re)connect republishes the current state and challenge.
+  state(message: TargetState): void {
+    this.publish("state", JSON.stringify(message), 1, true);
+  }
+  event(message: TargetEvent): void {
+    this.publish("events", JSON.stringify(message), 1, false);
+  }
+  challenge(message: Challenge): void {
+    this.publish("challenge", JSON.stringify(message), 0, true);
+  }
+
+  private running(): TargetEngine {
+    if (!this.engine) throw new Error("target is not started");
+    return this.engine;
+  }
+
+  private publish(
+    which: "state" | "events" | "challenge",
+    payload: string,
+    qos: 0 | 1,
+    retain: boolean,
+  ): void {
+    const client = this.client;
+    const topics = this.topics;
+    if (!client || !topics) return;
+    client.publish(topics[which], payload, { qos, retain }, (err) => {
+      if (err) this.log?.warn({ err: err.message }, "publish failed");
+    });
+  }
+
+  private async onConnect(): Promise<void> {
+    const engine = this.engine;
+    const client = this.client;
+    const topics = this.topics;
+    if (!engine || !client || !topics) return;
+    // The will may have replaced our state while the line was down: say again where we are.
+    this.state(engine.state());
+    await client.subscribeAsync({
+      [topics.frames]: { qos: 0 },
+      [topics.registry]: { qos: 1 },
+      [topics.revocations]: { qos: 1 },
+    });
+    this.challenge(engine.challenge());
+    this.log?.info("target connected");
+  }
+
+  private onMessage(topic: string, payload: Buffer, retain: boolean): void {
+    const engine = this.engine;
+    const topics = this.topics;
+    if (!engine || !topics) return;
+    try {
+      if (topic === topics.frames) engine.handleFrame(payload, retain);
+      else if (topic === topics.registry) engine.handleRegistry(payload);
+      else if (topic === topics.revocations) engine.handleRevocations(payload);
+    } catch (err) {
+      // DESIGN §8: nothing a message carries may stop the target.
+      this.log?.error({ err, topic }, "message handler failed");
+    }
+  }
+}

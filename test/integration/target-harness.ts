@@ -1,0 +1,192 @@
+import { onTestFinished } from "vitest";
+import { silentLogger } from "../../common/log.js";
+import { connectMqtt } from "../../common/mqtt.js";
+import type { TargetConfig } from "../../schemas/config.js";
+import type { Challenge, TargetEvent, TargetState } from "../../schemas/messages.js";
+import type { CredentialPayload, FramePayload } from "../../schemas/tokens.js";
+import { Topics } from "../../schemas/topics.js";
+import { Target } from "../../target/target.js";
+import { startTestBroker, tableAuthenticator } from "../helpers/broker.js";
+import {
+  makeHolder,
+  makeIssuer,
+  mintCredential,
+  mintFrame,
+  mintRegistry,
+  type Overrides,
+  registryEntry,
+  type TestHolder,
+} from "../helpers/issuer.js";
+import { tempDir, waitFor } from "../helpers/wait.js";
+
+export const TID = "lock-1";
+const SECRET = "target-secret-0123456789abcdef-0123";
+
+/**
+ * A real aedes broker, a Target, a key server client that publishes the registry and records every
+ * challenge, state and event message, and a terminal client that sends frames.
+ */
+export async function targetHarness(options: { periodMs?: number; actuator?: string[] } = {}) {
+  const issuer = makeIssuer();
+  const holder = makeHolder();
+  const broker = await startTestBroker(
+    tableAuthenticator({
+      [TID]: { role: "target", password: SECRET },
+      "term-1": { role: "terminal", password: "term-password" },
+      ks: { role: "keyserver", password: "ks-password" },
+    }),
+  );
+  const topics = new Topics();
+  const config: TargetConfig = {
+    v: 1,
+    tid: TID,
+    broker_url: broker.url,
+    secret: SECRET,
+    prefix: topics.prefix,
+    issuer_keys: [issuer.publicKey],
+    period_ms: options.periodMs ?? 150,
+    timeout_periods: 2,
+    state_dir: tempDir(),
+    keepalive_s: 5,
+    ...(options.actuator ? { actuator: options.actuator } : {}),
+  };
+
+  const ks = await connectMqtt({ url: broker.url, clientId: "ks", username: "ks", password: "ks-password" });
+  const term = await connectMqtt({
+    url: broker.url,
+    clientId: "term-1",
+    username: "term-1",
+    password: "term-password",
+  });
+  const events: TargetEvent[] = [];
+  const states: TargetState[] = [];
+  let challenge: Challenge | undefined;
+  // The key server's client watches what a dashboard would: the ACL lets a terminal see none of it.
+  ks.on("message", (topic, payload) => {
+    const value = JSON.parse(payload.toString()) as unknown;
+    if (topic === topics.events(TID)) events.push(value as TargetEvent);
+    else if (topic === topics.state(TID)) states.push(value as TargetState);
+    else if (topic === topics.challenge(TID)) challenge = value as Challenge;
+  });
+  await ks.subscribeAsync([topics.events(TID), topics.state(TID), topics.challenge(TID)], { qos: 1 });
+
+  let target: Target | undefined;
+  let seq = 0;
+  onTestFinished(async () => {
+    await target?.stop();
+    await term.endAsync();
+    await ks.endAsync();
+  });
+
+  const h = {
+    issuer,
+    holder,
+    broker,
+    topics,
+    config,
+    ks,
+    term,
+    events,
+    states,
+    get target(): Target {
+      if (!target) throw new Error("target not started");
+      return target;
+    },
+    async publishRegistry(version: number, slots = [registryEntry("slot-1")]): Promise<void> {
+      await ks.publishAsync(topics.registry(TID), mintRegistry(issuer, TID, { version, slots }), {
+        qos: 1,
+        retain: true,
+      });
+    },
+    /** Start (or start again) a Target on the same config and state dir. */
+    async startTarget(): Promise<Target> {
+      const mark = states.length;
+      target = new Target({ config, logger: silentLogger() });
+      await target.start();
+      await waitFor(
+        () => states.slice(mark).some((s) => s.reason === "started"),
+        "the target's started state",
+      );
+      return target;
+    },
+    async stopTarget(): Promise<void> {
+      await target?.stop();
+      target = undefined;
+    },
+    /** The nonce of the latest challenge the terminal saw. */
+    nonce(): string {
+      if (!challenge) throw new Error("no challenge seen yet");
+      return challenge.nonce;
+    },
+    nextSeq(): number {
+      seq += 1;
+      return seq;
+    },
+    credential(overrides: Overrides<CredentialPayload> = {}): string {
+      return mintCredential(issuer, { holder: holder.publicKeyB64, tids: [TID], ...overrides });
+    },
+    /** A good frame for the current nonce and the next seq, with any member changed. */
+    frame(overrides: Partial<FramePayload> = {}, signer: TestHolder = holder): string {
+      return mintFrame(signer, {
+        v: 1,
+        tid: TID,
+        slot: "slot-1",
+        term: "term-1",
+        nonce: h.nonce(),
+        seq: h.nextSeq(),
+        cred: h.credential(),
+        ...overrides,
+      });
+    },
+    async send(frame: string): Promise<void> {
+      await term.publishAsync(topics.frames(TID), frame, { qos: 0 });
+    },
+    /** The broker's ACL refuses a client's retained frame; publish one from inside the broker. */
+    async retainFrame(frame: string): Promise<void> {
+      await new Promise<void>((resolve, reject) =>
+        broker.aedes.publish(
+          {
+            cmd: "publish",
+            topic: topics.frames(TID),
+            payload: Buffer.from(frame),
+            qos: 0,
+            retain: true,
+            dup: false,
+          },
+          (err) => (err ? reject(err) : resolve()),
+        ),
+      );
+    },
+    /** Wait for an event after position `from` in the log that matches `accept`. */
+    async event(from: number, accept: (e: TargetEvent) => boolean, what: string): Promise<TargetEvent> {
+      let found: TargetEvent | undefined;
+      await waitFor(() => {
+        found = events.slice(from).find(accept);
+        return found !== undefined;
+      }, what);
+      if (!found) throw new Error(`no ${what}`);
+      return found;
+    },
+    async state(
+      from: number,
+      accept: (s: TargetState) => boolean,
+      what: string,
+      timeoutMs = 5000,
+    ): Promise<TargetState> {
+      let found: TargetState | undefined;
+      await waitFor(
+        () => {
+          found = states.slice(from).find(accept);
+          return found !== undefined;
+        },
+        what,
+        timeoutMs,
+      );
+      if (!found) throw new Error(`no ${what}`);
+      return found;
+    },
+  };
+  return h;
+}
+
+export type TargetHarness = Awaited<ReturnType<typeof targetHarness>>;
