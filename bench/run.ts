@@ -1,0 +1,16 @@
+const BENCHES: Record<string, { summary: string; run: (argv: string[]) => Promise<void> }> = {
+  verify: {
+    summary: "frames/s the target's full decision accepts vs raw Ed25519 verifies/s",
+    run: async (argv) => (await import("./verify.js")).runVerifyBench(argv),
+  },
+};
+
+const [name, ...rest] = process.argv.slice(2);
+const bench = name ? BENCHES[name] : undefined;
+if (!bench) {
+  process.stdout.write("usage: npm run bench -- <name> [options]\n\n");
+  for (const [n, b] of Object.entries(BENCHES)) process.stdout.write(`  ${n.padEnd(10)} ${b.summary}\n`);
+  process.exitCode = name === undefined || name === "--help" ? 0 : 2;
+} else {
+  await bench.run(rest);
+}
