@@ -114,13 +114,12 @@ function parseEnvelope(w: Work): RefusalReason | undefined {
   const token = w.raw.toString("utf8");
   const first = token.indexOf(".");
   const last = token.lastIndexOf(".");
-  if (first <= 0 || last === first || last === token.length - 1 || token.indexOf(".", first + 1) !== last) {
-    return "malformed";
-  }
+  // An empty signature segment passes here so that `alg: none` is reported as `bad_alg`.
+  if (first <= 0 || last === first || token.indexOf(".", first + 1) !== last) return "malformed";
   const head = fromB64urlStrict(token.slice(0, first));
   const body = fromB64urlStrict(token.slice(first + 1, last));
   const signature = fromB64urlStrict(token.slice(last + 1));
-  if (!head || !body || !signature || signature.length !== 64) return "malformed";
+  if (!head || !body || !signature) return "malformed";
   const header = parseJson(head.toString("utf8"));
   if (typeof header !== "object" || header === null || Array.isArray(header)) return "malformed";
   const payload = parseJson(body.toString("utf8"));
@@ -139,6 +138,7 @@ export const ENVELOPE_CHECKS: readonly NamedCheck[] = [
   { name: "not_retained", run: (w) => (w.retain ? "retained_frame" : undefined) },
   { name: "envelope", run: parseEnvelope },
   { name: "alg", run: (w) => (w.header.alg === "EdDSA" ? undefined : "bad_alg") },
+  { name: "signature_length", run: (w) => (w.signature.length === 64 ? undefined : "malformed") },
 ];
 
 function effectiveMaxUses(cred: CredentialPayload, entry: RegistryEntry): number | undefined {

@@ -168,6 +168,21 @@ describe("the target's decision", () => {
       "bad_alg",
     ],
     [
+      // Regression: the unsecured form of RFC 7515 (empty third segment) was reported as malformed.
+      "alg none with an empty signature segment",
+      () => ({
+        raw: Buffer.from(
+          `${rawToken({ alg: "none", typ: "sparekey-frame+jws" }, payload()).split(".").slice(0, 2).join(".")}.`,
+        ),
+      }),
+      "bad_alg",
+    ],
+    [
+      "an EdDSA frame with an empty signature segment",
+      () => ({ raw: Buffer.from(`${mintFrame(holder, payload()).split(".").slice(0, 2).join(".")}.`) }),
+      "malformed",
+    ],
+    [
       "alg HS256",
       () => ({ raw: Buffer.from(rawToken({ alg: "HS256", typ: "sparekey-frame+jws" }, payload())) }),
       "bad_alg",
