@@ -1,0 +1,33 @@
+import { connect } from "node:net";
+
+/**
+ * The services the interop tests talk to: the ones already running on this machine, or those named
+ * by the environment. (Port 1883 here is the machine's Mosquitto, never a broker a test binds.)
+ */
+export const MOSQUITTO_URL = process.env.MOSQUITTO_URL ?? "mqtt://127.0.0.1:1883";
+export const REDIS_URL = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
+
+/** Fails with a message naming the service when it cannot be reached: interop tests never skip. */
+export async function requireService(name: string, url: string, timeoutMs = 2000): Promise<void> {
+  const u = new URL(url);
+  await new Promise<void>((resolve, reject) => {
+    const socket = connect({ host: u.hostname, port: Number(u.port) });
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new Error(`${name} is not reachable at ${url} (set ${name.toUpperCase()}_URL or start it)`));
+    }, timeoutMs);
+    socket.once("connect", () => {
+      clearTimeout(timer);
+      socket.end();
+      resolve();
+    });
+    socket.once("error", (err) => {
+      clearTimeout(timer);
+      reject(
+        new Error(
+          `${name} is not reachable at ${url}: ${err.message} (set ${name.toUpperCase()}_URL or start it)`,
+        ),
+      );
+    });
+  });
+}
