@@ -25,6 +25,12 @@ export const ERROR_CODES = [
   "not_connected",
   "rate_limited",
   "auth_failed",
+  "unknown_nonce",
+  "grant_revoked",
+  "slot_revoked",
+  "password_required",
+  "line_down",
+  "grant_not_valid_now",
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
 

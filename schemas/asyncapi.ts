@@ -1,5 +1,14 @@
 import type { TSchema } from "@sinclair/typebox";
-import { DownloadRequest, DownloadResult, RPC_OPS, RpcError } from "./rpc.js";
+import {
+  DownloadRequest,
+  DownloadResult,
+  RelayRequest,
+  RelayResult,
+  RPC_OPS,
+  RpcError,
+  UnlockRequest,
+  UnlockResult,
+} from "./rpc.js";
 import { TokenPayloadSchemas, TokenType, type TokenTypeValue } from "./tokens.js";
 import { assertPrefix, DEFAULT_PREFIX, TOPICS, type TopicName } from "./topics.js";
 
@@ -130,6 +139,10 @@ export function buildAsyncApi(prefix: string = DEFAULT_PREFIX): AsyncApiDocument
   }
   schemas.DownloadRequest = jsonSchema(DownloadRequest);
   schemas.DownloadResult = jsonSchema(DownloadResult);
+  schemas.RelayRequest = jsonSchema(RelayRequest);
+  schemas.RelayResult = jsonSchema(RelayResult);
+  schemas.UnlockRequest = jsonSchema(UnlockRequest);
+  schemas.UnlockResult = jsonSchema(UnlockResult);
   schemas.RpcError = jsonSchema(RpcError);
 
   return {

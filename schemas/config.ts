@@ -27,6 +27,8 @@ export const TargetConfig = Type.Object(
     /** Optional command run on every state change: argv, with SPAREKEY_STATE etc. in its environment. */
     actuator: Type.Optional(Type.Array(Type.String({ maxLength: 4096 }), { minItems: 1, maxItems: 64 })),
     keepalive_s: Type.Integer({ minimum: 1, maximum: 600, default: 5 }),
+    /** IANA zone for weekly schedules (e.g. "Europe/Berlin"); UTC when absent. */
+    time_zone: Type.Optional(Type.String({ pattern: "^[A-Za-z0-9_+/-]{1,64}$" })),
   },
   { additionalProperties: false },
 );

@@ -32,6 +32,17 @@ export const TargetState = Type.Object(
     term: Type.Optional(Id),
     since: UnixMillis,
     reason: Type.Union([StateReasonSchema, Type.Literal("will")]),
+    /** Key mode of the session that holds the target open. */
+    mode: Type.Optional(
+      Type.Union([
+        Type.Literal("stored"),
+        Type.Literal("relay"),
+        Type.Literal("fob"),
+        Type.Literal("unlock"),
+      ]),
+    ),
+    /** Uses left of a count-limited key after this session opened: terminals show it (they cannot read events). */
+    uses_left: Type.Optional(Type.Integer({ minimum: 0 })),
   },
   { additionalProperties: false },
 );
@@ -43,6 +54,12 @@ export const EventType = Type.Union([
   Type.Literal("session_ended"),
   Type.Literal("registry_applied"),
   Type.Literal("registry_refused"),
+  /** The target applied a fleet revocation list: the key server's confirmation (`version`). */
+  Type.Literal("revocations_applied"),
+  Type.Literal("revocations_refused"),
+  /** Outcome of a one-time unlock command (`cmd_id`). */
+  Type.Literal("unlock_applied"),
+  Type.Literal("unlock_refused"),
 ]);
 export type EventType = Static<typeof EventType>;
 
@@ -59,6 +76,7 @@ export const TargetEvent = Type.Object(
     gen: Type.Optional(Gen),
     version: Type.Optional(Version),
     uses_left: Type.Optional(Type.Integer({ minimum: 0 })),
+    cmd_id: Type.Optional(Type.String({ pattern: "^[A-Za-z0-9_-]{16,64}$" })),
   },
   { additionalProperties: false },
 );

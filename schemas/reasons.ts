@@ -1,8 +1,8 @@
 import { Type } from "@sinclair/typebox";
 
 /**
- * Why a target refused a frame (DESIGN §4), in the order the checks run. A closed set: codes are
- * never reused for another meaning; docs/PROTOCOL.md explains each.
+ * Why a target refused a frame or a command (DESIGN §4). A closed set: codes are never reused for
+ * another meaning and new ones go at the end; docs/PROTOCOL.md explains each and the order of checks.
  */
 export const REFUSAL_REASONS = [
   "payload_too_large",
@@ -28,6 +28,16 @@ export const REFUSAL_REASONS = [
   "expired",
   "uses_exhausted",
   "bad_frame_signature",
+  /** A relay frame while the key server's retained status says it is offline. */
+  "keyserver_offline",
+  /** Outside every weekly window of the key's schedule, in the target's time zone. */
+  "outside_schedule",
+  /** An unlock command whose `cmd_id` was already applied. */
+  "unlock_replayed",
+  /** An issuer-signed relay frame or unlock command whose signature does not verify. */
+  "bad_issuer_signature",
+  /** A relay frame or unlock command for a terminal whose status is offline. */
+  "terminal_offline",
 ] as const;
 export type RefusalReason = (typeof REFUSAL_REASONS)[number];
 export const RefusalReasonSchema = Type.Union(REFUSAL_REASONS.map((r) => Type.Literal(r)));
@@ -44,6 +54,11 @@ export const STATE_REASONS = [
   "old_generation",
   "uses_exhausted",
   "stopping",
+  /** A one-time unlock opened the target; `unlock_elapsed` when its duration ran out. */
+  "unlocked",
+  "unlock_elapsed",
+  /** A fleet revocation ended the session. */
+  "revoked_fleet",
 ] as const;
 export type StateReason = (typeof STATE_REASONS)[number];
 export const StateReasonSchema = Type.Union(STATE_REASONS.map((r) => Type.Literal(r)));

@@ -41,6 +41,22 @@ export const TargetStateFile = Type.Object(
     ),
     /** Highest wall-clock time seen (Unix ms): the clock is never trusted below it. */
     time_floor_ms: Type.Integer({ minimum: 0 }),
+    /** `${slot}:${gen}` -> Unix ms of the first accepted use (first-use expiry starts there). */
+    first_use: Type.Optional(
+      Type.Record(
+        Type.String({ pattern: "^[A-Za-z0-9_-]{1,64}:[0-9]{1,10}$" }),
+        Type.Integer({ minimum: 0 }),
+        {
+          additionalProperties: false,
+        },
+      ),
+    ),
+    /** Applied unlock commands: cmd_id -> their exp (Unix s), kept until then so a replay is refused. */
+    unlocks: Type.Optional(
+      Type.Record(Type.String({ pattern: "^[A-Za-z0-9_-]{16,64}$" }), Type.Integer({ minimum: 0 }), {
+        additionalProperties: false,
+      }),
+    ),
   },
   { additionalProperties: false },
 );

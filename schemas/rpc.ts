@@ -1,5 +1,6 @@
 import { type Static, Type } from "@sinclair/typebox";
-import { CompactJws, Gen, Id, ProtocolVersion, PublicKeyB64 } from "./common.js";
+import { CompactJws, Gen, Id, Nonce, ProtocolVersion, PublicKeyB64, Seq } from "./common.js";
+import { RefusalReasonSchema } from "./reasons.js";
 
 export const RpcId = Type.String({ pattern: "^[A-Za-z0-9_-]{1,64}$" });
 
@@ -21,6 +22,44 @@ export const DownloadResult = Type.Object(
   { additionalProperties: false },
 );
 export type DownloadResult = Static<typeof DownloadResult>;
+
+/** keyserver/rpc/{term}/relay: sign one relay frame for a nonce the target really published. */
+export const RelayRequest = Type.Object(
+  { v: ProtocolVersion, id: RpcId, tid: Id, nonce: Nonce, slot: Type.Optional(Id) },
+  { additionalProperties: false },
+);
+export type RelayRequest = Static<typeof RelayRequest>;
+
+export const RelayResult = Type.Object(
+  { frame: CompactJws, slot: Id, gen: Gen, seq: Seq },
+  { additionalProperties: false },
+);
+export type RelayResult = Static<typeof RelayResult>;
+
+/** keyserver/rpc/{term}/unlock: a one-time unlock the key server sends on the target's own line. */
+export const UnlockRequest = Type.Object(
+  {
+    v: ProtocolVersion,
+    id: RpcId,
+    tid: Id,
+    /** Required when the grant says remote unlock needs the password again. */
+    password: Type.Optional(Type.String({ minLength: 1, maxLength: 1024 })),
+    duration_ms: Type.Optional(Type.Integer({ minimum: 100, maximum: 600_000 })),
+  },
+  { additionalProperties: false },
+);
+export type UnlockRequest = Static<typeof UnlockRequest>;
+
+export const UnlockResult = Type.Object(
+  {
+    outcome: Type.Union([Type.Literal("applied"), Type.Literal("refused"), Type.Literal("timed_out")]),
+    cmd_id: Type.String({ pattern: "^[A-Za-z0-9_-]{16,64}$" }),
+    /** The target's refusal reason when `refused`. */
+    reason: Type.Optional(RefusalReasonSchema),
+  },
+  { additionalProperties: false },
+);
+export type UnlockResult = Static<typeof UnlockResult>;
 
 export const RpcError = Type.Object(
   {
@@ -48,5 +87,5 @@ export type RpcReply = Static<typeof RpcReply>;
 export const RpcEnvelope = Type.Object({ v: ProtocolVersion, id: RpcId });
 export type RpcEnvelope = Static<typeof RpcEnvelope>;
 
-export const RPC_OPS = ["download"] as const;
+export const RPC_OPS = ["download", "relay", "unlock"] as const;
 export type RpcOp = (typeof RPC_OPS)[number];

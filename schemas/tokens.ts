@@ -37,6 +37,25 @@ export type JwsHeader = Static<typeof JwsHeader>;
 export const KeyMode = Type.Union([Type.Literal("stored"), Type.Literal("relay"), Type.Literal("fob")]);
 export type KeyMode = Static<typeof KeyMode>;
 
+/**
+ * A recurring weekly window, in the time zone the target is configured with (DST applies). ISO
+ * weekdays (1 = Monday). `start` inclusive, `end` exclusive; an `end` at or before `start` runs past
+ * midnight into the next day (the window belongs to the day it starts on).
+ */
+export const WeeklyWindow = Type.Object(
+  {
+    days: Type.Array(Type.Integer({ minimum: 1, maximum: 7 }), {
+      minItems: 1,
+      maxItems: 7,
+      uniqueItems: true,
+    }),
+    start: Type.String({ pattern: "^([01][0-9]|2[0-3]):[0-5][0-9]$" }),
+    end: Type.String({ pattern: "^(([01][0-9]|2[0-3]):[0-5][0-9]|24:00)$" }),
+  },
+  { additionalProperties: false },
+);
+export type WeeklyWindow = Static<typeof WeeklyWindow>;
+
 export const CredentialPayload = Type.Object(
   {
     v: ProtocolVersion,
@@ -49,6 +68,10 @@ export const CredentialPayload = Type.Object(
     nbf: UnixSeconds,
     exp: Type.Optional(UnixSeconds),
     max_uses: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000 })),
+    /** Weekly windows in which the key works (any one of them). */
+    schedule: Type.Optional(Type.Array(WeeklyWindow, { minItems: 1, maxItems: 16 })),
+    /** The key expires this many seconds after the target first accepted it (persisted by the target). */
+    first_use_ttl_s: Type.Optional(Type.Integer({ minimum: 1, maximum: 31_536_000 })),
     iat: UnixSeconds,
     jti: Type.String({ pattern: "^[A-Za-z0-9_-]{16,64}$" }),
   },
