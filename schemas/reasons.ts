@@ -59,6 +59,8 @@ export const STATE_REASONS = [
   "unlock_elapsed",
   /** A fleet revocation ended the session. */
   "revoked_fleet",
+  /** The key's weekly window closed during the session. */
+  "schedule_closed",
 ] as const;
 export type StateReason = (typeof STATE_REASONS)[number];
 export const StateReasonSchema = Type.Union(STATE_REASONS.map((r) => Type.Literal(r)));
