@@ -3,6 +3,7 @@ import { type CommandSpec, optionalString, parseCommand, requireString } from ".
 import { isSparekeyError, SparekeyError } from "../common/errors.js";
 import { createLogger } from "../common/log.js";
 import { TargetConfig } from "../schemas/config.js";
+import { assertTimeZone } from "../target/schedule.js";
 import { Target } from "../target/target.js";
 
 export const TARGET_COMMAND: CommandSpec = {
@@ -33,6 +34,7 @@ const processIo: TargetCliIo = {
 function loadConfig(path: string): TargetConfig {
   const config = readJsonFile(path, TargetConfig, "target config");
   if (!config) throw new SparekeyError("config_invalid", `target config ${path}: file not found`);
+  if (config.time_zone !== undefined) assertTimeZone(config.time_zone);
   return config;
 }
 

@@ -8,10 +8,13 @@ import {
   JwsHeader,
   type KeyMode,
   type RegistryEntry,
+  RelayPayload,
   TokenType,
+  type WeeklyWindow,
 } from "../schemas/tokens.js";
 import { parseJson, validator } from "../schemas/validate.js";
 import type { StateLookups } from "./memory.js";
+import { inSchedule } from "./schedule.js";
 
 /**
  * The target's decision (DESIGN §4) as a named list of checks, cheapest first. Each check returns a
@@ -31,6 +34,12 @@ export interface DecisionView extends StateLookups {
   /** Unix ms by the target's own clock (never below its persisted high-water mark). */
   readonly nowMs: number;
   readonly clockTrusted: boolean;
+  /** IANA zone of the target's weekly schedules. */
+  readonly timeZone: string;
+  /** The key server's retained status says offline (unknown counts as online). */
+  readonly keyserverOffline: boolean;
+  /** The terminal's status, followed while it holds a session, says offline. */
+  terminalOffline(term: string): boolean;
   /** The open session of a terminal, if any: a frame that continues it counts no use. */
   session(term: string): { readonly slot: string; readonly gen: number } | undefined;
 }
@@ -64,22 +73,35 @@ export class VerifiedCredentials {
 
 /** What an accepted frame establishes; the target applies it. */
 export interface AcceptedFrame {
-  readonly typ: typeof TokenType.frame;
+  readonly typ: typeof TokenType.frame | typeof TokenType.relay;
   readonly mode: KeyMode;
   readonly term: string;
   readonly slot: string;
   readonly gen: number;
   readonly seq: number;
-  /** Unix seconds when the key stops working (credential or registry exp), if limited. */
+  /** Unix seconds when the key stops working (credential, registry or first-use exp), if limited. */
   readonly exp: number | undefined;
   readonly opensSession: boolean;
   /** Uses left after this frame, when the key is count-limited. */
   readonly usesLeft: number | undefined;
+  /** The key's weekly windows: the target ends the session when the last one closes. */
+  readonly schedule?: readonly WeeklyWindow[] | undefined;
+  /** Set when this frame is the key's first use with a first-use limit: persist it (Unix ms). */
+  readonly firstUseAt?: number | undefined;
 }
 
 export type Decision =
   | { readonly ok: true; readonly frame: AcceptedFrame }
   | { readonly ok: false; readonly reason: RefusalReason; readonly slot?: string; readonly term?: string };
+
+/** Who a frame claims to be and what it answers, the same for both frame types. */
+interface Subject {
+  readonly tid: string;
+  readonly slot: string;
+  readonly term: string;
+  readonly nonce: string;
+  readonly seq: number;
+}
 
 /** The frame under examination; each check may fill in what later checks read. */
 interface Work {
@@ -89,7 +111,9 @@ interface Work {
   payload: unknown;
   signingInput: Buffer;
   signature: Buffer;
+  subject?: Subject;
   frame?: FramePayload;
+  relay?: RelayPayload;
   entry?: RegistryEntry;
   cred?: CredentialPayload;
   credDecoded?: DecodedToken<typeof TokenType.credential>;
@@ -103,6 +127,7 @@ interface NamedCheck {
 
 const headerValidator = validator(JwsHeader, "jws header");
 const frameValidator = validator(FramePayload, "frame");
+const relayValidator = validator(RelayPayload, "relay frame");
 
 /** A check ran before the one that fills its input: a bug in the list's order, not bad input. */
 function need<T>(value: T | undefined, what: string): T {
@@ -147,38 +172,46 @@ function effectiveMaxUses(cred: CredentialPayload, entry: RegistryEntry): number
   return Math.min(cred.max_uses, entry.max_uses);
 }
 
+function registryTimed(entry: RegistryEntry): boolean {
+  return entry.nbf !== undefined || entry.exp !== undefined;
+}
+
+/** Any limit judged by the clock: exp, a schedule, a first-use limit, the registry's nbf/exp. */
 function timeLimited(cred: CredentialPayload, entry: RegistryEntry): boolean {
-  return cred.exp !== undefined || entry.nbf !== undefined || entry.exp !== undefined;
+  return (
+    cred.exp !== undefined ||
+    cred.schedule !== undefined ||
+    cred.first_use_ttl_s !== undefined ||
+    registryTimed(entry)
+  );
 }
 
-function opensSession(view: DecisionView, frame: FramePayload, cred: CredentialPayload): boolean {
-  const s = view.session(frame.term);
-  return s === undefined || s.slot !== frame.slot || s.gen !== cred.gen;
+/** Unix seconds when a first-use limit ends the key, counting from `firstUseMs`. */
+function firstUseExp(cred: CredentialPayload, firstUseMs: number | undefined): number | undefined {
+  if (cred.first_use_ttl_s === undefined || firstUseMs === undefined) return undefined;
+  return Math.floor(firstUseMs / 1000) + cred.first_use_ttl_s;
 }
 
-/** `sparekey-frame+jws` (stored key, fob): the list of DESIGN §4 in order. */
-export const FRAME_CHECKS: readonly NamedCheck[] = [
-  { name: "header", run: (w) => (headerValidator.is(w.header) ? undefined : "malformed") },
-  {
-    name: "schema",
-    run: (w) => {
-      if (!frameValidator.is(w.payload)) return "schema_violation";
-      w.frame = w.payload;
-      return undefined;
-    },
-  },
-  { name: "tid", run: (w, v) => (need(w.frame, "frame").tid === v.tid ? undefined : "wrong_target") },
+function opens(view: DecisionView, term: string, slot: string, gen: number): boolean {
+  const s = view.session(term);
+  return s === undefined || s.slot !== slot || s.gen !== gen;
+}
+
+/** Shared by both frame types, on the subject the schema check filled in. */
+const SUBJECT_CHECKS: readonly NamedCheck[] = [
+  { name: "tid", run: (w, v) => (need(w.subject, "subject").tid === v.tid ? undefined : "wrong_target") },
   {
     name: "nonce",
     run: (w, v) => {
-      const nonce = need(w.frame, "frame").nonce;
+      const nonce = need(w.subject, "subject").nonce;
       return nonce === v.currentNonce || nonce === v.previousNonce ? undefined : "stale_nonce";
     },
   },
   {
+    // One seq line per terminal, whatever frame type it sends.
     name: "seq",
     run: (w, v) => {
-      const f = need(w.frame, "frame");
+      const f = need(w.subject, "subject");
       const last = v.lastSeq(f.term);
       return last !== undefined && f.seq <= last ? "replayed_seq" : undefined;
     },
@@ -186,7 +219,7 @@ export const FRAME_CHECKS: readonly NamedCheck[] = [
   {
     name: "slot_known",
     run: (w, v) => {
-      w.entry = v.entry(need(w.frame, "frame").slot);
+      w.entry = v.entry(need(w.subject, "subject").slot);
       return w.entry ? undefined : "unknown_slot";
     },
   },
@@ -200,6 +233,37 @@ export const FRAME_CHECKS: readonly NamedCheck[] = [
       return fleet && fleet.below_gen === undefined ? "slot_revoked" : undefined;
     },
   },
+];
+
+function generationCheck(gen: (w: Work) => number): NamedCheck {
+  return {
+    name: "generation",
+    run: (w, v) => {
+      const entry = need(w.entry, "entry");
+      const floor = Math.max(entry.min_gen, v.floor(entry.slot), v.revocation(entry.slot)?.below_gen ?? 0);
+      return gen(w) < floor ? "old_generation" : undefined;
+    },
+  };
+}
+
+const TERMINAL_STATUS: NamedCheck = {
+  name: "terminal_status",
+  run: (w, v) => (v.terminalOffline(need(w.subject, "subject").term) ? "terminal_offline" : undefined),
+};
+
+/** `sparekey-frame+jws` (stored key, fob): the list of DESIGN §4 in order. */
+export const FRAME_CHECKS: readonly NamedCheck[] = [
+  { name: "header", run: (w) => (headerValidator.is(w.header) ? undefined : "malformed") },
+  {
+    name: "schema",
+    run: (w) => {
+      if (!frameValidator.is(w.payload)) return "schema_violation";
+      w.frame = w.payload;
+      w.subject = w.payload;
+      return undefined;
+    },
+  },
+  ...SUBJECT_CHECKS,
   {
     name: "credential_decodes",
     run: (w, _v, k) => {
@@ -234,15 +298,8 @@ export const FRAME_CHECKS: readonly NamedCheck[] = [
     name: "credential_target",
     run: (w, v) => (need(w.cred, "credential").tids.includes(v.tid) ? undefined : "credential_wrong_target"),
   },
-  {
-    name: "generation",
-    run: (w, v) => {
-      const c = need(w.cred, "credential");
-      const entry = need(w.entry, "entry");
-      const floor = Math.max(entry.min_gen, v.floor(c.slot), v.revocation(c.slot)?.below_gen ?? 0);
-      return c.gen < floor ? "old_generation" : undefined;
-    },
-  },
+  generationCheck((w) => need(w.cred, "credential").gen),
+  TERMINAL_STATUS,
   {
     name: "issuer_known",
     run: (w, _v, k) => {
@@ -288,7 +345,16 @@ export const FRAME_CHECKS: readonly NamedCheck[] = [
       const entry = need(w.entry, "entry");
       const now = Math.floor(v.nowMs / 1000);
       if (c.exp !== undefined && now >= c.exp) return "expired";
-      return entry.exp !== undefined && now >= entry.exp ? "expired" : undefined;
+      if (entry.exp !== undefined && now >= entry.exp) return "expired";
+      const firstExp = firstUseExp(c, v.firstUse(c.slot, c.gen));
+      return firstExp !== undefined && now >= firstExp ? "expired" : undefined;
+    },
+  },
+  {
+    name: "schedule",
+    run: (w, v) => {
+      const schedule = need(w.cred, "credential").schedule;
+      return schedule && !inSchedule(schedule, v.nowMs, v.timeZone) ? "outside_schedule" : undefined;
     },
   },
   {
@@ -297,7 +363,7 @@ export const FRAME_CHECKS: readonly NamedCheck[] = [
       const f = need(w.frame, "frame");
       const c = need(w.cred, "credential");
       const max = effectiveMaxUses(c, need(w.entry, "entry"));
-      if (max === undefined || !opensSession(v, f, c)) return undefined;
+      if (max === undefined || !opens(v, f.term, f.slot, c.gen)) return undefined;
       return v.uses(c.slot, c.gen) >= max ? "uses_exhausted" : undefined;
     },
   },
@@ -318,20 +384,112 @@ export const FRAME_CHECKS: readonly NamedCheck[] = [
 ];
 
 /**
- * The checks for each frame `typ`. `sparekey-relay+jws` (issuer-signed relay frames) joins here with
- * its own list; until then it is refused as `wrong_typ`.
+ * `sparekey-relay+jws`: signed by the issuer for one nonce while the terminal's line is up, no
+ * credential. Every relay frame is new (one per nonce), so its signature is never cached. Only the
+ * registry's limits apply here: the key server judged the grant's own limits when it signed.
  */
+export const RELAY_CHECKS: readonly NamedCheck[] = [
+  { name: "header", run: (w) => (headerValidator.is(w.header) ? undefined : "malformed") },
+  {
+    name: "schema",
+    run: (w) => {
+      if (!relayValidator.is(w.payload)) return "schema_violation";
+      w.relay = w.payload;
+      w.subject = w.payload;
+      return undefined;
+    },
+  },
+  ...SUBJECT_CHECKS,
+  generationCheck((w) => need(w.relay, "relay").gen),
+  // The claim of a relay key: it works only while the key server's line is up.
+  { name: "keyserver_status", run: (_w, v) => (v.keyserverOffline ? "keyserver_offline" : undefined) },
+  TERMINAL_STATUS,
+  {
+    name: "issuer_known",
+    run: (w, _v, k) => {
+      const kid = w.header.kid;
+      return typeof kid === "string" && k.issuers.has(kid) ? undefined : "unknown_issuer";
+    },
+  },
+  {
+    name: "issuer_signature",
+    run: (w, _v, k) => {
+      const key = k.issuers.get(String(w.header.kid));
+      const decoded: DecodedToken<typeof TokenType.relay> = {
+        header: w.header as JwsHeader,
+        payload: need(w.relay, "relay"),
+        signingInput: w.signingInput,
+        signature: w.signature,
+      };
+      return key && verifySignature(decoded, key) ? undefined : "bad_issuer_signature";
+    },
+  },
+  {
+    name: "clock",
+    run: (w, v) => (!v.clockTrusted && registryTimed(need(w.entry, "entry")) ? "clock_untrusted" : undefined),
+  },
+  {
+    name: "not_before",
+    run: (w, v) => {
+      const nbf = need(w.entry, "entry").nbf;
+      return nbf !== undefined && Math.floor(v.nowMs / 1000) < nbf ? "not_yet_valid" : undefined;
+    },
+  },
+  {
+    name: "expiry",
+    run: (w, v) => {
+      const exp = need(w.entry, "entry").exp;
+      return exp !== undefined && Math.floor(v.nowMs / 1000) >= exp ? "expired" : undefined;
+    },
+  },
+  {
+    name: "uses",
+    run: (w, v) => {
+      const r = need(w.relay, "relay");
+      const max = need(w.entry, "entry").max_uses;
+      if (max === undefined || !opens(v, r.term, r.slot, r.gen)) return undefined;
+      return v.uses(r.slot, r.gen) >= max ? "uses_exhausted" : undefined;
+    },
+  },
+];
+
+/** The checks for each frame `typ`; any other `typ` on the frames topic is `wrong_typ`. */
 export const CHECKS_BY_TYP: Readonly<Record<string, readonly NamedCheck[]>> = {
   [TokenType.frame]: FRAME_CHECKS,
+  [TokenType.relay]: RELAY_CHECKS,
 };
 
+function usesLeft(max: number | undefined, used: number, opensSession: boolean): number | undefined {
+  return max === undefined ? undefined : Math.max(0, max - used - (opensSession ? 1 : 0));
+}
+
+function acceptedRelay(r: RelayPayload, entry: RegistryEntry, view: DecisionView): AcceptedFrame {
+  const opensSession = opens(view, r.term, r.slot, r.gen);
+  return {
+    typ: TokenType.relay,
+    mode: "relay",
+    term: r.term,
+    slot: r.slot,
+    gen: r.gen,
+    seq: r.seq,
+    exp: entry.exp,
+    opensSession,
+    usesLeft: usesLeft(entry.max_uses, view.uses(r.slot, r.gen), opensSession),
+  };
+}
+
 function accepted(w: Work, view: DecisionView): AcceptedFrame {
+  const entry = need(w.entry, "entry");
+  if (w.relay) return acceptedRelay(w.relay, entry, view);
   const f = need(w.frame, "frame");
   const c = need(w.cred, "credential");
-  const entry = need(w.entry, "entry");
-  const opens = opensSession(view, f, c);
-  const max = effectiveMaxUses(c, entry);
-  const exps = [c.exp, entry.exp].filter((e): e is number => e !== undefined);
+  const opensSession = opens(view, f.term, f.slot, c.gen);
+  const recorded = view.firstUse(c.slot, c.gen);
+  // The first accepted use starts a first-use limit; the target persists it before it opens.
+  const firstUseAt = c.first_use_ttl_s !== undefined && recorded === undefined ? view.nowMs : undefined;
+  const exps = [c.exp, entry.exp, firstUseExp(c, recorded ?? firstUseAt)].filter(
+    (e): e is number => e !== undefined,
+  );
   return {
     typ: TokenType.frame,
     mode: c.mode,
@@ -340,13 +498,15 @@ function accepted(w: Work, view: DecisionView): AcceptedFrame {
     gen: c.gen,
     seq: f.seq,
     exp: exps.length > 0 ? Math.min(...exps) : undefined,
-    opensSession: opens,
-    usesLeft: max === undefined ? undefined : Math.max(0, max - view.uses(c.slot, c.gen) - (opens ? 1 : 0)),
+    opensSession,
+    usesLeft: usesLeft(effectiveMaxUses(c, entry), view.uses(c.slot, c.gen), opensSession),
+    schedule: c.schedule,
+    firstUseAt,
   };
 }
 
 function refused(reason: RefusalReason, w: Work): Decision {
-  const f = w.frame;
+  const f = w.subject;
   return f ? { ok: false, reason, slot: f.slot, term: f.term } : { ok: false, reason };
 }
 

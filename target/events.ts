@@ -3,16 +3,26 @@ import type { RefusalReason, StateReason } from "../schemas/reasons.js";
 
 /** Builders of the target's outgoing messages, so every field is set the same way everywhere. */
 
+/** Who holds the target open: a key session (slot), or a one-time unlock (no slot). */
+export interface StateHolder {
+  readonly slot?: string | undefined;
+  readonly term: string;
+  readonly mode: NonNullable<TargetState["mode"]>;
+  readonly usesLeft?: number | undefined;
+}
+
 export function stateMessage(
   tid: string,
   state: LockState,
   reason: StateReason,
   since: number,
-  session?: { slot: string; term: string },
+  holder?: StateHolder,
 ): TargetState {
-  return session
-    ? { v: 1, tid, state, slot: session.slot, term: session.term, since, reason }
-    : { v: 1, tid, state, since, reason };
+  if (!holder) return { v: 1, tid, state, since, reason };
+  const message: TargetState = { v: 1, tid, state, term: holder.term, since, reason, mode: holder.mode };
+  if (holder.slot !== undefined) message.slot = holder.slot;
+  if (holder.usesLeft !== undefined) message.uses_left = holder.usesLeft;
+  return message;
 }
 
 export interface EventFields {
@@ -22,6 +32,7 @@ export interface EventFields {
   gen?: number | undefined;
   version?: number | undefined;
   uses_left?: number | undefined;
+  cmd_id?: string | undefined;
 }
 
 export function eventMessage(
@@ -37,6 +48,7 @@ export function eventMessage(
   if (fields.gen !== undefined) event.gen = fields.gen;
   if (fields.version !== undefined) event.version = fields.version;
   if (fields.uses_left !== undefined) event.uses_left = fields.uses_left;
+  if (fields.cmd_id !== undefined) event.cmd_id = fields.cmd_id;
   return event;
 }
 
@@ -49,4 +61,7 @@ export interface TargetOutbox {
   state(message: TargetState): void;
   event(message: TargetEvent): void;
   challenge(message: Challenge): void;
+  /** Follow `terminals/{term}/status` while the terminal holds a session (DESIGN §4 fan-out). */
+  follow?(term: string): void;
+  unfollow?(term: string): void;
 }

@@ -24,6 +24,11 @@ const REASON_OF_TOKEN_ERROR: Record<TokenError["tokenCode"], RefusalReason | und
   token_bad_signature: undefined,
 };
 
+/** The refusal reason for a token that failed to decode or verify (undefined: none in the closed list fits). */
+export function reasonOfTokenError(err: TokenError): RefusalReason | undefined {
+  return REASON_OF_TOKEN_ERROR[err.tokenCode];
+}
+
 export type IssuerTokenResult<T extends keyof TokenPayloads> =
   | { ok: true; payload: TokenPayloads[T] }
   | { ok: false; reason: RefusalReason | undefined; message: string };

@@ -9,6 +9,8 @@ export interface StateLookups {
   floor(slot: string): number;
   lastSeq(term: string): number | undefined;
   uses(slot: string, gen: number): number;
+  /** Unix ms of the first accepted use of `slot` at `gen`, when recorded (first-use expiry). */
+  firstUse(slot: string, gen: number): number | undefined;
 }
 
 export function usesKey(slot: string, gen: number): string {
@@ -45,6 +47,9 @@ export class TargetMemory implements StateLookups {
   readonly floors: Map<string, number>;
   readonly seqs: Map<string, number>;
   readonly useCounts: Map<string, number>;
+  readonly firstUses: Map<string, number>;
+  /** Applied unlock commands: cmd_id -> exp (Unix s). */
+  readonly unlocks: Map<string, number>;
 
   constructor(file: TargetStateFile) {
     this.tid = file.tid;
@@ -57,6 +62,8 @@ export class TargetMemory implements StateLookups {
     this.floors = new Map(Object.entries(file.floors));
     this.seqs = new Map(Object.entries(file.seqs));
     this.useCounts = new Map(Object.entries(file.uses));
+    this.firstUses = new Map(Object.entries(file.first_use ?? {}));
+    this.unlocks = new Map(Object.entries(file.unlocks ?? {}));
   }
 
   entry(slot: string): RegistryEntry | undefined {
@@ -73,6 +80,13 @@ export class TargetMemory implements StateLookups {
   }
   uses(slot: string, gen: number): number {
     return this.useCounts.get(usesKey(slot, gen)) ?? 0;
+  }
+  firstUse(slot: string, gen: number): number | undefined {
+    return this.firstUses.get(usesKey(slot, gen));
+  }
+  /** Forget applied unlock commands whose exp has passed: a replay of one is refused as expired anyway. */
+  pruneUnlocks(nowS: number): void {
+    for (const [cmd, exp] of this.unlocks) if (exp <= nowS) this.unlocks.delete(cmd);
   }
   registryEntries(): readonly RegistryEntry[] {
     return this.registry;
@@ -103,6 +117,9 @@ export class TargetMemory implements StateLookups {
       seqs: Object.fromEntries(this.seqs),
       uses: Object.fromEntries(this.useCounts),
       time_floor_ms: timeFloorMs,
+      // Optional members stay out of the file until used: older state files and tools read the same.
+      ...(this.firstUses.size > 0 ? { first_use: Object.fromEntries(this.firstUses) } : {}),
+      ...(this.unlocks.size > 0 ? { unlocks: Object.fromEntries(this.unlocks) } : {}),
       ...overrides,
     };
   }

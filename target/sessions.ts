@@ -1,4 +1,4 @@
-import type { KeyMode, TokenTypeValue } from "../schemas/tokens.js";
+import type { KeyMode, TokenTypeValue, WeeklyWindow } from "../schemas/tokens.js";
 
 /** Delays above this overflow Node's timers (they would fire at once). */
 const MAX_DELAY_MS = 2_147_483_647;
@@ -16,6 +16,10 @@ export interface Session {
   readonly openedAt: number;
   /** Unix ms when the key stops working, if time-limited. */
   readonly expMs: number | undefined;
+  /** Uses left after this session opened, for a count-limited key. */
+  readonly usesLeft?: number | undefined;
+  /** Weekly windows of the key: the session ends when the window closes. */
+  readonly schedule?: readonly WeeklyWindow[] | undefined;
 }
 
 interface Entry {

@@ -16,6 +16,8 @@ interface TargetTopics {
   readonly frames: string;
   readonly registry: string;
   readonly revocations: string;
+  readonly unlock: string;
+  readonly keyserverStatus: string;
 }
 
 /** Built once: the frame path compares topics, it does not build them. */
@@ -27,6 +29,8 @@ function targetTopics(t: Topics, tid: string): TargetTopics {
     frames: t.frames(tid),
     registry: t.registry(tid),
     revocations: t.revocations(),
+    unlock: t.unlock(tid),
+    keyserverStatus: t.keyserverStatus(),
   };
 }
 
@@ -46,13 +50,18 @@ export class Target implements TargetOutbox {
   private client: MqttClient | undefined;
   private topics: TargetTopics | undefined;
   private log: Logger | undefined;
+  private topicBuilder: Topics | undefined;
+  /** Status topic -> terminal, for the terminals holding a session: the message path looks up, never parses. */
+  private readonly followedTopics = new Map<string, string>();
 
   constructor(private readonly deps: TargetDeps) {}
 
   /** Resolves once the first connection is up and subscribed. */
   async start(): Promise<void> {
     const { config } = this.deps;
-    const topics = targetTopics(new Topics(config.prefix), config.tid);
+    const builder = new Topics(config.prefix);
+    const topics = targetTopics(builder, config.tid);
+    this.topicBuilder = builder;
     const log = this.deps.logger.child({ component: "target", tid: config.tid });
     this.topics = topics;
     this.log = log;
@@ -110,6 +119,7 @@ export class Target implements TargetOutbox {
     engine?.close();
     this.engine = undefined;
     this.client = undefined;
+    this.followedTopics.clear();
     // A clean end waits for the broker to acknowledge those QoS 1 messages, and sends no will.
     if (client) await client.endAsync();
     if (engine) await engine.actuatorIdle();
@@ -148,6 +158,29 @@ export class Target implements TargetOutbox {
     this.publish("challenge", JSON.stringify(message), 0, true);
   }
 
+  follow(term: string): void {
+    const client = this.client;
+    const builder = this.topicBuilder;
+    if (!client || !builder) return;
+    const topic = builder.terminalStatus(term);
+    this.followedTopics.set(topic, term);
+    // MQTT.js resubscribes on reconnect until unsubscribed.
+    client.subscribe(topic, { qos: 1 }, (err) => {
+      if (err) this.log?.warn({ err: err.message, term }, "cannot follow terminal status");
+    });
+  }
+
+  unfollow(term: string): void {
+    const client = this.client;
+    const builder = this.topicBuilder;
+    if (!client || !builder) return;
+    const topic = builder.terminalStatus(term);
+    this.followedTopics.delete(topic);
+    client.unsubscribe(topic, (err) => {
+      if (err) this.log?.warn({ err: err.message, term }, "cannot unfollow terminal status");
+    });
+  }
+
   private running(): TargetEngine {
     if (!this.engine) throw new Error("target is not started");
     return this.engine;
@@ -178,6 +211,8 @@ export class Target implements TargetOutbox {
       [topics.frames]: { qos: 0 },
       [topics.registry]: { qos: 1 },
       [topics.revocations]: { qos: 1 },
+      [topics.unlock]: { qos: 1 },
+      [topics.keyserverStatus]: { qos: 1 },
     });
     this.challenge(engine.challenge());
     this.log?.info("target connected");
@@ -191,6 +226,12 @@ export class Target implements TargetOutbox {
       if (topic === topics.frames) engine.handleFrame(payload, retain);
       else if (topic === topics.registry) engine.handleRegistry(payload);
       else if (topic === topics.revocations) engine.handleRevocations(payload);
+      else if (topic === topics.unlock) engine.handleUnlock(payload, retain);
+      else if (topic === topics.keyserverStatus) engine.handleKeyserverStatus(payload);
+      else {
+        const term = this.followedTopics.get(topic);
+        if (term !== undefined) engine.handleTerminalStatus(term, payload);
+      }
     } catch (err) {
       // DESIGN §8: nothing a message carries may stop the target.
       this.log?.error({ err, topic }, "message handler failed");

@@ -7,8 +7,10 @@ import {
   type FramePayload,
   type RegistryEntry,
   type RegistryPayload,
+  type RelayPayload,
   type RevocationsPayload,
   TokenType,
+  type UnlockPayload,
 } from "../../schemas/tokens.js";
 
 /**
@@ -112,6 +114,57 @@ export function mintRevocations(issuer: TestIssuer, overrides: Overrides<Revocat
 export function mintFrame(holder: TestHolder | SigningKey, payload: FramePayload): string {
   const key = "key" in holder ? holder.key : holder;
   return signToken(TokenType.frame, payload, key);
+}
+
+/** A `sparekey-relay+jws` signed by the issuer: slot `slot-1` gen 1, term `term-1`, seq 1 unless overridden. */
+export function mintRelay(
+  issuer: TestIssuer | SigningKey,
+  payload: Pick<RelayPayload, "tid" | "nonce"> & Overrides<RelayPayload>,
+): string {
+  const key = "key" in issuer ? issuer.key : issuer;
+  return signToken(
+    TokenType.relay,
+    merge<RelayPayload>(
+      {
+        v: 1,
+        tid: payload.tid,
+        slot: "slot-1",
+        gen: 1,
+        term: "term-1",
+        nonce: payload.nonce,
+        seq: 1,
+        iat: nowSeconds(),
+      },
+      payload,
+    ),
+    key,
+  );
+}
+
+/** A `sparekey-unlock+jws` signed by the issuer: a fresh cmd_id, term `term-1`, 1 s open, 60 s to live. */
+export function mintUnlock(
+  issuer: TestIssuer | SigningKey,
+  payload: Pick<UnlockPayload, "tid" | "nonce"> & Overrides<UnlockPayload>,
+): string {
+  const key = "key" in issuer ? issuer.key : issuer;
+  const now = nowSeconds();
+  return signToken(
+    TokenType.unlock,
+    merge<UnlockPayload>(
+      {
+        v: 1,
+        tid: payload.tid,
+        nonce: payload.nonce,
+        cmd_id: randomBytes(12).toString("base64url"),
+        term: "term-1",
+        duration_ms: 1000,
+        iat: now,
+        exp: now + 60,
+      },
+      payload,
+    ),
+    key,
+  );
 }
 
 /**

@@ -34,6 +34,7 @@ describe("target over MQTT", () => {
       term: "term-1",
       since: available.since,
       reason: "frame_accepted",
+      mode: "stored",
     });
     const established = await h.event(eventMark, (e) => e.type === "auth_established", "auth_established");
     expect(established).toEqual({

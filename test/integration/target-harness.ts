@@ -3,7 +3,7 @@ import { silentLogger } from "../../common/log.js";
 import { connectMqtt } from "../../common/mqtt.js";
 import type { TargetConfig } from "../../schemas/config.js";
 import type { Challenge, TargetEvent, TargetState } from "../../schemas/messages.js";
-import type { CredentialPayload, FramePayload } from "../../schemas/tokens.js";
+import type { CredentialPayload, FramePayload, RelayPayload, UnlockPayload } from "../../schemas/tokens.js";
 import { Topics } from "../../schemas/topics.js";
 import { Target } from "../../target/target.js";
 import { startTestBroker, tableAuthenticator } from "../helpers/broker.js";
@@ -13,6 +13,8 @@ import {
   mintCredential,
   mintFrame,
   mintRegistry,
+  mintRelay,
+  mintUnlock,
   type Overrides,
   registryEntry,
   type TestHolder,
@@ -26,7 +28,9 @@ const SECRET = "target-secret-0123456789abcdef-0123";
  * A real aedes broker, a Target, a key server client that publishes the registry and records every
  * challenge, state and event message, and a terminal client that sends frames.
  */
-export async function targetHarness(options: { periodMs?: number; actuator?: string[] } = {}) {
+export async function targetHarness(
+  options: { periodMs?: number; actuator?: string[]; timeZone?: string } = {},
+) {
   const issuer = makeIssuer();
   const holder = makeHolder();
   const broker = await startTestBroker(
@@ -49,6 +53,7 @@ export async function targetHarness(options: { periodMs?: number; actuator?: str
     state_dir: tempDir(),
     keepalive_s: 5,
     ...(options.actuator ? { actuator: options.actuator } : {}),
+    ...(options.timeZone ? { time_zone: options.timeZone } : {}),
   };
 
   const ks = await connectMqtt({ url: broker.url, clientId: "ks", username: "ks", password: "ks-password" });
@@ -137,6 +142,22 @@ export async function targetHarness(options: { periodMs?: number; actuator?: str
         cred: h.credential(),
         ...overrides,
       });
+    },
+    /** An issuer-signed relay frame for the current nonce and the next seq, with any member changed. */
+    relay(overrides: Overrides<RelayPayload> = {}): string {
+      return mintRelay(issuer, { tid: TID, nonce: h.nonce(), seq: h.nextSeq(), ...overrides });
+    },
+    /** The key server publishes an unlock command bound to the current nonce. */
+    async unlock(overrides: Overrides<UnlockPayload> = {}): Promise<void> {
+      const token = mintUnlock(issuer, { tid: TID, nonce: h.nonce(), ...overrides });
+      await ks.publishAsync(topics.unlock(TID), token, { qos: 1 });
+    },
+    /** A retained link status: the terminal's own (`term-1`) or the key server's. */
+    async status(who: "term-1" | "keyserver", state: "online" | "offline", epoch: number): Promise<void> {
+      const payload = JSON.stringify({ v: 1, state, epoch });
+      if (who === "keyserver")
+        await ks.publishAsync(topics.keyserverStatus(), payload, { qos: 1, retain: true });
+      else await term.publishAsync(topics.terminalStatus(who), payload, { qos: 1, retain: true });
     },
     async send(frame: string): Promise<void> {
       await term.publishAsync(topics.frames(TID), frame, { qos: 0 });

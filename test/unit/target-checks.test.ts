@@ -39,6 +39,9 @@ interface Setup {
   trusted?: boolean;
   sessions?: Record<string, { slot: string; gen: number }>;
   issuers?: Map<string, KeyObject>;
+  timeZone?: string;
+  keyserverOffline?: boolean;
+  offlineTerminals?: string[];
 }
 
 function view(setup: Setup = {}): DecisionView {
@@ -55,12 +58,16 @@ function view(setup: Setup = {}): DecisionView {
     previousNonce: PREVIOUS,
     nowMs: setup.nowMs ?? NOW_MS,
     clockTrusted: setup.trusted ?? true,
+    timeZone: setup.timeZone ?? "UTC",
+    keyserverOffline: setup.keyserverOffline ?? false,
+    terminalOffline: (term) => setup.offlineTerminals?.includes(term) ?? false,
     session: (term) => (Object.hasOwn(sessions, term) ? sessions[term] : undefined),
     entry: (slot) => memory.entry(slot),
     revocation: (slot) => memory.revocation(slot),
     floor: (slot) => memory.floor(slot),
     lastSeq: (term) => memory.lastSeq(term),
     uses: (slot, gen) => memory.uses(slot, gen),
+    firstUse: (slot, gen) => memory.firstUse(slot, gen),
   };
 }
 

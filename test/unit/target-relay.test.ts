@@ -1,0 +1,174 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { makeIssuer, mintRelay, registryEntry } from "../helpers/issuer.js";
+import { engineSetup, eventsOf, lastState, START_MS, TID } from "./target-engine-setup.js";
+
+describe("relay frames and line status", () => {
+  beforeEach(() => {
+    vi.useFakeTimers();
+    vi.setSystemTime(START_MS);
+  });
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it("opens a relay session on an issuer-signed relay frame and follows the terminal's status", () => {
+    const s = engineSetup();
+    const engine = s.open();
+    const decision = engine.handleFrame(s.relay(engine, { seq: 7 }), false);
+    expect(decision).toEqual({
+      ok: true,
+      frame: {
+        typ: "sparekey-relay+jws",
+        mode: "relay",
+        term: "term-1",
+        slot: "slot-1",
+        gen: 1,
+        seq: 7,
+        exp: undefined,
+        opensSession: true,
+        usesLeft: undefined,
+      },
+    });
+    expect(lastState(s.rec)).toEqual({
+      v: 1,
+      tid: TID,
+      state: "available",
+      slot: "slot-1",
+      term: "term-1",
+      since: START_MS,
+      reason: "frame_accepted",
+      mode: "relay",
+    });
+    expect(s.rec.follows).toEqual(["+term-1"]);
+    engine.close();
+  });
+
+  it("refuses relay frames with the reason of the first failing check", () => {
+    const s = engineSetup({ slots: [registryEntry("slot-1"), registryEntry("slot-2", { min_gen: 3 })] });
+    const engine = s.open();
+    const stranger = makeIssuer();
+    const nonce = engine.challenge().nonce;
+    const cases: [string, Buffer][] = [
+      ["wrong_target", s.relay(engine, { tid: "lock-2" })],
+      ["unknown_slot", s.relay(engine, { slot: "slot-9" })],
+      ["old_generation", s.relay(engine, { slot: "slot-2", gen: 2 })],
+      ["unknown_issuer", Buffer.from(mintRelay(stranger, { tid: TID, nonce, seq: 100 }))],
+      [
+        "bad_issuer_signature",
+        Buffer.from(
+          // Signed by another key under the configured issuer's kid.
+          mintRelay(
+            { ...stranger.key, kid: s.config.issuer_keys[0]?.kid ?? "" },
+            { tid: TID, nonce, seq: 101 },
+          ),
+        ),
+      ],
+    ];
+    for (const [reason, raw] of cases) {
+      const d = engine.handleFrame(raw, false);
+      expect(d.ok ? "accepted" : d.reason, reason).toBe(reason);
+    }
+    expect(engine.openSessions()).toEqual([]);
+    engine.close();
+  });
+
+  it("refuses a relay frame replayed after the nonce moved on with stale_nonce", () => {
+    const s = engineSetup({ timeoutPeriods: 60 });
+    const engine = s.open();
+    const frame = s.relay(engine);
+    vi.advanceTimersByTime(2000); // two rotations: the frame's nonce is neither current nor previous
+    expect(engine.handleFrame(frame, false)).toEqual({
+      ok: false,
+      reason: "stale_nonce",
+      slot: "slot-1",
+      term: "term-1",
+    });
+    engine.close();
+  });
+
+  it("shares one seq line per terminal between stored and relay frames", () => {
+    const s = engineSetup();
+    const engine = s.open();
+    expect(engine.handleFrame(s.frame(engine, {}, { seq: 50 }), false).ok).toBe(true);
+    expect(engine.handleFrame(s.relay(engine, { seq: 50 }), false)).toMatchObject({
+      ok: false,
+      reason: "replayed_seq",
+    });
+    engine.close();
+  });
+
+  it("counts registry max_uses for relay sessions", () => {
+    const s = engineSetup({ timeoutPeriods: 1, slots: [registryEntry("slot-1", { max_uses: 1 })] });
+    const engine = s.open();
+    expect(engine.handleFrame(s.relay(engine), false)).toMatchObject({ ok: true, frame: { usesLeft: 0 } });
+    vi.advanceTimersByTime(1000);
+    expect(engine.handleFrame(s.relay(engine), false)).toMatchObject({ ok: false, reason: "uses_exhausted" });
+    engine.close();
+  });
+
+  it("ends relay sessions with keyserver_offline when the key server goes offline; a stored session survives", () => {
+    const s = engineSetup();
+    const engine = s.open();
+    engine.handleKeyserverStatus(s.status("online", 4));
+    expect(engine.handleFrame(s.relay(engine, { term: "term-r" }), false).ok).toBe(true);
+    expect(engine.handleFrame(s.frame(engine, { term: "term-s" }), false).ok).toBe(true);
+    const mark = s.rec.events.length;
+    engine.handleKeyserverStatus(s.status("offline", 4));
+    expect(eventsOf(s.rec, "session_ended", mark)).toEqual([
+      {
+        v: 1,
+        tid: TID,
+        ts: START_MS,
+        type: "session_ended",
+        reason: "keyserver_offline",
+        slot: "slot-1",
+        term: "term-r",
+      },
+    ]);
+    expect(engine.openSessions().map((x) => x.term)).toEqual(["term-s"]);
+    expect(lastState(s.rec)).toMatchObject({ state: "available", term: "term-s" });
+    // While the key server is offline no relay frame opens a session.
+    expect(engine.handleFrame(s.relay(engine, { term: "term-r" }), false)).toMatchObject({
+      ok: false,
+      reason: "keyserver_offline",
+    });
+    // An older epoch's online (a late message of a previous connection) changes nothing.
+    engine.handleKeyserverStatus(s.status("online", 3));
+    expect(engine.handleFrame(s.relay(engine, { term: "term-r" }), false)).toMatchObject({
+      ok: false,
+      reason: "keyserver_offline",
+    });
+    engine.handleKeyserverStatus(s.status("online", 5));
+    expect(engine.handleFrame(s.relay(engine, { term: "term-r" }), false).ok).toBe(true);
+    engine.close();
+  });
+
+  it("ends a terminal's session with terminal_offline, ignoring an offline of an older epoch", () => {
+    const s = engineSetup();
+    const engine = s.open();
+    expect(engine.handleFrame(s.frame(engine), false).ok).toBe(true);
+    engine.handleTerminalStatus("term-1", s.status("online", 2000));
+    engine.handleTerminalStatus("term-1", s.status("offline", 1000)); // the will of an old connection
+    expect(lastState(s.rec)).toMatchObject({ state: "available" });
+    engine.handleTerminalStatus("term-1", s.status("offline", 2000));
+    expect(lastState(s.rec)).toEqual({
+      v: 1,
+      tid: TID,
+      state: "unavailable",
+      since: START_MS,
+      reason: "terminal_offline",
+    });
+    // Its last session ended: the target stops following its status.
+    expect(s.rec.follows).toEqual(["+term-1", "-term-1"]);
+    expect(engine.stats().status_ignored).toBe(1);
+    engine.close();
+  });
+
+  it("ignores a status for a terminal it does not follow", () => {
+    const s = engineSetup();
+    const engine = s.open();
+    engine.handleTerminalStatus("term-1", s.status("offline", 1));
+    expect(engine.handleFrame(s.relay(engine), false).ok).toBe(true);
+    engine.close();
+  });
+});
