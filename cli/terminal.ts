@@ -5,11 +5,13 @@ import { decodeToken } from "../common/jws.js";
 import { createLogger, type Logger } from "../common/log.js";
 import { TokenType } from "../schemas/tokens.js";
 import { DEFAULT_PREFIX } from "../schemas/topics.js";
+import { describeCredential, localTimeZone } from "../terminal/credential-info.js";
 import { download } from "../terminal/download.js";
 import { readKey, readProfile, readWallet, resolveTerminalDir, terminalPaths } from "../terminal/files.js";
 import { login } from "../terminal/login.js";
 import { StatusLine, type StatusOutput } from "../terminal/status-line.js";
-import { startFobUse, startUse, type UseHandle } from "../terminal/use.js";
+import { UNLOCK_TIMEOUT_MS, unlock } from "../terminal/unlock.js";
+import { startFobUse, startRelayUse, startUse, type UseHandle } from "../terminal/use.js";
 
 export interface TerminalIo {
   stdout?: StatusOutput;
@@ -18,10 +20,18 @@ export interface TerminalIo {
   /** Ends `use` as SIGINT/SIGTERM would; when absent, `use` listens for those signals itself. */
   signal?: AbortSignal;
   logger?: Logger;
+  /** IANA zone times are shown in (default: this machine's). */
+  timeZone?: string;
 }
 
-/** Exit codes: 0 done, 1 failed, 2 bad usage, 3 the target went out of reach. */
+/**
+ * Exit codes: 0 done, 1 failed, 2 bad usage, 3 the target went out of reach, 4 refused (`use`: the
+ * key's uses ran out; `unlock`: the target refused), 5 `unlock` timed out.
+ */
 export const EXIT_OUT_OF_REACH = 3;
+export const EXIT_USES_EXHAUSTED = 4;
+export const EXIT_REFUSED = 4;
+export const EXIT_TIMED_OUT = 5;
 
 const dirOption = {
   type: "string",
@@ -57,12 +67,39 @@ const SPECS = {
   use: {
     name: "sparekey terminal use",
     summary: "send key frames to a target until interrupted or out of reach",
-    usage: "sparekey terminal use --target T [--slot S] [--dir D] [--max-seconds N] | --fob FILE --target T",
+    usage:
+      "sparekey terminal use --target T [--slot S] [--relay | --ephemeral] [--keepalive S] [--dir D] [--max-seconds N]\n" +
+      "       sparekey terminal use --fob FILE --target T [--keepalive S]",
     options: {
       target: { type: "string", help: "target id" },
       slot: { type: "string", help: "key slot (default: the highest generation that opens the target)" },
+      relay: { type: "boolean", help: "relay key: the key server signs each frame; nothing is stored" },
+      ephemeral: {
+        type: "boolean",
+        help: "delete the stored credential when the target goes out of reach (not on Ctrl-C)",
+      },
       fob: { type: "string", help: "act as the fob described by this file (from `admin write-fob`)" },
+      keepalive: {
+        type: "string",
+        help: "MQTT keepalive in seconds: how soon a dead link is noticed",
+        default: "5",
+      },
       "max-seconds": { type: "string", help: "stop after this many seconds" },
+      dir: dirOption,
+    },
+  },
+  unlock: {
+    name: "sparekey terminal unlock",
+    summary: "one-time remote unlock of a target through the key server; waits for the outcome",
+    usage: "sparekey terminal unlock --target T [--password-file F] [--duration-ms N] [--dir D]",
+    options: {
+      target: { type: "string", help: "target id" },
+      "password-file": {
+        type: "string",
+        help: "your password, when the key needs it again for a remote unlock",
+        default: "$SPAREKEY_PASSWORD, asked for only when needed",
+      },
+      "duration-ms": { type: "string", help: "how long the target stays open (default: the key server's)" },
       dir: dirOption,
     },
   },
@@ -92,6 +129,7 @@ interface Ctx {
   env: Record<string, string | undefined>;
   logger: Logger;
   signal: AbortSignal | undefined;
+  timeZone: string;
 }
 
 function readPassword(values: Record<string, unknown>, env: Ctx["env"]): string {
@@ -144,8 +182,14 @@ async function cmdDownload(argv: string[], ctx: Ctx): Promise<number> {
   const slot = optionalString(v, "slot");
   const dir = resolveTerminalDir(optionalString(v, "dir"), ctx.env);
   const got = await download({ dir, target, ...(slot !== undefined ? { slot } : {}), logger: ctx.logger });
-  const exp = got.exp === undefined ? "no expiry" : `expires ${new Date(got.exp * 1000).toISOString()}`;
-  ctx.out.write(`downloaded slot ${got.slot} gen ${got.gen} for ${got.tids.join(", ")} (${exp})\n`);
+  // The credential just stored, read back for its limits (the download result names only the slot).
+  const entry = readWallet(dir, readProfile(dir).term).credentials[got.slot];
+  const payload = entry ? decodeToken(entry.token, TokenType.credential).payload : undefined;
+  const lines = [
+    `downloaded slot ${got.slot} gen ${got.gen} for ${got.tids.join(", ")} (${payload?.mode ?? "stored"} key)`,
+    ...(payload ? describeCredential(payload, ctx.timeZone).map((l) => `  ${l}`) : []),
+  ];
+  ctx.out.write(`${lines.join("\n")}\n`);
   return 0;
 }
 
@@ -181,26 +225,46 @@ async function cmdUse(argv: string[], ctx: Ctx): Promise<number> {
   const fob = optionalString(v, "fob");
   const slot = optionalString(v, "slot");
   const maxSeconds = optionalInt(v, "max-seconds", cmd, 1, 86_400);
-  if (fob !== undefined && (slot !== undefined || v.dir !== undefined)) {
+  const keepalive = optionalInt(v, "keepalive", cmd, 1, 3600) ?? 5;
+  const relay = v.relay === true;
+  const ephemeral = v.ephemeral === true;
+  if (fob !== undefined && (slot !== undefined || v.dir !== undefined || relay || ephemeral)) {
     throw new SparekeyError(
       "bad_request",
-      `${cmd}: --fob takes no --slot or --dir (the fob file holds both)`,
+      `${cmd}: --fob takes no --slot, --dir, --relay or --ephemeral (the fob file holds everything)`,
+    );
+  }
+  if (relay && ephemeral) {
+    throw new SparekeyError(
+      "bad_request",
+      `${cmd}: --ephemeral is for stored keys; a relay key stores nothing`,
     );
   }
   const status = new StatusLine({ out: ctx.out });
   const common = {
     tid,
     logger: ctx.logger,
+    keepalive,
     onChange: (s: Parameters<StatusLine["update"]>[0]) => status.update(s),
   };
+  const dirOpts = () => ({
+    dir: resolveTerminalDir(optionalString(v, "dir"), ctx.env),
+    ...(slot !== undefined ? { slot } : {}),
+  });
+  let deleted: string | undefined;
   const handle: UseHandle =
     fob !== undefined
       ? await startFobUse({ ...common, fobFile: fob })
-      : await startUse({
-          ...common,
-          dir: resolveTerminalDir(optionalString(v, "dir"), ctx.env),
-          ...(slot !== undefined ? { slot } : {}),
-        });
+      : relay
+        ? await startRelayUse({ ...common, ...dirOpts() })
+        : await startUse({
+            ...common,
+            ...dirOpts(),
+            ephemeral,
+            onDeleted: (s) => {
+              deleted = s;
+            },
+          });
   const stop = interruption(ctx.signal);
   const ticker = setInterval(() => status.refresh(), 500);
   let maxTimer: NodeJS.Timeout | undefined;
@@ -213,13 +277,64 @@ async function cmdUse(argv: string[], ctx: Ctx): Promise<number> {
     status.end();
     if (outcome === "out_of_reach") {
       ctx.err.write(`target ${tid} out of reach: no fresh challenge for 2 periods; frames stopped\n`);
+      if (deleted !== undefined) ctx.err.write(`ephemeral key: credential for slot ${deleted} deleted\n`);
       return EXIT_OUT_OF_REACH;
+    }
+    if (outcome === "uses_exhausted") {
+      ctx.err.write(`target ${tid}: the key's last use is spent (uses_left 0); frames stopped\n`);
+      return EXIT_USES_EXHAUSTED;
     }
     return 0;
   } finally {
     clearInterval(ticker);
     clearTimeout(maxTimer);
     stop.dispose();
+  }
+}
+
+async function cmdUnlock(argv: string[], ctx: Ctx): Promise<number> {
+  const parsed = parseCommand(SPECS.unlock, argv, (t) => ctx.out.write(t));
+  if (!parsed) return 0;
+  const v = parsed.values;
+  const cmd = SPECS.unlock.name;
+  const tid = requireString(v, "target", cmd);
+  const durationMs = optionalInt(v, "duration-ms", cmd, 100, 600_000);
+  const dir = resolveTerminalDir(optionalString(v, "dir"), ctx.env);
+  const password = v["password-file"] !== undefined ? readPassword(v, ctx.env) : undefined;
+  let result: Awaited<ReturnType<typeof unlock>>;
+  try {
+    result = await unlock({
+      dir,
+      tid,
+      logger: ctx.logger,
+      ...(password !== undefined ? { password } : {}),
+      askPassword: () => ctx.env.SPAREKEY_PASSWORD || undefined,
+      ...(durationMs !== undefined ? { durationMs } : {}),
+    });
+  } catch (err) {
+    if (err instanceof SparekeyError && err.code === "password_required") {
+      ctx.err.write(
+        `error password_required: ${err.message}; give it with --password-file F or SPAREKEY_PASSWORD\n`,
+      );
+      return 1;
+    }
+    if (err instanceof SparekeyError && err.code === "timeout") {
+      ctx.out.write("timed_out\n");
+      ctx.err.write(`no answer from the key server within ${UNLOCK_TIMEOUT_MS / 1000} s\n`);
+      return EXIT_TIMED_OUT;
+    }
+    throw err;
+  }
+  switch (result.outcome) {
+    case "applied":
+      ctx.out.write("applied\n");
+      return 0;
+    case "refused":
+      ctx.out.write(`refused: ${result.reason ?? "no reason given"}\n`);
+      return EXIT_REFUSED;
+    case "timed_out":
+      ctx.out.write("timed_out\n");
+      return EXIT_TIMED_OUT;
   }
 }
 
@@ -241,16 +356,14 @@ function cmdStatus(argv: string[], ctx: Ctx): number {
     `wallet    ${Object.keys(wallet.credentials).length} credential(s)`,
   ];
   for (const [slot, entry] of Object.entries(wallet.credentials)) {
-    let validity = "";
+    const head = `  slot ${slot} gen ${entry.gen} targets ${entry.tids.join(", ")}`;
     try {
       const { payload } = decodeToken(entry.token, TokenType.credential);
-      validity =
-        payload.exp === undefined ? " no expiry" : ` expires ${new Date(payload.exp * 1000).toISOString()}`;
-      if (payload.max_uses !== undefined) validity += ` max_uses ${payload.max_uses}`;
+      lines.push(`${head} (${payload.mode} key)`);
+      lines.push(...describeCredential(payload, ctx.timeZone).map((l) => `    ${l}`));
     } catch {
-      validity = " (unreadable credential)";
+      lines.push(`${head} (unreadable credential)`);
     }
-    lines.push(`  slot ${slot} gen ${entry.gen} targets ${entry.tids.join(", ")}${validity}`);
   }
   ctx.out.write(`${lines.join("\n")}\n`);
   return 0;
@@ -264,6 +377,7 @@ export async function runTerminal(argv: string[], io: TerminalIo = {}): Promise<
     env: io.env ?? process.env,
     logger: io.logger ?? createLogger("terminal", { level: process.env.SPAREKEY_LOG_LEVEL ?? "warn" }),
     signal: io.signal,
+    timeZone: io.timeZone ?? localTimeZone(),
   };
   const [sub, ...rest] = argv;
   if (sub === undefined || sub === "--help" || sub === "-h" || sub === "help") {
@@ -280,6 +394,8 @@ export async function runTerminal(argv: string[], io: TerminalIo = {}): Promise<
         return await cmdDownload(rest, ctx);
       case "use":
         return await cmdUse(rest, ctx);
+      case "unlock":
+        return await cmdUnlock(rest, ctx);
       case "status":
         return cmdStatus(rest, ctx);
     }

@@ -26,6 +26,11 @@ export function mqttBus(client: MqttClient): MessageBus {
       await client.unsubscribeAsync(topic);
     },
     async publish(topic, payload, opts) {
+      // MQTT.js queues QoS 0 messages while offline and sends them after a reconnect; a key frame
+      // must never go out late, so a QoS 0 publish without a connection fails instead.
+      if (opts.qos === 0 && !client.connected) {
+        throw new SparekeyError("line_down", `not connected: ${topic} not published`);
+      }
       await client.publishAsync(topic, payload, { qos: opts.qos, retain: opts.retain });
     },
     onMessage(handler) {

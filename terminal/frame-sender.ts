@@ -4,9 +4,16 @@ import type { Topics } from "../schemas/topics.js";
 import { parseJson, validator } from "../schemas/validate.js";
 import type { MessageBus } from "./bus.js";
 import type { FrameSigner } from "./frame-signer.js";
+import type { LineStatus } from "./line-monitor.js";
 import type { SeqSource } from "./seq.js";
 
-export type FrameLoopEnd = "stopped" | "out_of_reach";
+/**
+ * `uses_exhausted`: the target's state showed this terminal's session opened with `uses_left: 0`
+ * and that session has ended, so retrying cannot open it again.
+ */
+export type FrameLoopEnd = "stopped" | "out_of_reach" | "uses_exhausted";
+
+const LINE_UP: LineStatus = { up: true, connected: true, why: undefined };
 
 /** What the status line shows; never carries key material. */
 export interface FrameSenderSnapshot {
@@ -16,6 +23,10 @@ export interface FrameSenderSnapshot {
   /** The target's retained state, for display only. */
   readonly state: LockState | undefined;
   readonly framesSent: number;
+  /** Uses left of a count-limited key, from the target's state while this terminal holds the session. */
+  readonly usesLeft: number | undefined;
+  /** Frames flow only while the line is up (line-monitor.ts). */
+  readonly line: LineStatus;
   /** ms timestamp (local clock) of the last fresh challenge. */
   readonly lastChallengeAt: number | undefined;
   readonly ended: FrameLoopEnd | undefined;
@@ -54,6 +65,12 @@ export class FrameSender {
   private lastNonce: string | undefined;
   private lastChallengeAt: number | undefined;
   private state: LockState | undefined;
+  private usesLeft: number | undefined;
+  /** This terminal's session opened with no use left: when it ends, the loop ends. */
+  private lastUse = false;
+  private line: LineStatus = LINE_UP;
+  /** Rises each time the line goes down: a frame asked for before a cut is never published after it. */
+  private lineEpoch = 0;
   private framesSent = 0;
   private readonly log: Logger;
 
@@ -71,6 +88,8 @@ export class FrameSender {
       mode: this.deps.signer.mode,
       state: this.state,
       framesSent: this.framesSent,
+      usesLeft: this.usesLeft,
+      line: this.line,
       lastChallengeAt: this.lastChallengeAt,
       ended: this.endReason,
     };
@@ -85,7 +104,7 @@ export class FrameSender {
       if (topic === challengeTopic) this.onChallenge(payload);
       else if (topic === stateTopic) this.onState(payload);
     });
-    this.armReachTimer(this.deps.firstChallengeTimeoutMs ?? 10_000);
+    if (this.line.connected) this.armReachTimer(this.firstChallengeTimeoutMs());
     try {
       await bus.subscribe(challengeTopic, 0);
       await bus.subscribe(stateTopic, 1);
@@ -98,6 +117,24 @@ export class FrameSender {
 
   async stop(): Promise<void> {
     await this.finish("stopped");
+  }
+
+  /**
+   * From the line monitor. While our own connection is down no challenge can come, so "out of reach"
+   * is not judged then: the reach clock restarts when the connection is back. A key server that is
+   * offline (relay) stops frames but challenges still come, so the reach clock keeps running.
+   */
+  setLine(line: LineStatus): void {
+    const wasUp = this.line.up;
+    const wasConnected = this.line.connected;
+    this.line = line;
+    if (wasUp && !line.up) this.lineEpoch += 1;
+    if (this.running) {
+      if (wasConnected && !line.connected) clearTimeout(this.reachTimer);
+      if (!wasConnected && line.connected) this.armReachTimer(this.firstChallengeTimeoutMs());
+    }
+    if (wasUp !== line.up) this.log.info({ up: line.up, why: line.why }, "line changed");
+    this.changed();
   }
 
   private async finish(reason: FrameLoopEnd): Promise<void> {
@@ -120,6 +157,10 @@ export class FrameSender {
     this.log.info({ reason, frames_sent: this.framesSent }, "frame loop ended");
     this.changed();
     this.resolveEnded(reason);
+  }
+
+  private firstChallengeTimeoutMs(): number {
+    return this.deps.firstChallengeTimeoutMs ?? 10_000;
   }
 
   private now(): number {
@@ -145,15 +186,24 @@ export class FrameSender {
     this.lastNonce = challenge.nonce;
     this.lastChallengeAt = this.now();
     this.armReachTimer((this.deps.timeoutPeriods ?? 2) * challenge.period_ms);
-    void this.sendFrame(challenge.nonce);
+    // A nonce seen while the line is down stays unanswered: after the line is back, only a frame
+    // signed for a challenge that came later goes out.
+    if (this.line.up) void this.sendFrame(challenge.nonce, challenge.period_ms);
+    else this.changed();
   }
 
-  private async sendFrame(nonce: string): Promise<void> {
+  private async sendFrame(nonce: string, periodMs: number): Promise<void> {
     const { bus, topics, tid, signer } = this.deps;
+    const epoch = this.lineEpoch;
     try {
       const seq = this.deps.seq.next();
-      const token = await signer.sign({ tid, nonce, seq });
-      if (!this.running) return;
+      const token = await signer.sign({ tid, nonce, seq, periodMs });
+      // Signing may take a round trip (relay): a frame asked for before a cut is dropped even if the
+      // line is back by now, so nothing signed before a loss goes out after it.
+      if (!this.running || epoch !== this.lineEpoch || !this.line.up) {
+        this.log.debug("frame dropped: the line went down while it was being signed");
+        return;
+      }
       // Frames are never retained: a target refuses a retained frame however well signed.
       await bus.publish(topics.frames(tid), token, { qos: 0, retain: false });
       this.framesSent += 1;
@@ -169,7 +219,17 @@ export class FrameSender {
       this.log.warn({ issues: stateValidator.lastIssues() }, "malformed target state ignored");
       return;
     }
-    if (state.tid !== this.deps.tid || state.state === this.state) return;
+    if (state.tid !== this.deps.tid) return;
+    const mine = state.state === "available" && state.term === this.deps.signer.term;
+    if (mine) {
+      this.usesLeft = state.uses_left;
+      if (state.uses_left === 0) this.lastUse = true;
+    } else if (this.lastUse) {
+      this.state = state.state;
+      this.log.info("the session that used the last use ended");
+      void this.finish("uses_exhausted");
+      return;
+    }
     this.state = state.state;
     this.changed();
   }

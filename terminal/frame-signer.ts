@@ -2,15 +2,24 @@ import { signToken } from "../common/jws.js";
 import type { SigningKey } from "../common/keys.js";
 import { TokenType } from "../schemas/tokens.js";
 
+/** What the frame loop asks a signer for: one frame for one fresh challenge. */
+export interface FrameRequest {
+  tid: string;
+  nonce: string;
+  seq: number;
+  /** The challenge's period: a signer that must ask someone (relay) gives up well before it. */
+  periodMs?: number;
+}
+
 /**
- * What turns a challenge into a key frame. The stored-key and fob signers hold the key; a relay
- * signer (next issue) asks the key server per nonce instead, which is why `sign` is async.
+ * What turns a challenge into a key frame. The stored-key and fob signers hold the key; the relay
+ * signer (relay-signer.ts) asks the key server per nonce instead, which is why `sign` is async.
  */
 export interface FrameSigner {
   readonly mode: "stored" | "fob" | "relay";
   readonly slot: string;
   readonly term: string;
-  sign(frame: { tid: string; nonce: string; seq: number }): Promise<string>;
+  sign(frame: FrameRequest): Promise<string>;
 }
 
 export function holderSigner(o: {

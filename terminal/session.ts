@@ -35,6 +35,8 @@ export async function openSession(o: {
   logger: Logger;
   /** Keep reconnecting (the frame loop) or not (one-shot commands). */
   reconnectPeriod?: number;
+  /** Seconds; small so a dead link is noticed (MQTT.js drops it after 1.5 keepalives without PINGRESP). */
+  keepalive?: number;
   rpcTimeoutMs?: number;
 }): Promise<TerminalSession> {
   const { profile, key } = loadIdentity(o.dir);
@@ -47,6 +49,7 @@ export async function openSession(o: {
     topics,
     logger: o.logger,
     reconnectPeriod: o.reconnectPeriod ?? 0,
+    ...(o.keepalive !== undefined ? { keepalive: o.keepalive } : {}),
   });
   const rpc = new RpcClient({
     bus: link.bus,

@@ -9,13 +9,15 @@ export interface StatusOutput {
 export function formatStatus(s: FrameSenderSnapshot, now: number): string {
   const age =
     s.lastChallengeAt === undefined ? "none" : `${((now - s.lastChallengeAt) / 1000).toFixed(1)}s ago`;
+  const uses = s.usesLeft === undefined ? "" : ` uses_left=${s.usesLeft}`;
+  const line = s.line.up ? "" : ` line down: ${s.line.why ?? "unknown"}`;
   const loop = s.ended === undefined ? "" : ` ended=${s.ended}`;
-  return `target=${s.tid} slot=${s.slot} mode=${s.mode} state=${s.state ?? "unknown"} frames=${s.framesSent} challenge=${age}${loop}`;
+  return `target=${s.tid} slot=${s.slot} mode=${s.mode} state=${s.state ?? "unknown"}${uses} frames=${s.framesSent} challenge=${age}${line}${loop}`;
 }
 
 /**
  * On a TTY one live line rewritten in place; elsewhere (logs, pipes) one line per change of what a
- * reader cares about (target state, loop end, first frame), not one per frame.
+ * reader cares about (target state, uses left, the line, loop end, first frame), not one per frame.
  */
 export class StatusLine {
   private last: FrameSenderSnapshot | undefined;
@@ -30,7 +32,7 @@ export class StatusLine {
       this.deps.out.write(`\r\x1b[2K${formatStatus(s, now)}`);
       return;
     }
-    const key = `${s.state ?? ""}|${s.ended ?? ""}|${s.framesSent > 0}`;
+    const key = `${s.state ?? ""}|${s.usesLeft ?? ""}|${s.line.why ?? ""}|${s.ended ?? ""}|${s.framesSent > 0}`;
     if (key === this.lastKey) return;
     this.lastKey = key;
     this.deps.out.write(`${new Date(now).toISOString()} ${formatStatus(s, now)}\n`);

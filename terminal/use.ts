@@ -3,16 +3,20 @@ import { SparekeyError } from "../common/errors.js";
 import { decodeToken } from "../common/jws.js";
 import { signingKeyFromSeed } from "../common/keys.js";
 import type { Logger } from "../common/log.js";
+import type { MqttClient } from "../common/mqtt.js";
 import { FobFile } from "../schemas/config.js";
 import type { TerminalWallet } from "../schemas/records.js";
 import { TokenType } from "../schemas/tokens.js";
 import { assertId, Topics } from "../schemas/topics.js";
-import { readWallet } from "./files.js";
+import { readWallet, updateWallet } from "./files.js";
 import { type FrameLoopEnd, FrameSender, type FrameSenderSnapshot } from "./frame-sender.js";
 import { type FrameSigner, holderSigner } from "./frame-signer.js";
+import { LineMonitor } from "./line-monitor.js";
 import { connectTerminal, type TerminalLink } from "./link.js";
-import { ClockSeq, WalletSeq } from "./seq.js";
-import { loadIdentity } from "./session.js";
+import { relaySigner } from "./relay-signer.js";
+import type { RpcClient } from "./rpc-client.js";
+import { ClockSeq, type SeqSource, WalletSeq } from "./seq.js";
+import { loadIdentity, openSession } from "./session.js";
 
 export interface UseOptions {
   tid: string;
@@ -20,11 +24,16 @@ export interface UseOptions {
   onChange?: (snapshot: FrameSenderSnapshot) => void;
   timeoutPeriods?: number;
   firstChallengeTimeoutMs?: number;
+  /** MQTT keepalive in seconds (default 5): how soon a dead link is noticed. */
+  keepalive?: number;
 }
 
 /** A running frame loop and the connection it owns. */
 export interface UseHandle {
   readonly sender: FrameSender;
+  readonly monitor: LineMonitor;
+  /** The terminal's own connection (the line): benchmarks and tests cut it. */
+  readonly client: MqttClient;
   readonly ended: Promise<FrameLoopEnd>;
   /** Stop the loop (if still running) and disconnect. */
   close(): Promise<void>;
@@ -52,19 +61,27 @@ export function selectCredential(
   return best;
 }
 
-async function run(
-  link: TerminalLink,
-  topics: Topics,
-  signer: FrameSigner,
-  seq: WalletSeq | ClockSeq,
-  o: UseOptions,
-): Promise<UseHandle> {
+interface RunParts {
+  link: TerminalLink;
+  topics: Topics;
+  signer: FrameSigner;
+  seq: SeqSource;
+  /** Relay: the key server's status is part of the line. */
+  needsKeyserver: boolean;
+  /** Stopped with the loop (relay). */
+  rpc?: RpcClient;
+  /** Runs once the loop has ended, before `ended` resolves. */
+  afterEnd?: (end: FrameLoopEnd) => void;
+}
+
+async function run(parts: RunParts, o: UseOptions): Promise<UseHandle> {
+  const { link, topics } = parts;
   const sender = new FrameSender({
     bus: link.bus,
     topics,
     tid: o.tid,
-    signer,
-    seq,
+    signer: parts.signer,
+    seq: parts.seq,
     logger: o.logger,
     ...(o.onChange ? { onChange: o.onChange } : {}),
     ...(o.timeoutPeriods !== undefined ? { timeoutPeriods: o.timeoutPeriods } : {}),
@@ -72,24 +89,53 @@ async function run(
       ? { firstChallengeTimeoutMs: o.firstChallengeTimeoutMs }
       : {}),
   });
+  const monitor = new LineMonitor({
+    connection: link.client,
+    bus: link.bus,
+    topics,
+    needsKeyserver: parts.needsKeyserver,
+    logger: o.logger,
+    onChange: (line) => sender.setLine(line),
+  });
+  let closing: Promise<void> | undefined;
+  const close = () => {
+    closing ??= (async () => {
+      await sender.stop();
+      await monitor.stop();
+      await parts.rpc?.stop();
+      await link.close();
+    })();
+    return closing;
+  };
   try {
+    // The monitor first, so the loop knows the line before the first challenge can arrive.
+    await monitor.start();
     await sender.start();
   } catch (err) {
-    await link.close();
+    await close();
     throw err;
   }
-  return {
-    sender,
-    ended: sender.ended,
-    async close() {
-      await sender.stop();
-      await link.close();
-    },
-  };
+  const ended = sender.ended.then((end) => {
+    parts.afterEnd?.(end);
+    return end;
+  });
+  return { sender, monitor, client: link.client, ended, close };
 }
 
 /** Stored-key mode: the terminal signs frames with its own key and the credential in its wallet. */
-export async function startUse(o: UseOptions & { dir: string; slot?: string }): Promise<UseHandle> {
+export async function startUse(
+  o: UseOptions & {
+    dir: string;
+    slot?: string;
+    /**
+     * Delete the credential from the wallet when the loop ends because the target went out of reach
+     * (not when it is stopped): a key borrowed for one visit does not stay on the phone.
+     */
+    ephemeral?: boolean;
+    /** Called with the slot after an ephemeral credential was deleted. */
+    onDeleted?: (slot: string) => void;
+  },
+): Promise<UseHandle> {
   const tid = assertId(o.tid, "target");
   const { profile, key } = loadIdentity(o.dir);
   const credential = selectCredential(readWallet(o.dir, profile.term), tid, o.slot);
@@ -102,6 +148,7 @@ export async function startUse(o: UseOptions & { dir: string; slot?: string }): 
     topics,
     logger: o.logger,
     reconnectPeriod: 1000,
+    ...(o.keepalive !== undefined ? { keepalive: o.keepalive } : {}),
   });
   const signer = holderSigner({
     mode: "stored",
@@ -110,7 +157,70 @@ export async function startUse(o: UseOptions & { dir: string; slot?: string }): 
     slot: credential.slot,
     credential: credential.token,
   });
-  return run(link, topics, signer, new WalletSeq({ dir: o.dir, term: profile.term }), o);
+  const afterEnd = (end: FrameLoopEnd) => {
+    if (!o.ephemeral || end !== "out_of_reach") return;
+    try {
+      if (deleteCredential(o.dir, profile.term, credential.slot, credential.token)) {
+        o.logger.info({ slot: credential.slot }, "ephemeral credential deleted");
+        o.onDeleted?.(credential.slot);
+      }
+    } catch (err) {
+      o.logger.error({ err }, "cannot delete the ephemeral credential");
+    }
+  };
+  return run(
+    {
+      link,
+      topics,
+      signer,
+      seq: new WalletSeq({ dir: o.dir, term: profile.term }),
+      needsKeyserver: false,
+      afterEnd,
+    },
+    o,
+  );
+}
+
+/** Remove `slot` from the wallet if it still holds `token` (a newer download is left alone). */
+export function deleteCredential(dir: string, term: string, slot: string, token: string): boolean {
+  let deleted = false;
+  updateWallet(dir, term, (w) => {
+    if (w.credentials[slot]?.token !== token) return;
+    w.credentials = Object.fromEntries(Object.entries(w.credentials).filter(([s]) => s !== slot));
+    deleted = true;
+  });
+  return deleted;
+}
+
+/**
+ * Relay mode: no credential and no key is used for frames; each one is made by the key server for a
+ * challenge the target published, and only while the line (ours and the key server's) is up.
+ */
+export async function startRelayUse(o: UseOptions & { dir: string; slot?: string }): Promise<UseHandle> {
+  const tid = assertId(o.tid, "target");
+  const session = await openSession({
+    dir: o.dir,
+    logger: o.logger,
+    reconnectPeriod: 1000,
+    ...(o.keepalive !== undefined ? { keepalive: o.keepalive } : {}),
+  });
+  const signer = relaySigner({
+    rpc: session.rpc,
+    term: session.profile.term,
+    ...(o.slot !== undefined ? { slot: o.slot } : {}),
+  });
+  return run(
+    {
+      link: session.link,
+      topics: session.topics,
+      signer,
+      // The key server numbers relay frames; this seq is not used.
+      seq: new ClockSeq(),
+      needsKeyserver: true,
+      rpc: session.rpc,
+    },
+    { ...o, tid },
+  );
 }
 
 export function readFob(path: string): FobFile {
@@ -143,6 +253,7 @@ export async function startFobUse(o: UseOptions & { fobFile: string }): Promise<
     topics,
     logger: o.logger,
     reconnectPeriod: 1000,
+    ...(o.keepalive !== undefined ? { keepalive: o.keepalive } : {}),
   });
   const signer = holderSigner({
     mode: "fob",
@@ -151,5 +262,5 @@ export async function startFobUse(o: UseOptions & { fobFile: string }): Promise<
     slot: payload.slot,
     credential: fob.credential,
   });
-  return run(link, topics, signer, new ClockSeq(), o);
+  return run({ link, topics, signer, seq: new ClockSeq(), needsKeyserver: false }, o);
 }

@@ -94,7 +94,12 @@ describe("terminal download", () => {
     const got = await download({ dir, target: "lock-1", logger: silentLogger() });
     const publicKey = readKey(dir, "phone-1")?.publicKeyB64;
     expect(ks.requests).toEqual([{ public_key: publicKey, tid: "lock-1", v: 1, id: expect.any(String) }]);
-    expect(got).toEqual({ slot: "slot_a", gen: 2, tids: ["lock-1", "lock-2"], exp: 1_900_086_400 });
+    expect(got).toEqual({
+      slot: "slot_a",
+      gen: 2,
+      tids: ["lock-1", "lock-2"],
+      exp: 1_900_086_400,
+    });
     const wallet = readWallet(dir, "phone-1");
     expect(wallet).toEqual({
       v: 1,
@@ -189,14 +194,29 @@ describe("terminal download", () => {
       stderr: { write: (t: string) => err.push(t) },
       env: {},
       logger: silentLogger(),
+      timeZone: "Europe/Berlin",
     };
     expect(await runTerminal(["download", "--target", "lock-1", "--dir", dir], io)).toBe(0);
     expect(await runTerminal(["status", "--dir", dir], io)).toBe(0);
     expect(err).toEqual([]);
     expect(out[0]).toBe(
-      "downloaded slot slot_a gen 2 for lock-1, lock-2 (expires 2030-03-18T17:46:40.000Z)\n",
+      [
+        "downloaded slot slot_a gen 2 for lock-1, lock-2 (stored key)",
+        "  valid from  2030-03-17 18:46:40 UTC+01:00",
+        "  expires     2030-03-18 18:46:40 UTC+01:00",
+        "  times in    Europe/Berlin",
+        "",
+      ].join("\n"),
     );
-    expect(out[1]).toContain("  slot slot_a gen 2 targets lock-1, lock-2 expires 2030-03-18T17:46:40.000Z\n");
+    expect(out[1]).toContain(
+      [
+        "  slot slot_a gen 2 targets lock-1, lock-2 (stored key)",
+        "    valid from  2030-03-17 18:46:40 UTC+01:00",
+        "    expires     2030-03-18 18:46:40 UTC+01:00",
+        "    times in    Europe/Berlin",
+        "",
+      ].join("\n"),
+    );
     expect(out.join("")).not.toMatch(/pw-phone|eyJ/);
   });
 });

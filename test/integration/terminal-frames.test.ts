@@ -10,7 +10,7 @@ import { connectMqtt, type MqttClient } from "../../common/mqtt.js";
 import type { Challenge } from "../../schemas/messages.js";
 import { TokenType } from "../../schemas/tokens.js";
 import { Topics } from "../../schemas/topics.js";
-import { loadOrCreateKey, updateWallet } from "../../terminal/files.js";
+import { loadOrCreateKey, readWallet, updateWallet } from "../../terminal/files.js";
 import { login } from "../../terminal/login.js";
 import { startFobUse, startUse } from "../../terminal/use.js";
 import { startTestBroker, tableAuthenticator } from "../helpers/broker.js";
@@ -249,5 +249,77 @@ describe("terminal frame loop", () => {
       seq: expect.any(Number),
       cred: fobCred,
     });
+  });
+
+  it("deletes an ephemeral credential when the target goes out of reach", async () => {
+    const { dir, target, frames } = await setup();
+    await publishChallenge(target, challenge(100));
+    const deleted: string[] = [];
+    const handle = await startUse({
+      dir,
+      tid: TID,
+      logger: silentLogger(),
+      ephemeral: true,
+      onDeleted: (slot) => deleted.push(slot),
+    });
+    try {
+      expect(await within(handle.ended, 3000, "the loop to end")).toBe("out_of_reach");
+    } finally {
+      await handle.close();
+    }
+    expect(frames).toHaveLength(1);
+    expect(deleted).toEqual(["slot_a"]);
+    expect(readWallet(dir, "phone-1").credentials).toEqual({});
+  });
+
+  it("keeps an ephemeral credential when the loop is stopped", async () => {
+    const { dir, cred, target, frames } = await setup();
+    await publishChallenge(target, challenge(60_000));
+    const handle = await startUse({ dir, tid: TID, logger: silentLogger(), ephemeral: true });
+    await waitFor(() => frames.length === 1, "a frame");
+    await handle.close();
+    expect(await handle.ended).toBe("stopped");
+    expect(readWallet(dir, "phone-1").credentials).toEqual({ slot_a: { token: cred, tids: [TID], gen: 2 } });
+  });
+
+  it("`terminal use --ephemeral` says the credential was deleted when the target went out of reach", async () => {
+    const { dir, target } = await setup();
+    await publishChallenge(target, challenge(100));
+    const err: string[] = [];
+    const code = await runTerminal(["use", "--target", TID, "--ephemeral", "--dir", dir], {
+      stdout: { write: () => true },
+      stderr: { write: (t: string) => err.push(t) },
+      env: {},
+      logger: silentLogger(),
+    });
+    expect(code).toBe(3);
+    expect(err).toEqual([
+      `target ${TID} out of reach: no fresh challenge for 2 periods; frames stopped\n`,
+      "ephemeral key: credential for slot slot_a deleted\n",
+    ]);
+    expect(readWallet(dir, "phone-1").credentials).toEqual({});
+  });
+
+  it("`terminal use` exits 4 when the session that spent the last use ends, showing uses_left", async () => {
+    const { dir, target, frames } = await setup();
+    await publishChallenge(target, challenge(60_000));
+    const out: string[] = [];
+    const err: string[] = [];
+    const running = runTerminal(["use", "--target", TID, "--dir", dir], {
+      stdout: { write: (t: string) => out.push(t), isTTY: false },
+      stderr: { write: (t: string) => err.push(t) },
+      env: {},
+      logger: silentLogger(),
+    });
+    await waitFor(() => frames.length === 1, "a frame");
+    const state = { v: 1, tid: TID, slot: "slot_a", term: "phone-1", mode: "stored" };
+    const publishState = (s: Record<string, unknown>) =>
+      target.publishAsync(topics.state(TID), JSON.stringify({ ...state, ...s }), { qos: 1, retain: true });
+    await publishState({ state: "available", since: Date.now(), reason: "frame_accepted", uses_left: 0 });
+    await waitFor(() => out.join("").includes("uses_left=0"), "uses_left on the status line");
+    await publishState({ state: "unavailable", since: Date.now(), reason: "frame_timeout" });
+    expect(await within(running, 3000, "use to return")).toBe(4);
+    expect(err).toEqual([`target ${TID}: the key's last use is spent (uses_left 0); frames stopped\n`]);
+    expect(out.at(-1)).toContain("ended=uses_exhausted");
   });
 });

@@ -9,7 +9,7 @@ import { Topics } from "../../schemas/topics.js";
 import type { MessageBus } from "../../terminal/bus.js";
 import { readWallet } from "../../terminal/files.js";
 import { FrameSender, type FrameSenderSnapshot } from "../../terminal/frame-sender.js";
-import { holderSigner } from "../../terminal/frame-signer.js";
+import { type FrameRequest, type FrameSigner, holderSigner } from "../../terminal/frame-signer.js";
 import { WalletSeq } from "../../terminal/seq.js";
 import { tempDir } from "../helpers/wait.js";
 
@@ -217,6 +217,8 @@ describe("FrameSender", () => {
       mode: "stored",
       state: undefined,
       framesSent: 2,
+      usesLeft: undefined,
+      line: { up: true, connected: true, why: undefined },
       lastChallengeAt: Date.parse("2030-01-01T00:00:00.150Z"),
       ended: "out_of_reach",
     });
@@ -263,5 +265,135 @@ describe("FrameSender", () => {
     expect(seen.map((s) => s.state)).toEqual(["available"]);
     await sender.stop();
     expect(seen.at(-1)?.ended).toBe("stopped");
+  });
+
+  it("ends with uses_exhausted when its session opened with uses_left 0 and then ends", async () => {
+    const bus = new FakeBus();
+    const key = generateSigningKey().key;
+    const seen: FrameSenderSnapshot[] = [];
+    const sender = makeSender({
+      bus,
+      dir: tempDir(),
+      key,
+      cred: credentialFor(key),
+      onChange: (s) => seen.push(s),
+    });
+    await sender.start();
+    const state = { v: 1, tid: TID, slot: SLOT, term: TERM, mode: "stored", since: 1 };
+    bus.deliver(topics.state(TID), { ...state, state: "available", reason: "frame_accepted", uses_left: 1 });
+    bus.deliver(topics.state(TID), { ...state, state: "unavailable", reason: "frame_timeout" });
+    // Another terminal's last use is not ours: the loop goes on.
+    bus.deliver(topics.state(TID), {
+      ...state,
+      term: "phone-2",
+      state: "available",
+      reason: "frame_accepted",
+      uses_left: 0,
+    });
+    bus.deliver(topics.state(TID), {
+      ...state,
+      term: "phone-2",
+      state: "unavailable",
+      reason: "frame_timeout",
+    });
+    expect(sender.snapshot().ended).toBeUndefined();
+    bus.deliver(topics.state(TID), { ...state, state: "available", reason: "frame_accepted", uses_left: 0 });
+    expect(sender.snapshot().usesLeft).toBe(0);
+    expect(sender.snapshot().ended).toBeUndefined();
+    bus.deliver(topics.state(TID), { ...state, state: "unavailable", reason: "frame_timeout" });
+    await expect(sender.ended).resolves.toBe("uses_exhausted");
+    expect(seen.at(-1)).toMatchObject({ state: "unavailable", usesLeft: 0, ended: "uses_exhausted" });
+    expect(bus.subscribed.size).toBe(0);
+  });
+
+  it("sends nothing while the line is down and resumes only on a challenge that came after it", async () => {
+    const bus = new FakeBus();
+    const key = generateSigningKey().key;
+    const sender = makeSender({ bus, dir: tempDir(), key, cred: credentialFor(key) });
+    await sender.start();
+    const c1 = challenge(1000);
+    bus.deliver(topics.challenge(TID), c1);
+    await flush();
+    sender.setLine({ up: false, connected: true, why: "key server offline" });
+    const c2 = challenge(1000);
+    bus.deliver(topics.challenge(TID), c2);
+    await flush();
+    expect(sender.snapshot().line).toEqual({ up: false, connected: true, why: "key server offline" });
+    sender.setLine({ up: true, connected: true, why: undefined });
+    // c2 again (a retained copy after the line is back) is not fresh: still no frame for it.
+    bus.deliver(topics.challenge(TID), c2);
+    await flush();
+    const c3 = challenge(1000);
+    bus.deliver(topics.challenge(TID), c3);
+    await flush();
+    expect(bus.published.map((p) => decodeToken(p.payload, TokenType.frame).payload.nonce)).toEqual([
+      c1.nonce,
+      c3.nonce,
+    ]);
+    await sender.stop();
+  });
+
+  it("never publishes a frame that was being signed when the line went down", async () => {
+    const bus = new FakeBus();
+    const pending: Array<{ req: FrameRequest; resolve: (token: string) => void }> = [];
+    const slowSigner: FrameSigner = {
+      mode: "relay",
+      slot: SLOT,
+      term: TERM,
+      sign: (req) => new Promise((resolve) => pending.push({ req, resolve })),
+    };
+    const sender = new FrameSender({
+      bus,
+      topics,
+      tid: TID,
+      signer: slowSigner,
+      seq: new WalletSeq({ dir: tempDir(), term: TERM }),
+      logger: silentLogger(),
+    });
+    await sender.start();
+    const c1 = challenge(1000);
+    bus.deliver(topics.challenge(TID), c1);
+    await flush();
+    sender.setLine({ up: false, connected: true, why: "key server offline" });
+    sender.setLine({ up: true, connected: true, why: undefined });
+    pending[0]?.resolve("frame-for-c1");
+    await flush();
+    expect(pending.map((p) => ({ nonce: p.req.nonce, periodMs: p.req.periodMs }))).toEqual([
+      { nonce: c1.nonce, periodMs: 1000 },
+    ]);
+    expect(bus.published).toEqual([]);
+    const c2 = challenge(1000);
+    bus.deliver(topics.challenge(TID), c2);
+    await flush();
+    pending[1]?.resolve("frame-for-c2");
+    await flush();
+    expect(bus.published).toEqual([
+      { topic: topics.frames(TID), payload: "frame-for-c2", qos: 0, retain: false },
+    ]);
+    await sender.stop();
+  });
+
+  it("does not judge out of reach while its own connection is down, and restarts the clock after", async () => {
+    const bus = new FakeBus();
+    const key = generateSigningKey().key;
+    const sender = new FrameSender({
+      bus,
+      topics,
+      tid: TID,
+      signer: holderSigner({ mode: "stored", key, term: TERM, slot: SLOT, credential: credentialFor(key) }),
+      seq: new WalletSeq({ dir: tempDir(), term: TERM }),
+      logger: silentLogger(),
+      firstChallengeTimeoutMs: 500,
+    });
+    await sender.start();
+    bus.deliver(topics.challenge(TID), challenge(100));
+    sender.setLine({ up: false, connected: false, why: "connection lost" });
+    await vi.advanceTimersByTimeAsync(10_000);
+    expect(sender.snapshot().ended).toBeUndefined();
+    sender.setLine({ up: true, connected: true, why: undefined });
+    await vi.advanceTimersByTimeAsync(499);
+    expect(sender.snapshot().ended).toBeUndefined();
+    await vi.advanceTimersByTimeAsync(1);
+    await expect(sender.ended).resolves.toBe("out_of_reach");
   });
 });

@@ -9,6 +9,8 @@ const base: FrameSenderSnapshot = {
   mode: "stored",
   state: undefined,
   framesSent: 0,
+  usesLeft: undefined,
+  line: { up: true, connected: true, why: undefined },
   lastChallengeAt: undefined,
   ended: undefined,
 };
@@ -44,6 +46,21 @@ describe("StatusLine", () => {
       "2030-01-01T00:00:10.000Z target=lock-1 slot=slot_a mode=stored state=unknown frames=1 challenge=0.0s ago\n",
       "2030-01-01T00:00:10.000Z target=lock-1 slot=slot_a mode=stored state=available frames=2 challenge=0.0s ago\n",
       "2030-01-01T00:00:10.000Z target=lock-1 slot=slot_a mode=stored state=available frames=3 challenge=0.0s ago ended=out_of_reach\n",
+    ]);
+  });
+
+  it("shows uses left and a down line with its cause, and logs each change of them", () => {
+    const { out, text } = capture(false);
+    const line = new StatusLine({ out, now: () => NOW });
+    const open = { ...base, state: "available" as const, framesSent: 1, lastChallengeAt: NOW };
+    line.update({ ...open, usesLeft: 1 });
+    line.update({ ...open, usesLeft: 1, line: { up: false, connected: true, why: "key server offline" } });
+    line.update({ ...open, usesLeft: 1, line: { up: false, connected: true, why: "key server offline" } });
+    line.update({ ...open, usesLeft: 1 });
+    expect(text).toEqual([
+      "2030-01-01T00:00:10.000Z target=lock-1 slot=slot_a mode=stored state=available uses_left=1 frames=1 challenge=0.0s ago\n",
+      "2030-01-01T00:00:10.000Z target=lock-1 slot=slot_a mode=stored state=available uses_left=1 frames=1 challenge=0.0s ago line down: key server offline\n",
+      "2030-01-01T00:00:10.000Z target=lock-1 slot=slot_a mode=stored state=available uses_left=1 frames=1 challenge=0.0s ago\n",
     ]);
   });
 });
