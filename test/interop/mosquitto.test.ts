@@ -111,12 +111,14 @@ describe("over the machine's Mosquitto", () => {
       state: "available",
       slot: "slot-1",
       term: "FOB-1",
+      mode: "fob",
       since: available.since,
       reason: "frame_accepted",
     });
 
+    // Out of range: the fob stays connected but its frames stop, so only the frame timeout can notice.
     const closed = stateOn(observer, topics, (s) => s.state === "unavailable");
-    await fob.close();
+    await fob.sender.stop();
     expect((await closed).reason).toBe("frame_timeout");
   });
 
