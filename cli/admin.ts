@@ -9,11 +9,19 @@ import {
   requireString,
 } from "../common/cli.js";
 import { isSparekeyError, SparekeyError } from "../common/errors.js";
-import { addGrant, addTerminal, addUser } from "../keyserver/admin/accounts.js";
+import { formatWall, localZone, parseDuration, parseInstant, parseSchedule } from "../common/time-input.js";
+import { addGrant, addTerminal, addUser, revokeGrant } from "../keyserver/admin/accounts.js";
 import type { AdminContext } from "../keyserver/admin/context.js";
 import { writeFob } from "../keyserver/admin/fob.js";
-import { createSlot, pairTarget, revokeSlot } from "../keyserver/admin/targets.js";
+import {
+  createSlot,
+  pairTarget,
+  revocationStatus,
+  revokeFleet,
+  revokeSlot,
+} from "../keyserver/admin/targets.js";
 import { openKeyServerState } from "../keyserver/state.js";
+import type { GrantMode } from "../schemas/keyserver.js";
 
 export interface AdminIo {
   out(text: string): void;
@@ -26,7 +34,6 @@ const defaultIo: AdminIo = {
   err: (t) => process.stderr.write(t),
 };
 
-const MAX_UNIX_S = 253402300799;
 const LIST_KINDS = ["users", "terminals", "targets", "slots", "grants"] as const;
 type ListKind = (typeof LIST_KINDS)[number];
 
@@ -98,7 +105,19 @@ const COLUMNS: Record<ListKind, string[]> = {
   terminals: ["serial", "kind", "user", "public_key", "disabled", "created"],
   targets: ["tid", "registry_version", "published_version", "created"],
   slots: ["slot", "tids", "gen", "min_gen", "status", "created"],
-  grants: ["user_id", "slot", "mode", "status", "nbf", "exp", "max_uses", "created"],
+  grants: [
+    "user_id",
+    "slot",
+    "mode",
+    "status",
+    "nbf",
+    "exp",
+    "max_uses",
+    "schedule",
+    "first_use_ttl_s",
+    "unlock_password",
+    "created",
+  ],
 };
 
 const COMMANDS: Record<string, Command> = {
@@ -144,6 +163,7 @@ const COMMANDS: Record<string, Command> = {
         prefix: prefixOption,
         "state-dir": { type: "string", help: "the target's state dir", default: "./sparekey-target-TID" },
         "period-ms": { type: "string", help: "challenge period in ms", default: "1000" },
+        "time-zone": { type: "string", help: "IANA zone the target reads schedules in", default: "UTC" },
       },
     },
     async run(ctx, values) {
@@ -153,7 +173,9 @@ const COMMANDS: Record<string, Command> = {
       const prefix = optionalString(values, "prefix");
       const stateDir = optionalString(values, "state-dir");
       const periodMs = optionalInt(values, "period-ms", "target pair", 50, 60_000);
+      const timeZone = optionalString(values, "time-zone");
       await pairTarget(ctx, {
+        ...(timeZone !== undefined ? { timeZone } : {}),
         tid,
         out,
         ...(brokerUrl !== undefined ? { brokerUrl } : {}),
@@ -185,25 +207,49 @@ const COMMANDS: Record<string, Command> = {
   grant: {
     spec: {
       name: "sparekey admin grant",
-      summary: "let a user download (stored) or relay keys of a slot",
+      summary: "let a user download (stored) or relay keys of a slot, with optional limits",
       options: {
         slot: { type: "string", help: "slot id" },
         user: { type: "string", help: "user id" },
         mode: { type: "string", help: "stored or relay", default: "stored" },
-        nbf: { type: "string", help: "not before (Unix seconds)" },
-        exp: { type: "string", help: "expires (Unix seconds)" },
+        nbf: {
+          type: "string",
+          help: "not before: ISO 8601 (2006-01-26T21:00, +01:00 or Z), YYYYMMDDhhmmss, or @UNIX",
+        },
+        exp: { type: "string", help: "expires: same forms as --nbf" },
+        tz: { type: "string", help: "zone for dates without one (default: this system's zone)" },
         "max-uses": { type: "string", help: "uses allowed per credential" },
+        schedule: {
+          type: "string",
+          multiple: true,
+          help: 'weekly window in the target\'s zone, e.g. "Mon-Fri 08:00-18:00" (repeatable)',
+        },
+        "first-use-ttl": { type: "string", help: "key expires this long after first use: 90s, 30m, 2h" },
+        "unlock-password": { type: "boolean", help: "remote unlock needs the user's password again" },
       },
     },
-    async run(ctx, values) {
+    async run(ctx, values, _p, io) {
       const slot = requireString(values, "slot", "grant");
       const user = requireString(values, "user", "grant");
       const mode = optionalString(values, "mode") ?? "stored";
       if (mode !== "stored" && mode !== "relay")
         throw new SparekeyError("bad_request", "grant: --mode must be stored or relay");
-      const nbf = optionalInt(values, "nbf", "grant", 0, MAX_UNIX_S);
-      const exp = optionalInt(values, "exp", "grant", 0, MAX_UNIX_S);
+      const zone = optionalString(values, "tz") ?? localZone();
+      const instant = (name: "nbf" | "exp") => {
+        const text = optionalString(values, name);
+        if (text === undefined) return undefined;
+        const at = parseInstant(text, zone);
+        // Always say which zone the value was read in and what instant it became.
+        io.out(`${name}: ${text} read in ${at.zone} = ${at.utc} (${formatWall(at.unix, zone)})\n`);
+        return at.unix;
+      };
+      const nbf = instant("nbf");
+      const exp = instant("exp");
       const maxUses = optionalInt(values, "max-uses", "grant", 1, 1_000_000);
+      const schedules = values.schedule;
+      const schedule = Array.isArray(schedules) ? schedules.map((w) => parseSchedule(w)) : undefined;
+      const ttl = optionalString(values, "first-use-ttl");
+      const firstUseTtl = ttl !== undefined ? parseDuration(ttl) : undefined;
       await addGrant(ctx, {
         slot,
         user,
@@ -211,8 +257,31 @@ const COMMANDS: Record<string, Command> = {
         ...(nbf !== undefined ? { nbf } : {}),
         ...(exp !== undefined ? { exp } : {}),
         ...(maxUses !== undefined ? { max_uses: maxUses } : {}),
+        ...(schedule !== undefined && schedule.length > 0 ? { schedule } : {}),
+        ...(firstUseTtl !== undefined ? { first_use_ttl_s: firstUseTtl } : {}),
+        ...(values["unlock-password"] === true ? { unlock_password: true } : {}),
       });
       return `user ${user} granted ${mode} on slot ${slot}`;
+    },
+  },
+  "revoke-grant": {
+    spec: {
+      name: "sparekey admin revoke-grant",
+      summary: "revoke a user's grant on a slot (relay and unlock stop at once)",
+      options: {
+        slot: { type: "string", help: "slot id" },
+        user: { type: "string", help: "user id" },
+        mode: { type: "string", help: "stored or relay", default: "stored" },
+      },
+    },
+    async run(ctx, values) {
+      const slot = requireString(values, "slot", "revoke-grant");
+      const user = requireString(values, "user", "revoke-grant");
+      const mode = optionalString(values, "mode") ?? "stored";
+      if (mode !== "stored" && mode !== "relay")
+        throw new SparekeyError("bad_request", "revoke-grant: --mode must be stored or relay");
+      await revokeGrant(ctx, { slot, user, mode: mode satisfies GrantMode });
+      return `${mode} grant of user ${user} on slot ${slot} revoked`;
     },
   },
   "write-fob": {
@@ -246,19 +315,43 @@ const COMMANDS: Record<string, Command> = {
   revoke: {
     spec: {
       name: "sparekey admin revoke",
-      summary: "revoke a slot, or only its generations below N",
+      summary: "revoke a slot, or only its generations below N; --fleet also publishes it to every target",
       options: {
         slot: { type: "string", help: "slot id" },
         "below-gen": { type: "string", help: "revoke generations below N (raise the floor)" },
+        fleet: { type: "boolean", help: "add it to the signed fleet/revocations list" },
       },
     },
     async run(ctx, values) {
       const slot = requireString(values, "slot", "revoke");
       const belowGen = optionalInt(values, "below-gen", "revoke", 1, 2_147_483_647);
-      const s = await revokeSlot(ctx, { slot, ...(belowGen !== undefined ? { belowGen } : {}) });
+      const input = { slot, ...(belowGen !== undefined ? { belowGen } : {}) };
+      const what = belowGen === undefined ? `slot ${slot}` : `slot ${slot} generations below ${belowGen}`;
+      if (values.fleet === true) {
+        const r = await revokeFleet(ctx, input);
+        return `${what} revoked fleet-wide (revocations version ${r.version})`;
+      }
+      const s = await revokeSlot(ctx, input);
       return belowGen === undefined
         ? `slot ${slot} revoked`
         : `slot ${slot} generations below ${s.min_gen} revoked`;
+    },
+  },
+  revocations: {
+    spec: {
+      name: "sparekey admin revocations",
+      summary: "show which targets confirmed the latest fleet revocation list",
+      options: { json: { type: "boolean", help: "print JSON" } },
+    },
+    async run(ctx, values, _p, io) {
+      const status = await revocationStatus(ctx);
+      if (values.json === true) return JSON.stringify(status);
+      io.out(
+        `fleet revocations version ${status.version}${status.version > 0 && !status.published ? " (not yet published)" : ""}\n`,
+      );
+      io.out(table(status.targets, ["tid", "status", "confirmed_version"]));
+      const confirmed = status.targets.filter((t) => t.status === "confirmed").length;
+      return `${confirmed} confirmed, ${status.targets.length - confirmed} pending`;
     },
   },
   list: {

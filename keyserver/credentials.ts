@@ -26,6 +26,8 @@ export function signCredential(
     nbf: issued.nbf,
     ...(issued.exp !== undefined ? { exp: issued.exp } : {}),
     ...(issued.max_uses !== undefined ? { max_uses: issued.max_uses } : {}),
+    ...(issued.schedule !== undefined ? { schedule: issued.schedule } : {}),
+    ...(issued.first_use_ttl_s !== undefined ? { first_use_ttl_s: issued.first_use_ttl_s } : {}),
     iat: c.iat,
     jti: c.jti,
   };

@@ -20,7 +20,9 @@ export interface RegistryPublisherDeps {
 /**
  * The store is the outbox: a target whose registry_version is above its published_version gets a
  * fresh signed snapshot, retained, and is then marked published. A crash between the two publishes it
- * again, which is harmless (same version, the target ignores what it already has).
+ * again, which is harmless (same version, the target ignores what it already has). The fleet
+ * revocation list goes the same way on `fleet/revocations`; writes from another process (the admin
+ * CLI) are seen through the store's change token.
  */
 export class RegistryPublisher {
   private readonly log: Logger;
@@ -97,7 +99,29 @@ export class RegistryPublisher {
         this.log.warn({ err, tid: snapshot.tid }, "registry not published; will retry");
       }
     }
+    if (!(await this.publishRevocations())) failed = true;
     // After a failure keep the old token so the next poll tries again.
     if (!failed) this.lastToken = token;
+  }
+
+  /** False when a pending list could not be published. */
+  private async publishRevocations(): Promise<boolean> {
+    const pending = await this.deps.store.pendingRevocations();
+    if (!pending) return true;
+    const iat = Math.floor((this.deps.now ?? Date.now)() / 1000);
+    const jws = signToken(
+      TokenType.revocations,
+      { v: 1, version: pending.version, revoked: pending.revoked, iat },
+      this.deps.issuer.signingKey,
+    );
+    try {
+      await this.deps.client.publishAsync(this.deps.topics.revocations(), jws, { qos: 1, retain: true });
+      await this.deps.store.markRevocationsPublished(pending.version);
+      this.log.info({ version: pending.version }, "fleet revocations published");
+      return true;
+    } catch (err) {
+      this.log.warn({ err }, "fleet revocations not published; will retry");
+      return false;
+    }
   }
 }

@@ -3,13 +3,19 @@ import type { Logger } from "../common/log.js";
 import { connectMqtt, type MqttClient } from "../common/mqtt.js";
 import type { LinkStatus } from "../schemas/messages.js";
 import { DEFAULT_PREFIX, Topics } from "../schemas/topics.js";
+import { ChallengeFollower, type ChallengeView } from "./challenges.js";
 import type { Issuer } from "./issuer.js";
 import type { OpContext } from "./ops/context.js";
 import { OPS } from "./ops/index.js";
+import { FailureLimiter, type RateLimitOptions } from "./rate-limit.js";
 import { RegistryPublisher } from "./registry-publisher.js";
+import { RelayLedger } from "./relay-ledger.js";
+import { RevocationConfirmations } from "./revocations.js";
 import { RpcServer } from "./rpc-server.js";
 import { createAuthenticator, type KeyServerState, openKeyServerState } from "./state.js";
 import type { KeyStore } from "./store/store.js";
+import { TargetEvents } from "./target-events.js";
+import { UnlockChannel } from "./unlock-channel.js";
 
 export interface KeyServerDeps {
   dataDir: string;
@@ -22,6 +28,10 @@ export interface KeyServerDeps {
   state?: KeyServerState;
   pollMs?: number;
   now?: () => number;
+  /** Shortest wait for a target's unlock outcome (default 3000 ms; the wait is max(this, 3 periods)). */
+  unlockMinWaitMs?: number;
+  /** Limits on wrong password re-entries for remote unlock. */
+  passwordRateLimit?: RateLimitOptions;
 }
 
 function status(state: LinkStatus["state"], epoch: number): string {
@@ -36,6 +46,9 @@ export class KeyServer {
   private client: MqttClient | undefined;
   private rpc: RpcServer | undefined;
   private publisher: RegistryPublisher | undefined;
+  private challenges: ChallengeFollower | undefined;
+  private events: TargetEvents | undefined;
+  private confirmations: RevocationConfirmations | undefined;
   private epoch = 0;
   private readonly topics: Topics;
   private readonly log: Logger;
@@ -61,6 +74,11 @@ export class KeyServer {
 
   get issuer(): Issuer {
     return this.open().issuer;
+  }
+
+  /** The challenges this key server follows (undefined while stopped). */
+  get challengeView(): ChallengeView | undefined {
+    return this.challenges;
   }
 
   authenticator(): Authenticator {
@@ -98,7 +116,21 @@ export class KeyServer {
     });
     client.on("error", (err) => this.log.warn({ err }, "mqtt error"));
     const now = this.deps.now ?? Date.now;
-    const context: OpContext = { store: state.store, issuer: state.issuer, logger: this.deps.logger, now };
+    const logger = this.deps.logger;
+    this.challenges = new ChallengeFollower({ client, topics: this.topics, logger, now });
+    this.events = new TargetEvents({ client, topics: this.topics, logger });
+    this.confirmations = new RevocationConfirmations({ store: state.store, events: this.events, logger });
+    const context: OpContext = {
+      store: state.store,
+      issuer: state.issuer,
+      logger,
+      now,
+      challenges: this.challenges,
+      relayLedger: new RelayLedger(),
+      unlocks: new UnlockChannel({ client, topics: this.topics, events: this.events, logger }),
+      unlockMinWaitMs: this.deps.unlockMinWaitMs ?? 3000,
+      passwordLimiter: new FailureLimiter({ ...this.deps.passwordRateLimit, now }),
+    };
     this.rpc = new RpcServer({ client, topics: this.topics, ops: OPS, context, logger: this.deps.logger });
     this.publisher = new RegistryPublisher({
       client,
@@ -110,6 +142,10 @@ export class KeyServer {
       ...(this.deps.pollMs !== undefined ? { pollMs: this.deps.pollMs } : {}),
     });
     await client.publishAsync(statusTopic, status("online", this.epoch), { qos: 1, retain: true });
+    // Followers first: an RPC that arrives at once must already see the retained challenges.
+    await this.challenges.start();
+    await this.events.start();
+    await this.confirmations.start();
     await this.rpc.start();
     await this.publisher.start();
     this.log.info({ epoch: this.epoch }, "key server started");
@@ -120,6 +156,9 @@ export class KeyServer {
     const steps: Array<[string, () => Promise<void>]> = [
       ["publisher", async () => this.publisher?.stop()],
       ["rpc", async () => this.rpc?.stop()],
+      ["confirmations", async () => this.confirmations?.stop()],
+      ["events", async () => this.events?.stop()],
+      ["challenges", async () => this.challenges?.stop()],
       [
         "status",
         async () => {
@@ -142,6 +181,9 @@ export class KeyServer {
     }
     this.publisher = undefined;
     this.rpc = undefined;
+    this.confirmations = undefined;
+    this.events = undefined;
+    this.challenges = undefined;
     this.client = undefined;
     if (this.ownsState) this.state = undefined;
     this.log.info("key server stopped");

@@ -1,6 +1,6 @@
 import { type Static, type TSchema, Type } from "@sinclair/typebox";
 import { Gen, Id, PublicKeyB64, UnixMillis, UnixSeconds, Version } from "./common.js";
-import { SlotStatus } from "./tokens.js";
+import { SlotStatus, WeeklyWindow } from "./tokens.js";
 
 /**
  * Records of the key server's store as they are read back from the database. Rows are validated
@@ -61,10 +61,42 @@ export const GrantRow = Type.Object(
     exp: Nullable(UnixSeconds),
     max_uses: Nullable(Type.Integer({ minimum: 1, maximum: 1_000_000 })),
     created: UnixSeconds,
+    /** Weekly windows (in the target's zone) in which the grant works; null: always. */
+    schedule: Nullable(Type.Array(WeeklyWindow, { minItems: 1, maxItems: 16 })),
+    /** Credentials under this grant expire this long after the target first accepts them. */
+    first_use_ttl_s: Nullable(Type.Integer({ minimum: 1, maximum: 31_536_000 })),
+    /** A remote unlock under this grant needs the user's password again. */
+    unlock_password: Type.Boolean(),
   },
   { additionalProperties: false },
 );
 export type GrantRow = Static<typeof GrantRow>;
+
+/** Per paired target: has it confirmed the latest fleet revocation list? */
+export const RevocationTargetStatus = Type.Object(
+  {
+    tid: Id,
+    status: Type.Union([Type.Literal("confirmed"), Type.Literal("pending")]),
+    /** The highest version this target confirmed; null: none yet. */
+    confirmed_version: Nullable(Version),
+  },
+  { additionalProperties: false },
+);
+export type RevocationTargetStatus = Static<typeof RevocationTargetStatus>;
+
+/** `sparekey admin revocations --json`: the latest fleet revocation version (0: none yet). */
+export const RevocationStatus = Type.Object(
+  {
+    version: Type.Integer({ minimum: 0 }),
+    published: Type.Boolean(),
+    revoked: Type.Array(
+      Type.Object({ slot: Id, below_gen: Type.Optional(Gen) }, { additionalProperties: false }),
+    ),
+    targets: Type.Array(RevocationTargetStatus),
+  },
+  { additionalProperties: false },
+);
+export type RevocationStatus = Static<typeof RevocationStatus>;
 
 /** One audit row. `ts` is Unix milliseconds; `detail` is a JSON object that never holds a secret. */
 export const AuditRow = Type.Object(

@@ -2,6 +2,7 @@ import { SparekeyError } from "../../common/errors.js";
 import type { GrantMode } from "../../schemas/keyserver.js";
 import { assertId } from "../../schemas/topics.js";
 import { hashPassword, type ScryptParams } from "../passwords.js";
+import type { NewGrant } from "../store/store.js";
 import type { AdminContext } from "./context.js";
 
 export const MIN_PASSWORD_LENGTH = 8;
@@ -27,13 +28,20 @@ export async function addTerminal(ctx: AdminContext, input: { serial: string; us
   await ctx.store.addTerminal(input, ctx.actor);
 }
 
-export async function addGrant(
-  ctx: AdminContext,
-  input: { slot: string; user: string; mode: GrantMode; nbf?: number; exp?: number; max_uses?: number },
-): Promise<void> {
+export async function addGrant(ctx: AdminContext, input: NewGrant): Promise<void> {
   assertId(input.slot, "slot");
   assertId(input.user, "user");
   if (input.nbf !== undefined && input.exp !== undefined && input.exp <= input.nbf)
     throw new SparekeyError("bad_request", "exp must be after nbf");
   await ctx.store.addGrant(input, ctx.actor);
+}
+
+/** Revoke a user's grant: relay and unlock stop at once; credentials already issued run to their own limits. */
+export async function revokeGrant(
+  ctx: AdminContext,
+  input: { slot: string; user: string; mode: GrantMode },
+): Promise<void> {
+  assertId(input.slot, "slot");
+  assertId(input.user, "user");
+  await ctx.store.revokeGrant(input, ctx.actor);
 }

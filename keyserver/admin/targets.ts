@@ -1,11 +1,13 @@
 import { rmSync } from "node:fs";
 import { resolve } from "node:path";
 import { writeJsonAtomic } from "../../common/atomic-file.js";
+import { assertZone } from "../../common/time-input.js";
 import { TargetConfig } from "../../schemas/config.js";
+import type { RevocationStatus } from "../../schemas/keyserver.js";
 import { assertId, DEFAULT_PREFIX } from "../../schemas/topics.js";
 import { validator } from "../../schemas/validate.js";
 import { hashSecret, randomSecret } from "../passwords.js";
-import type { SlotRecord } from "../store/store.js";
+import type { RevocationsSnapshot, SlotRecord } from "../store/store.js";
 import { type AdminContext, assertNewFile, DEFAULT_CONFIG_BROKER_URL } from "./context.js";
 
 export interface PairTargetInput {
@@ -15,6 +17,8 @@ export interface PairTargetInput {
   stateDir?: string;
   periodMs?: number;
   prefix?: string;
+  /** IANA zone the target reads schedules in (UTC when absent). */
+  timeZone?: string;
 }
 
 /**
@@ -25,6 +29,7 @@ export interface PairTargetInput {
 export async function pairTarget(ctx: AdminContext, input: PairTargetInput): Promise<TargetConfig> {
   assertId(input.tid, "tid");
   assertNewFile(input.out);
+  if (input.timeZone !== undefined) assertZone(input.timeZone);
   const secret = randomSecret();
   const config = validator(TargetConfig, "target config").parse({
     v: 1,
@@ -37,10 +42,18 @@ export async function pairTarget(ctx: AdminContext, input: PairTargetInput): Pro
     timeout_periods: 2,
     state_dir: resolve(input.stateDir ?? `sparekey-target-${input.tid}`),
     keepalive_s: 5,
+    ...(input.timeZone !== undefined ? { time_zone: input.timeZone } : {}),
   } satisfies TargetConfig);
   writeJsonAtomic(input.out, config, 0o600);
   try {
-    await ctx.store.addTarget({ tid: input.tid, secretHash: hashSecret(secret) }, ctx.actor);
+    await ctx.store.addTarget(
+      {
+        tid: input.tid,
+        secretHash: hashSecret(secret),
+        ...(input.timeZone !== undefined ? { timeZone: input.timeZone } : {}),
+      },
+      ctx.actor,
+    );
   } catch (err) {
     rmSync(input.out, { force: true });
     throw err;
@@ -62,4 +75,21 @@ export async function revokeSlot(
 ): Promise<SlotRecord> {
   assertId(input.slot, "slot");
   return ctx.store.revoke(input, ctx.actor);
+}
+
+/**
+ * Revoke fleet-wide: the slot's registries change as with `revokeSlot`, and the signed fleet list
+ * (`fleet/revocations`, retained) gets a new version, published by the running key server.
+ */
+export async function revokeFleet(
+  ctx: AdminContext,
+  input: { slot: string; belowGen?: number },
+): Promise<RevocationsSnapshot> {
+  assertId(input.slot, "slot");
+  return ctx.store.revokeFleet(input, ctx.actor);
+}
+
+/** Which paired targets confirmed the latest fleet revocation version. */
+export async function revocationStatus(ctx: AdminContext): Promise<RevocationStatus> {
+  return ctx.store.revocationStatus();
 }

@@ -1,7 +1,11 @@
 import type { Static, TSchema } from "@sinclair/typebox";
 import type { Logger } from "../../common/log.js";
+import type { ChallengeView } from "../challenges.js";
 import type { Issuer } from "../issuer.js";
+import type { FailureLimiter } from "../rate-limit.js";
+import type { RelayLedger } from "../relay-ledger.js";
 import type { KeyStore } from "../store/store.js";
+import type { UnlockChannel } from "../unlock-channel.js";
 
 export interface OpContext {
   readonly store: KeyStore;
@@ -9,6 +13,15 @@ export interface OpContext {
   readonly logger: Logger;
   /** Unix milliseconds. */
   readonly now: () => number;
+  /** The nonces targets really published (relay, unlock). */
+  readonly challenges: ChallengeView;
+  readonly relayLedger: RelayLedger;
+  /** Sends an unlock command on the target's line and waits for its outcome. */
+  readonly unlocks: UnlockChannel;
+  /** The shortest wait for a target's unlock outcome (the wait is max(this, 3 periods)). */
+  readonly unlockMinWaitMs: number;
+  /** Failed password re-entries for remote unlock, per user (like logins). */
+  readonly passwordLimiter: FailureLimiter;
 }
 
 /** One RPC op: its request schema and its handler. `caller` comes from the topic, never the payload. */

@@ -1,5 +1,11 @@
 import type { OpDef } from "./context.js";
 import { download } from "./download.js";
+import { relay } from "./relay.js";
+import { unlock } from "./unlock.js";
 
 /** op name (the last topic level) -> definition. A Map, so `__proto__` or `constructor` find nothing. */
-export const OPS: ReadonlyMap<string, OpDef> = new Map<string, OpDef>([["download", download]]);
+export const OPS: ReadonlyMap<string, OpDef> = new Map<string, OpDef>([
+  ["download", download],
+  ["relay", relay],
+  ["unlock", unlock],
+]);

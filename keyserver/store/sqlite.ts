@@ -4,13 +4,15 @@ import { SparekeyError } from "../../common/errors.js";
 import { Id } from "../../schemas/common.js";
 import {
   AuditRow,
+  type GrantMode,
   GrantRow,
+  type RevocationStatus,
   SlotRow,
   TargetRecord,
   TerminalRow,
   UserRecord,
 } from "../../schemas/keyserver.js";
-import { RegistryEntry } from "../../schemas/tokens.js";
+import { RegistryEntry, RevocationEntry, WeeklyWindow } from "../../schemas/tokens.js";
 import { assertId } from "../../schemas/topics.js";
 import { validator } from "../../schemas/validate.js";
 import type {
@@ -22,13 +24,14 @@ import type {
   KeyStore,
   NewGrant,
   RegistrySnapshot,
+  RevocationsSnapshot,
   SlotRecord,
   TerminalRecord,
 } from "./store.js";
 import { RESERVED_ID_PREFIX } from "./store.js";
 
 /** Schema migrations, applied in order; `PRAGMA user_version` is how many have run. */
-const MIGRATIONS: readonly string[] = [
+export const MIGRATIONS: readonly string[] = [
   `
   CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) STRICT;
   CREATE TABLE users (id TEXT PRIMARY KEY, password_hash TEXT NOT NULL, created INTEGER NOT NULL) STRICT;
@@ -96,6 +99,25 @@ const MIGRATIONS: readonly string[] = [
   ) STRICT;
   CREATE INDEX targets_pending ON targets(tid) WHERE registry_version > published_version;
   `,
+  // Issues 3 and 4: grants with limits, target zones, fleet revocations and their confirmations.
+  `
+  ALTER TABLE grants ADD COLUMN schedule TEXT;
+  ALTER TABLE grants ADD COLUMN first_use_ttl_s INTEGER;
+  ALTER TABLE grants ADD COLUMN unlock_password INTEGER NOT NULL DEFAULT 0 CHECK (unlock_password IN (0, 1));
+  ALTER TABLE credentials ADD COLUMN schedule TEXT;
+  ALTER TABLE credentials ADD COLUMN first_use_ttl_s INTEGER;
+  ALTER TABLE targets ADD COLUMN time_zone TEXT;
+  CREATE TABLE fleet_revocations (
+    slot TEXT PRIMARY KEY,
+    below_gen INTEGER,
+    version INTEGER NOT NULL
+  ) STRICT;
+  CREATE TABLE revocation_acks (
+    tid TEXT PRIMARY KEY REFERENCES targets(tid),
+    version INTEGER NOT NULL,
+    ts INTEGER NOT NULL
+  ) STRICT;
+  `,
 ];
 
 const SecretRow = Type.Object({ secret_hash: Type.String() }, { additionalProperties: false });
@@ -112,6 +134,33 @@ const PhoneAuthRow = Type.Object(
 const TidRow = Type.Object({ tid: Id }, { additionalProperties: false });
 const PendingRow = Type.Object({ tid: Id, registry_version: Type.Integer({ minimum: 1 }) });
 const EpochRow = Type.Object({ value: Type.Integer({ minimum: 0 }) });
+const ZoneRow = Type.Object({
+  time_zone: Type.Union([Type.String({ minLength: 1, maxLength: 64 }), Type.Null()]),
+});
+const AckRow = Type.Object({ tid: Id, version: Type.Union([Type.Integer({ minimum: 0 }), Type.Null()]) });
+/** A grant as stored: the schedule is a JSON text, flags are integers. */
+const GrantDbRow = Type.Object({
+  ...Type.Omit(GrantRow, ["schedule", "unlock_password"]).properties,
+  schedule: Type.Union([Type.String({ maxLength: 4096 }), Type.Null()]),
+  unlock_password: Type.Union([Type.Literal(0), Type.Literal(1)]),
+});
+const Schedule = Type.Array(WeeklyWindow, { minItems: 1, maxItems: 16 });
+
+function toGrant(r: Static<typeof GrantDbRow>): GrantRow {
+  const schedule = r.schedule === null ? null : row(Schedule, parseJsonText(r.schedule), "grant schedule");
+  return { ...r, schedule, unlock_password: r.unlock_password === 1 };
+}
+
+function parseJsonText(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+const META_REVOCATIONS = "revocations_version";
+const META_REVOCATIONS_PUBLISHED = "revocations_published";
 
 function row<S extends TSchema>(schema: S, value: unknown, what: string): Static<S> {
   return validator(schema, what).parse(value);
@@ -257,6 +306,8 @@ export class SqliteStore implements KeyStore {
       nbf: number;
       exp?: number;
       max_uses?: number;
+      schedule?: WeeklyWindow[];
+      first_use_ttl_s?: number;
     },
   ): Issued {
     if (slot.status !== "active") throw new SparekeyError("forbidden", `slot ${slot.slot} is ${slot.status}`);
@@ -265,9 +316,22 @@ export class SqliteStore implements KeyStore {
     this.bumpRegistries(slot.slot);
     this.db
       .prepare(
-        "INSERT INTO credentials (jti, slot, gen, term, mode, holder, iat, nbf, exp, max_uses) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO credentials (jti, slot, gen, term, mode, holder, iat, nbf, exp, max_uses, schedule, first_use_ttl_s) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
       )
-      .run(c.jti, slot.slot, gen, c.term, c.mode, c.holder, c.now, c.nbf, c.exp ?? null, c.max_uses ?? null);
+      .run(
+        c.jti,
+        slot.slot,
+        gen,
+        c.term,
+        c.mode,
+        c.holder,
+        c.now,
+        c.nbf,
+        c.exp ?? null,
+        c.max_uses ?? null,
+        c.schedule ? JSON.stringify(c.schedule) : null,
+        c.first_use_ttl_s ?? null,
+      );
     return {
       slot: slot.slot,
       gen,
@@ -275,6 +339,8 @@ export class SqliteStore implements KeyStore {
       nbf: c.nbf,
       ...(c.exp !== undefined ? { exp: c.exp } : {}),
       ...(c.max_uses !== undefined ? { max_uses: c.max_uses } : {}),
+      ...(c.schedule !== undefined ? { schedule: c.schedule } : {}),
+      ...(c.first_use_ttl_s !== undefined ? { first_use_ttl_s: c.first_use_ttl_s } : {}),
     };
   }
 
@@ -353,16 +419,20 @@ export class SqliteStore implements KeyStore {
     ).map(toTerminal);
   }
 
-  async addTarget(input: { tid: string; secretHash: string }, actor: string): Promise<void> {
+  async addTarget(
+    input: { tid: string; secretHash: string; timeZone?: string },
+    actor: string,
+  ): Promise<void> {
     assertId(input.tid, "tid");
-    this.audited({ actor, op: "target.pair", subject: input.tid }, () => {
+    const detail = input.timeZone !== undefined ? { time_zone: input.timeZone } : {};
+    this.audited({ actor, op: "target.pair", subject: input.tid, detail }, () => {
       this.assertNewClientId(input.tid, "target");
       // Version 1 unpublished: the target gets its (empty) registry as soon as the publisher runs.
       this.db
         .prepare(
-          "INSERT INTO targets (tid, secret_hash, created, registry_version, published_version) VALUES (?, ?, ?, 1, 0)",
+          "INSERT INTO targets (tid, secret_hash, created, registry_version, published_version, time_zone) VALUES (?, ?, ?, 1, 0, ?)",
         )
-        .run(input.tid, input.secretHash, this.seconds());
+        .run(input.tid, input.secretHash, this.seconds(), input.timeZone ?? null);
     });
   }
 
@@ -374,6 +444,16 @@ export class SqliteStore implements KeyStore {
         .all(),
       "target row",
     );
+  }
+
+  async targetZone(tid: string): Promise<{ time_zone?: string } | undefined> {
+    const r = maybeRow(
+      ZoneRow,
+      this.db.prepare("SELECT time_zone FROM targets WHERE tid = ?").get(tid),
+      "target row",
+    );
+    if (!r) return undefined;
+    return r.time_zone === null ? {} : { time_zone: r.time_zone };
   }
 
   async createSlot(input: { slot: string; tids: string[] }, actor: string): Promise<SlotRecord> {
@@ -413,7 +493,11 @@ export class SqliteStore implements KeyStore {
       nbf: input.nbf,
       exp: input.exp,
       max_uses: input.max_uses,
+      schedule: input.schedule,
+      first_use_ttl_s: input.first_use_ttl_s,
+      unlock_password: input.unlock_password,
     };
+    if (input.schedule !== undefined) row(Schedule, input.schedule, "grant schedule");
     this.audited({ actor, op: "grant.add", subject: input.user, detail }, () => {
       this.requireUser(input.user);
       this.requireSlot(input.slot);
@@ -427,7 +511,7 @@ export class SqliteStore implements KeyStore {
         );
       this.db
         .prepare(
-          "INSERT INTO grants (user_id, slot, mode, status, nbf, exp, max_uses, created) VALUES (?, ?, ?, 'active', ?, ?, ?, ?)",
+          "INSERT INTO grants (user_id, slot, mode, status, nbf, exp, max_uses, created, schedule, first_use_ttl_s, unlock_password) VALUES (?, ?, ?, 'active', ?, ?, ?, ?, ?, ?, ?)",
         )
         .run(
           input.user,
@@ -437,15 +521,42 @@ export class SqliteStore implements KeyStore {
           input.exp ?? null,
           input.max_uses ?? null,
           this.seconds(),
+          input.schedule !== undefined ? JSON.stringify(input.schedule) : null,
+          input.first_use_ttl_s ?? null,
+          input.unlock_password === true ? 1 : 0,
         );
     });
   }
 
   async listGrants(): Promise<GrantRow[]> {
     return rows(
-      GrantRow,
+      GrantDbRow,
       this.db.prepare("SELECT * FROM grants ORDER BY user_id, slot, mode").all(),
       "grant row",
+    ).map(toGrant);
+  }
+
+  async grantsOf(user: string): Promise<GrantRow[]> {
+    return this.grantsOfSync(user, "SELECT * FROM grants WHERE user_id = ? ORDER BY slot, mode");
+  }
+
+  private grantsOfSync(user: string, sql: string): GrantRow[] {
+    return rows(GrantDbRow, this.db.prepare(sql).all(user), "grant row").map(toGrant);
+  }
+
+  async revokeGrant(input: { user: string; slot: string; mode: GrantMode }, actor: string): Promise<void> {
+    this.audited(
+      { actor, op: "grant.revoke", subject: input.user, detail: { slot: input.slot, mode: input.mode } },
+      () => {
+        const changed = this.db
+          .prepare("UPDATE grants SET status = 'revoked' WHERE user_id = ? AND slot = ? AND mode = ?")
+          .run(input.user, input.slot, input.mode).changes;
+        if (changed === 0)
+          throw new SparekeyError(
+            "not_found",
+            `user ${input.user} holds no ${input.mode} grant on ${input.slot}`,
+          );
+      },
     );
   }
 
@@ -459,14 +570,9 @@ export class SqliteStore implements KeyStore {
           throw new SparekeyError("forbidden", "caller is not an enabled phone terminal");
         if (terminal.public_key !== undefined && terminal.public_key !== input.publicKey)
           throw new SparekeyError("terminal_key_mismatch", "this terminal is bound to another public key");
-        const grants = rows(
-          GrantRow,
-          this.db
-            .prepare(
-              "SELECT * FROM grants WHERE user_id = ? AND mode = 'stored' AND status = 'active' ORDER BY slot",
-            )
-            .all(terminal.user),
-          "grant row",
+        const grants = this.grantsOfSync(
+          terminal.user,
+          "SELECT * FROM grants WHERE user_id = ? AND mode = 'stored' AND status = 'active' ORDER BY slot",
         ).filter(
           (g) => (g.exp === null || g.exp > input.now) && (input.slot === undefined || g.slot === input.slot),
         );
@@ -491,6 +597,8 @@ export class SqliteStore implements KeyStore {
           nbf: Math.max(input.now, g.nbf ?? 0),
           ...(g.exp !== null ? { exp: g.exp } : {}),
           ...(g.max_uses !== null ? { max_uses: g.max_uses } : {}),
+          ...(g.schedule !== null ? { schedule: g.schedule } : {}),
+          ...(g.first_use_ttl_s !== null ? { first_use_ttl_s: g.first_use_ttl_s } : {}),
         });
         return issued;
       },
@@ -539,27 +647,142 @@ export class SqliteStore implements KeyStore {
   async revoke(input: { slot: string; belowGen?: number }, actor: string): Promise<SlotRecord> {
     return this.audited(
       { actor, op: "slot.revoke", subject: input.slot, detail: { below_gen: input.belowGen } },
-      () => {
-        const slot = this.requireSlot(input.slot);
-        if (input.belowGen === undefined) {
-          this.db.prepare("UPDATE slots SET status = 'revoked' WHERE slot = ?").run(slot.slot);
-        } else {
-          if (input.belowGen < slot.min_gen)
-            throw new SparekeyError(
-              "bad_request",
-              `below-gen ${input.belowGen} would lower the floor ${slot.min_gen}`,
-            );
-          if (input.belowGen > slot.gen + 1)
-            throw new SparekeyError(
-              "bad_request",
-              `below-gen must be at most ${slot.gen + 1} (next generation)`,
-            );
-          this.db.prepare("UPDATE slots SET min_gen = ? WHERE slot = ?").run(input.belowGen, slot.slot);
-        }
-        this.bumpRegistries(slot.slot);
-        return this.requireSlot(slot.slot);
-      },
+      () => this.revokeSlotSync(input),
     );
+  }
+
+  private revokeSlotSync(input: { slot: string; belowGen?: number }): SlotRecord {
+    const slot = this.requireSlot(input.slot);
+    if (input.belowGen === undefined) {
+      this.db.prepare("UPDATE slots SET status = 'revoked' WHERE slot = ?").run(slot.slot);
+    } else {
+      if (input.belowGen < slot.min_gen)
+        throw new SparekeyError(
+          "bad_request",
+          `below-gen ${input.belowGen} would lower the floor ${slot.min_gen}`,
+        );
+      if (input.belowGen > slot.gen + 1)
+        throw new SparekeyError("bad_request", `below-gen must be at most ${slot.gen + 1} (next generation)`);
+      this.db.prepare("UPDATE slots SET min_gen = ? WHERE slot = ?").run(input.belowGen, slot.slot);
+    }
+    this.bumpRegistries(slot.slot);
+    return this.requireSlot(slot.slot);
+  }
+
+  async revokeFleet(input: { slot: string; belowGen?: number }, actor: string): Promise<RevocationsSnapshot> {
+    return this.audited(
+      { actor, op: "fleet.revoke", subject: input.slot, detail: { below_gen: input.belowGen } },
+      () => {
+        this.revokeSlotSync(input);
+        const version = this.metaValue(META_REVOCATIONS) + 1;
+        this.setMeta(META_REVOCATIONS, version);
+        // One entry per slot: a whole-slot revocation (NULL) wins over any floor, floors only rise.
+        this.db
+          .prepare(
+            `INSERT INTO fleet_revocations (slot, below_gen, version) VALUES (?, ?, ?)
+             ON CONFLICT(slot) DO UPDATE SET
+               below_gen = CASE WHEN below_gen IS NULL OR excluded.below_gen IS NULL THEN NULL
+                                ELSE MAX(below_gen, excluded.below_gen) END,
+               version = excluded.version`,
+          )
+          .run(input.slot, input.belowGen ?? null, version);
+        return this.revocationsSnapshot(version);
+      },
+      (snapshot) => ({ version: snapshot.version }),
+    );
+  }
+
+  private metaValue(key: string): number {
+    const r = maybeRow(
+      EpochRow,
+      this.db.prepare("SELECT value FROM meta WHERE key = ?").get(key),
+      "meta row",
+    );
+    return r?.value ?? 0;
+  }
+
+  private setMeta(key: string, value: number): void {
+    this.db
+      .prepare(
+        "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+      )
+      .run(key, value);
+  }
+
+  private revocationsSnapshot(version: number): RevocationsSnapshot {
+    const entries = rows(
+      Type.Object({ slot: Id, below_gen: Type.Union([Type.Integer({ minimum: 1 }), Type.Null()]) }),
+      this.db.prepare("SELECT slot, below_gen FROM fleet_revocations ORDER BY slot").all(),
+      "fleet revocation row",
+    );
+    const revoked = entries.map((e) =>
+      row(
+        RevocationEntry,
+        e.below_gen === null ? { slot: e.slot } : { slot: e.slot, below_gen: e.below_gen },
+        "fleet revocation",
+      ),
+    );
+    return { version, revoked };
+  }
+
+  async pendingRevocations(): Promise<RevocationsSnapshot | undefined> {
+    return this.db.transaction(() => {
+      const version = this.metaValue(META_REVOCATIONS);
+      if (version === 0 || version <= this.metaValue(META_REVOCATIONS_PUBLISHED)) return undefined;
+      return this.revocationsSnapshot(version);
+    })();
+  }
+
+  async markRevocationsPublished(version: number): Promise<void> {
+    // Not counted in localWrites, like markPublished.
+    this.db
+      .prepare(
+        "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = MAX(value, excluded.value)",
+      )
+      .run(META_REVOCATIONS_PUBLISHED, version);
+  }
+
+  async confirmRevocations(tid: string, version: number): Promise<boolean> {
+    return this.write(() => {
+      if (this.db.prepare("SELECT 1 FROM targets WHERE tid = ?").get(tid) === undefined) return false;
+      this.db
+        .prepare(
+          `INSERT INTO revocation_acks (tid, version, ts) VALUES (?, ?, ?)
+           ON CONFLICT(tid) DO UPDATE SET version = MAX(version, excluded.version),
+             ts = CASE WHEN excluded.version > version THEN excluded.ts ELSE ts END`,
+        )
+        .run(tid, version, this.now());
+      return true;
+    });
+  }
+
+  async revocationStatus(): Promise<RevocationStatus> {
+    return this.db.transaction(() => {
+      const version = this.metaValue(META_REVOCATIONS);
+      const published = version > 0 && this.metaValue(META_REVOCATIONS_PUBLISHED) >= version;
+      const acks = rows(
+        AckRow,
+        this.db
+          .prepare(
+            "SELECT t.tid AS tid, a.version AS version FROM targets t LEFT JOIN revocation_acks a ON a.tid = t.tid ORDER BY t.tid",
+          )
+          .all(),
+        "revocation ack row",
+      );
+      return {
+        version,
+        published,
+        revoked: this.revocationsSnapshot(version).revoked,
+        targets: acks.map((a) => ({
+          tid: a.tid,
+          status:
+            version === 0 || (a.version !== null && a.version >= version)
+              ? ("confirmed" as const)
+              : ("pending" as const),
+          confirmed_version: a.version,
+        })),
+      };
+    })();
   }
 
   async pendingRegistries(): Promise<RegistrySnapshot[]> {

@@ -2,12 +2,13 @@ import type {
   AuditRow,
   GrantMode,
   GrantRow,
+  RevocationStatus,
   SlotRow,
   TargetRecord,
   TerminalKind,
   UserRecord,
 } from "../../schemas/keyserver.js";
-import type { RegistryEntry } from "../../schemas/tokens.js";
+import type { RegistryEntry, RevocationEntry, WeeklyWindow } from "../../schemas/tokens.js";
 
 /**
  * The key server's system of record. Methods are coarse: each is one transaction that checks, changes
@@ -30,8 +31,10 @@ export interface KeyStore {
   getTerminal(serial: string): Promise<TerminalRecord | undefined>;
   listTerminals(): Promise<TerminalRecord[]>;
 
-  addTarget(input: { tid: string; secretHash: string }, actor: string): Promise<void>;
+  addTarget(input: { tid: string; secretHash: string; timeZone?: string }, actor: string): Promise<void>;
   listTargets(): Promise<TargetRecord[]>;
+  /** A paired target's configured IANA zone (`{}` when it uses UTC); undefined when not paired. */
+  targetZone(tid: string): Promise<{ time_zone?: string } | undefined>;
 
   createSlot(input: { slot: string; tids: string[] }, actor: string): Promise<SlotRecord>;
   getSlot(slot: string): Promise<SlotRecord | undefined>;
@@ -39,6 +42,9 @@ export interface KeyStore {
 
   addGrant(input: NewGrant, actor: string): Promise<void>;
   listGrants(): Promise<GrantRow[]>;
+  /** Every grant of `user`, revoked ones included (so a caller can tell no_grant from grant_revoked). */
+  grantsOf(user: string): Promise<GrantRow[]>;
+  revokeGrant(input: { user: string; slot: string; mode: GrantMode }, actor: string): Promise<void>;
 
   /** The download op's whole decision and its effects (DESIGN §2: the new gen raises the floor). */
   issueStored(input: IssueStoredInput): Promise<Issued>;
@@ -46,6 +52,18 @@ export interface KeyStore {
   issueFob(input: IssueFobInput, actor: string): Promise<Issued>;
   /** Revoke a slot, or raise its floor to `belowGen`. */
   revoke(input: { slot: string; belowGen?: number }, actor: string): Promise<SlotRecord>;
+
+  /**
+   * Revoke fleet-wide: the slot's own record changes as with `revoke`, and in the same transaction the
+   * entry joins the fleet list and the fleet revocations version rises.
+   */
+  revokeFleet(input: { slot: string; belowGen?: number }, actor: string): Promise<RevocationsSnapshot>;
+  /** The fleet list when its version was not yet published. */
+  pendingRevocations(): Promise<RevocationsSnapshot | undefined>;
+  markRevocationsPublished(version: number): Promise<void>;
+  /** A target said it applied `version`; false when `tid` is not paired. Versions only rise. */
+  confirmRevocations(tid: string, version: number): Promise<boolean>;
+  revocationStatus(): Promise<RevocationStatus>;
 
   /** Registries whose version was not yet published, each read as one consistent snapshot. */
   pendingRegistries(): Promise<RegistrySnapshot[]>;
@@ -81,6 +99,9 @@ export interface NewGrant {
   nbf?: number;
   exp?: number;
   max_uses?: number;
+  schedule?: WeeklyWindow[];
+  first_use_ttl_s?: number;
+  unlock_password?: boolean;
 }
 
 export interface IssueStoredInput {
@@ -109,6 +130,13 @@ export interface Issued {
   nbf: number;
   exp?: number;
   max_uses?: number;
+  schedule?: WeeklyWindow[];
+  first_use_ttl_s?: number;
+}
+
+export interface RevocationsSnapshot {
+  version: number;
+  revoked: RevocationEntry[];
 }
 
 export interface RegistrySnapshot {

@@ -51,6 +51,9 @@ describe("SqliteStore", () => {
         exp: null,
         max_uses: null,
         created: NOW_S,
+        schedule: null,
+        first_use_ttl_s: null,
+        unlock_password: false,
       },
     ]);
   });

@@ -1,0 +1,61 @@
+import { SparekeyError } from "../../common/errors.js";
+import { signToken } from "../../common/jws.js";
+import { RelayRequest, type RelayResult } from "../../schemas/rpc.js";
+import { type RelayPayload, TokenType } from "../../schemas/tokens.js";
+import { usableGrants } from "../grants.js";
+import { auditRefusal, grantCandidates, phoneUser, targetZone } from "./caller.js";
+import { defineOp } from "./context.js";
+
+/**
+ * Sign one relay frame for a nonce the target really published. Audited on the first relay of a
+ * (term, tid, slot) and then at most once a minute per triple (a session asks once a period), and on
+ * every refusal.
+ */
+export const relay = defineOp({
+  schema: RelayRequest,
+  async handle(ctx, caller, request): Promise<RelayResult> {
+    const nowMs = ctx.now();
+    const entry = {
+      actor: caller,
+      op: "relay",
+      subject: request.tid,
+      ...(request.slot !== undefined ? { detail: { slot: request.slot } } : {}),
+    };
+    try {
+      const user = await phoneUser(ctx, caller);
+      const zone = await targetZone(ctx, request.tid);
+      const valid = usableGrants(await grantCandidates(ctx, user), {
+        tid: request.tid,
+        ...(request.slot !== undefined ? { slot: request.slot } : {}),
+        mode: "relay",
+        now: nowMs,
+        zone,
+      });
+      const [chosen, ...others] = valid;
+      if (!chosen || others.length > 0)
+        throw new SparekeyError("bad_request", "several granted slots match; name the slot");
+      if (!ctx.challenges.isLive(request.tid, request.nonce))
+        throw new SparekeyError("unknown_nonce", `nonce is not a challenge target ${request.tid} published`);
+      const slot = chosen.slot;
+      // Relay never bumps the generation: it signs at the slot's current one.
+      const gen = Math.max(slot.gen, slot.min_gen, 1);
+      const seq = ctx.relayLedger.nextSeq(caller, nowMs);
+      const payload: RelayPayload = {
+        v: 1,
+        tid: request.tid,
+        slot: slot.slot,
+        gen,
+        term: caller,
+        nonce: request.nonce,
+        seq,
+        iat: Math.floor(nowMs / 1000),
+      };
+      const frame = signToken(TokenType.relay, payload, ctx.issuer.signingKey);
+      if (ctx.relayLedger.shouldAudit(caller, request.tid, slot.slot, nowMs))
+        await ctx.store.recordAudit({ ...entry, outcome: "ok", detail: { slot: slot.slot, gen } });
+      return { frame, slot: slot.slot, gen, seq };
+    } catch (err) {
+      return auditRefusal(ctx, entry, err);
+    }
+  },
+});

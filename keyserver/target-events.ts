@@ -1,0 +1,86 @@
+import type { Logger } from "../common/log.js";
+import type { MqttClient } from "../common/mqtt.js";
+import { TargetEvent } from "../schemas/messages.js";
+import { isId, type Topics } from "../schemas/topics.js";
+import { parseJson, validator } from "../schemas/validate.js";
+
+export type TargetEventListener = (tid: string, event: TargetEvent) => void;
+
+export interface TargetEventsDeps {
+  client: MqttClient;
+  topics: Topics;
+  logger: Logger;
+}
+
+const targetEvent = validator(TargetEvent, "target event");
+
+/**
+ * One subscription to `targets/+/events`, fanned out to listeners: unlock outcomes (by cmd_id) and
+ * fleet revocation confirmations. Events are validated and must name the target of their topic.
+ */
+export class TargetEvents {
+  private readonly log: Logger;
+  private readonly filter: string;
+  private readonly listeners = new Set<TargetEventListener>();
+  private readonly onMessage = (topic: string, payload: Buffer): void => this.handle(topic, payload);
+
+  constructor(private readonly deps: TargetEventsDeps) {
+    this.log = deps.logger.child({ component: "target-events" });
+    this.filter = `${deps.topics.prefix}/targets/+/events`;
+  }
+
+  async start(): Promise<void> {
+    this.deps.client.on("message", this.onMessage);
+    await this.deps.client.subscribeAsync(this.filter, { qos: 1 });
+  }
+
+  async stop(): Promise<void> {
+    this.deps.client.off("message", this.onMessage);
+    if (this.deps.client.connected) await this.deps.client.unsubscribeAsync(this.filter);
+  }
+
+  /** Returns the function that removes the listener. */
+  listen(listener: TargetEventListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** The first event of `tid` that `accept` takes, or undefined after `timeoutMs`. */
+  next(
+    tid: string,
+    accept: (e: TargetEvent) => boolean,
+    timeoutMs: number,
+  ): Promise<TargetEvent | undefined> {
+    return new Promise((resolve) => {
+      const off = this.listen((from, event) => {
+        if (from !== tid || !accept(event)) return;
+        clearTimeout(timer);
+        off();
+        resolve(event);
+      });
+      const timer = setTimeout(() => {
+        off();
+        resolve(undefined);
+      }, timeoutMs);
+    });
+  }
+
+  handle(topic: string, payload: Buffer): void {
+    const levels = this.deps.topics.relative(topic);
+    if (levels?.length !== 3 || levels[0] !== "targets" || levels[2] !== "events") return;
+    const tid = levels[1];
+    if (!isId(tid)) return;
+    const value = parseJson(payload.toString("utf8"));
+    if (!targetEvent.is(value) || value.tid !== tid) {
+      this.log.warn({ tid }, "invalid target event ignored");
+      return;
+    }
+    for (const listener of [...this.listeners]) {
+      try {
+        listener(tid, value);
+      } catch (err) {
+        this.log.error({ err, tid }, "target event listener failed");
+      }
+    }
+  }
+}
