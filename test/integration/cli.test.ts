@@ -1,0 +1,143 @@
+import { spawn } from "node:child_process";
+import { createServer, type Server } from "node:net";
+import { describe, expect, it, onTestFinished } from "vitest";
+import { tempDir } from "../helpers/wait.js";
+
+const ROOT = new URL("../../", import.meta.url).pathname;
+const COMMANDS = ["gateway", "demo", "admin", "target", "terminal"] as const;
+
+interface Run {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** The real `sparekey` entry point, run by tsx in its own process; killed if it outlives its deadline. */
+function sparekey(args: string[], timeoutMs = 15_000): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const proc = spawn(process.execPath, ["--import", "tsx", "cli/sparekey.ts", ...args], {
+      cwd: ROOT,
+      stdio: ["ignore", "pipe", "pipe"],
+      env: { ...process.env, SPAREKEY_LOG_LEVEL: "warn" },
+    });
+    let stdout = "";
+    let stderr = "";
+    proc.stdout.on("data", (d: Buffer) => {
+      stdout += d.toString();
+    });
+    proc.stderr.on("data", (d: Buffer) => {
+      stderr += d.toString();
+    });
+    const timer = setTimeout(() => {
+      proc.kill("SIGKILL");
+      reject(new Error(`sparekey ${args.join(" ")} ran over ${timeoutMs} ms; output:\n${stdout}${stderr}`));
+    }, timeoutMs);
+    onTestFinished(() => {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill("SIGKILL");
+    });
+    proc.once("error", reject);
+    proc.once("close", (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, stdout, stderr });
+    });
+  });
+}
+
+async function takenPort(): Promise<number> {
+  const server: Server = createServer();
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => resolve());
+  });
+  onTestFinished(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  const address = server.address();
+  if (address === null || typeof address === "string") throw new Error("no TCP address");
+  return address.port;
+}
+
+describe("the sparekey command", () => {
+  it("lists every command on --help and exits 0", async () => {
+    const run = await sparekey(["--help"]);
+    expect(run.code).toBe(0);
+    expect(run.stdout).toMatch(/^usage: sparekey <command>/m);
+    for (const name of COMMANDS) expect(run.stdout).toMatch(new RegExp(`^  ${name} +\\S`, "m"));
+  });
+
+  it.each(COMMANDS.filter((c) => c !== "terminal"))("answers `%s --help` with a usage line", async (name) => {
+    const run = await sparekey([name, "--help"]);
+    expect({ code: run.code, stderr: run.stderr }).toEqual({ code: 0, stderr: "" });
+    expect(run.stdout).toMatch(new RegExp(`^usage: sparekey ${name}\\b`, "m"));
+  });
+
+  // Regression: `terminal --help` printed no usage line.
+  it("answers `terminal --help` with a usage line", async () => {
+    const run = await sparekey(["terminal", "--help"]);
+    expect({ code: run.code, stderr: run.stderr }).toEqual({ code: 0, stderr: "" });
+    expect(run.stdout).toMatch(/^usage: sparekey terminal\b/m);
+  });
+
+  it("lists the terminal's subcommands on `terminal --help`", async () => {
+    const run = await sparekey(["terminal", "--help"]);
+    expect(run.code).toBe(0);
+    for (const sub of ["login", "download", "use", "status"])
+      expect(run.stdout).toMatch(new RegExp(`^  ${sub} +\\S`, "m"));
+  });
+
+  it.each(COMMANDS)("refuses an unknown flag to `%s` with a non-zero exit naming the flag", async (name) => {
+    const run = await sparekey([name, "--no-such-flag"]);
+    expect(run.code).not.toBe(0);
+    expect(run.code).not.toBe(null);
+    expect(run.stderr).toContain("--no-such-flag");
+  });
+
+  it("refuses an unknown command with a non-zero exit naming it", async () => {
+    const run = await sparekey(["unlock-everything"]);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toContain("unlock-everything");
+  });
+
+  it("plays the lost-key, relay and security-guard stories with `demo` and exits 0", {
+    timeout: 60_000,
+  }, async () => {
+    const run = await sparekey(["demo", "--period-ms", "200"], 55_000);
+    expect(run.code, run.stderr).toBe(0);
+    const steps = [
+      /FOB-ALICE written \(gen 1\)/,
+      /is AVAILABLE \(slot alice-key, by FOB-ALICE\)/,
+      /issued gen 2 of slot alice-key/,
+      /is AVAILABLE \(slot alice-key, by PHONE-ALICE\)/,
+      /event: auth_refused reason=old_generation term=FOB-ALICE/,
+      /refused: old generation/,
+      // Walking away: the frames stop while the phone stays online, so the target's timeout decides.
+      /event: session_ended reason=frame_timeout term=PHONE-ALICE/,
+      /is UNAVAILABLE \[frame_timeout\]/,
+      /is AVAILABLE \(slot bob-relay, by PHONE-BOB\)/,
+      /is UNAVAILABLE \[terminal_offline\]/,
+      /is AVAILABLE \(slot bob-relay, by PHONE-BOB\)/,
+      /is UNAVAILABLE \[keyserver_offline\]/,
+      /frames the phone sent while the key server was down: 0/,
+      /uses left: 1/,
+      /uses left: 0/,
+      /event: auth_refused reason=uses_exhausted term=PHONE-GUARD-17/,
+      /done: every step of every story held/,
+    ];
+    // In this order: each step is looked for after the previous one.
+    let from = 0;
+    for (const step of steps) {
+      const match = step.exec(run.stdout.slice(from));
+      expect(match, `${step} after offset ${from} in:\n${run.stdout}`).not.toBeNull();
+      from += (match?.index ?? 0) + (match?.[0].length ?? 0);
+    }
+  });
+
+  it("refuses a port already in use with port_in_use and the port number", async () => {
+    const port = await takenPort();
+    const data = tempDir();
+    const run = await sparekey(["gateway", "--port", String(port), "--data", data]);
+    expect(run.code).not.toBe(0);
+    expect(run.code).not.toBe(null);
+    expect(run.stderr).toContain("port_in_use");
+    expect(run.stderr).toContain(String(port));
+  });
+});
