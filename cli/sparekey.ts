@@ -56,7 +56,8 @@ export async function main(argv: string[]): Promise<number> {
   } catch (err) {
     if (isSparekeyError(err)) {
       process.stderr.write(`error ${err.code}: ${err.message}\n`);
-      return 1;
+      // Bad usage exits 2 for every command, as admin, target and terminal already do.
+      return err.code === "bad_request" ? 2 : 1;
     }
     process.stderr.write(
       `error internal_error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,

@@ -113,7 +113,13 @@ const SPECS = {
 type Sub = keyof typeof SPECS;
 
 function topHelp(): string {
-  const lines = ["sparekey terminal - the phone (or a fob) as a spare key", "", "commands:"];
+  const lines = [
+    "sparekey terminal - the phone (or a fob) as a spare key",
+    "",
+    `usage: sparekey terminal <${Object.keys(SPECS).join("|")}> [options]`,
+    "",
+    "commands:",
+  ];
   for (const [name, spec] of Object.entries(SPECS)) lines.push(`  ${name.padEnd(10)} ${spec.summary}`);
   lines.push("", "`sparekey terminal COMMAND --help` for its options.");
   return `${lines.join("\n")}\n`;
@@ -386,7 +392,12 @@ export async function runTerminal(argv: string[], io: TerminalIo = {}): Promise<
   }
   try {
     if (!isSub(sub))
-      throw new SparekeyError("bad_request", `unknown command \`terminal ${sub}\`. Try --help.`);
+      throw new SparekeyError(
+        "bad_request",
+        sub.startsWith("-")
+          ? `unknown option '${sub}': give a command first. Try --help.`
+          : `unknown command \`terminal ${sub}\`. Try --help.`,
+      );
     switch (sub) {
       case "login":
         return await cmdLogin(rest, ctx);
