@@ -195,6 +195,9 @@ export class Target implements TargetOutbox {
     const client = this.client;
     const topics = this.topics;
     if (!client || !topics) return;
+    // Retained state and challenge are republished on every (re)connect: queueing them while the
+    // line is down would only replay stale copies after the fresh ones.
+    if (retain && !client.connected) return;
     client.publish(topics[which], payload, { qos, retain }, (err) => {
       if (err) this.log?.warn({ err: err.message }, "publish failed");
     });
