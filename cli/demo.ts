@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type CommandSpec, optionalInt, parseCommand } from "../common/cli.js";
 import { SparekeyError } from "../common/errors.js";
-import { createLogger } from "../common/log.js";
+import { createLogger, type Logger } from "../common/log.js";
 import { connectMqtt, type MqttClient } from "../common/mqtt.js";
 import { addGrant, addTerminal, addUser } from "../keyserver/admin/accounts.js";
 import type { AdminContext } from "../keyserver/admin/context.js";
@@ -16,12 +16,12 @@ import { parseJson, validator } from "../schemas/validate.js";
 import { Target } from "../target/target.js";
 import { download } from "../terminal/download.js";
 import { login } from "../terminal/login.js";
-import { startFobUse, startUse } from "../terminal/use.js";
-import { GATEWAY_DEFAULTS, startGateway } from "./gateway.js";
+import { startFobUse, startRelayUse, startUse } from "../terminal/use.js";
+import { GATEWAY_DEFAULTS, type RunningGateway, startGateway } from "./gateway.js";
 
 const SPEC: CommandSpec = {
   name: "sparekey demo",
-  summary: "play the lost-key story end to end on this machine (ephemeral ports, temp dirs)",
+  summary: "play the lost-key, relay and security-guard stories end to end (ephemeral ports, temp dirs)",
   options: {
     "period-ms": { type: "string", help: "the target's challenge period", default: "500" },
     "keep-data": {
@@ -108,6 +108,146 @@ const isEvent =
   (o: Observed) =>
     o.kind === "event" && o.msg.type === type && pred(o.msg);
 
+interface StoryContext {
+  root: string;
+  gateway: RunningGateway;
+  admin: AdminContext;
+  logger: Logger;
+  periodMs: number;
+  deadline: number;
+  say: (line: string) => void;
+  cleanups: Array<() => Promise<unknown>>;
+  observerClient: MqttClient;
+}
+
+/** The core claim: a relay key works only while the terminal's line to the key server is up. */
+async function relayStory(ctx: StoryContext, observer: Observer): Promise<void> {
+  const { root, gateway, admin, logger, deadline, say } = ctx;
+  say("");
+  say("The relay key: Bob's phone keeps no key; the key server signs each frame while the line is up.");
+  const password = randomSecret();
+  await addUser(admin, { user: "bob", password });
+  await addTerminal(admin, { serial: "PHONE-BOB", user: "bob" });
+  await createSlot(admin, { slot: "bob-relay", tids: ["front-door"] });
+  const registry = observer.waitFor("the registry update", isEvent("registry_applied"), deadline);
+  await addGrant(admin, { slot: "bob-relay", user: "bob", mode: "relay" });
+  await gateway.keyserver.publishNow();
+  await registry;
+  const bobDir = join(root, "phone-bob");
+  await login({ dir: bobDir, brokerUrl: gateway.url, serial: "PHONE-BOB", user: "bob", password, logger });
+
+  say("7. Bob's phone relays frames the key server signs for each challenge; the lock opens.");
+  const opens = observer.waitFor("the relay session", isState("available", "PHONE-BOB"), deadline);
+  const relay = await startRelayUse({ dir: bobDir, tid: "front-door", logger, keepalive: 2 });
+  ctx.cleanups.push(() => relay.close());
+  await opens;
+
+  say("8. The phone's line is cut mid-session (its socket dies without a goodbye).");
+  const dropped = observer.waitFor("the lock to drop the relay session", isState("unavailable"), deadline);
+  relay.client.stream.destroy();
+  const drop = await dropped;
+  say(
+    `   the broker published the phone's will; the lock dropped at once [${drop.kind === "state" ? drop.msg.reason : ""}]`,
+  );
+
+  say("9. The line comes back: the phone resumes only with a freshly signed frame.");
+  const back = observer.waitFor("the relay session to resume", isState("available", "PHONE-BOB"), deadline);
+  await back;
+
+  say(
+    "10. Now the key server goes down: the phone's line monitor stops it, the lock drops the relay session.",
+  );
+  const ksDown = observer.waitFor("the lock to drop the relay session", isState("unavailable"), deadline);
+  await gateway.keyserver.stop();
+  await ksDown;
+  const framesAtCut = relay.sender.snapshot().framesSent;
+  // Watch three periods of silence: the claim is that nothing is sent while the line is cut.
+  await new Promise((resolve) => setTimeout(resolve, 3 * ctx.periodMs));
+  const sentSince = relay.sender.snapshot().framesSent - framesAtCut;
+  say(`   frames the phone sent while the key server was down: ${sentSince}`);
+  if (sentSince !== 0)
+    throw new SparekeyError("internal_error", "the relaying phone kept sending without its line");
+  await relay.close();
+  await gateway.keyserver.start();
+  say("   the key server is back.");
+}
+
+/** A security guard gets a count-limited, time-limited key on the spot for a building outside their area. */
+async function guardStory(ctx: StoryContext): Promise<void> {
+  const { root, gateway, admin, logger, deadline, say, periodMs } = ctx;
+  say("");
+  say("The security guard: a 2-use key valid for the next hour, for warehouse-7 outside the guard's area.");
+  const topics = new Topics(GATEWAY_DEFAULTS.prefix);
+  const observer = new Observer(
+    ctx.observerClient,
+    { state: topics.state("warehouse-7"), events: topics.events("warehouse-7") },
+    say,
+  );
+  await observer.start();
+  const config = await pairTarget(admin, {
+    tid: "warehouse-7",
+    out: join(root, "warehouse-7.json"),
+    brokerUrl: gateway.url,
+    stateDir: join(root, "warehouse-7-state"),
+    periodMs,
+  });
+  const target = new Target({ config, logger });
+  await target.start();
+  ctx.cleanups.push(() => target.stop());
+  const password = randomSecret();
+  await addUser(admin, { user: "guard-17", password });
+  await addTerminal(admin, { serial: "PHONE-GUARD-17", user: "guard-17" });
+  await createSlot(admin, { slot: "warehouse-7-temp", tids: ["warehouse-7"] });
+  const now = Math.floor(Date.now() / 1000);
+  await addGrant(admin, {
+    slot: "warehouse-7-temp",
+    user: "guard-17",
+    mode: "stored",
+    nbf: now,
+    exp: now + 3600,
+    max_uses: 2,
+  });
+  say(
+    `11. admin: guard-17 may use warehouse-7 twice until ${new Date((now + 3600) * 1000).toISOString()} (UTC).`,
+  );
+  const guardDir = join(root, "phone-guard");
+  await login({
+    dir: guardDir,
+    brokerUrl: gateway.url,
+    serial: "PHONE-GUARD-17",
+    user: "guard-17",
+    password,
+    logger,
+  });
+  const cred = await download({ dir: guardDir, target: "warehouse-7", logger });
+  say(`    the guard downloaded it on the spot (gen ${cred.gen}).`);
+
+  for (const n of [1, 2]) {
+    say(`${11 + n}. Use ${n} of 2.`);
+    const opens = observer.waitFor(`use ${n}`, isState("available", "PHONE-GUARD-17"), deadline);
+    const use = await startUse({ dir: guardDir, tid: "warehouse-7", logger });
+    const opened = await opens;
+    if (opened.kind === "state") say(`    uses left: ${opened.msg.uses_left ?? "?"}`);
+    const closes = observer.waitFor("the session to end", isState("unavailable"), deadline);
+    await use.sender.stop();
+    await closes;
+    await use.close();
+  }
+  say("14. A third try.");
+  const refused = observer.waitFor(
+    "the third try to be refused",
+    isEvent("auth_refused", (m) => m.term === "PHONE-GUARD-17"),
+    deadline,
+  );
+  const third = await startUse({ dir: guardDir, tid: "warehouse-7", logger });
+  const refusal = await refused;
+  await third.close();
+  if (refusal.kind !== "event" || refusal.msg.reason !== "uses_exhausted") {
+    throw new SparekeyError("internal_error", "the third use was refused for an unexpected reason");
+  }
+  say("    refused: uses exhausted.");
+}
+
 export async function runDemo(argv: string[]): Promise<number> {
   const parsed = parseCommand(SPEC, argv);
   if (!parsed) return 0;
@@ -116,7 +256,7 @@ export async function runDemo(argv: string[]): Promise<number> {
   const started = Date.now();
   const clock = () => `[+${((Date.now() - started) / 1000).toFixed(2).padStart(6)}s]`;
   const say = (line: string) => process.stdout.write(`${clock()} ${line}\n`);
-  const logger = createLogger("sparekey-demo", { level: process.env.SPAREKEY_LOG_LEVEL ?? "warn" });
+  const logger = createLogger("sparekey-demo", { level: process.env.SPAREKEY_LOG_LEVEL ?? "error" });
   const root = mkdtempSync(join(tmpdir(), "sparekey-demo-"));
   const cleanups: Array<() => Promise<unknown>> = [];
   const deadline = periodMs * 10 + 5000;
@@ -196,10 +336,11 @@ export async function runDemo(argv: string[]): Promise<number> {
     const fobUse = await startFobUse({ fobFile, tid: "front-door", logger });
     await fobOpens;
 
-    say("2. Alice loses the fob: its frames stop.");
+    say("2. Alice loses the fob somewhere: its frames stop reaching the lock.");
     const fobGone = observer.waitFor("the lock to fall back", isState("unavailable"), deadline);
-    await fobUse.close();
+    await fobUse.sender.stop();
     await fobGone;
+    await fobUse.close();
 
     say("3. Her phone logs in with its serial, her user id and password, and downloads a key.");
     const phoneDir = join(root, "phone");
@@ -243,13 +384,29 @@ export async function runDemo(argv: string[]): Promise<number> {
     say("6. Alice walks away with her phone: its frames stop reaching the lock.");
     const walkedAway = Date.now();
     const phoneGone = observer.waitFor("the lock to fall back", isState("unavailable"), deadline);
-    await phoneUse.close();
+    // Out of range: the phone's frames stop while it stays online, so the lock's own timeout decides.
+    await phoneUse.sender.stop();
     await phoneGone;
     const took = Date.now() - walkedAway;
     say(
-      `   the lock fell back to unavailable ${took} ms after the last frame (2 periods = ${2 * periodMs} ms)`,
+      `   the lock fell back to unavailable ${took} ms after the phone left (2 periods = ${2 * periodMs} ms)`,
     );
-    say("done: every step of the story held.");
+    await phoneUse.close();
+
+    const ctx: StoryContext = {
+      root,
+      gateway,
+      admin,
+      logger,
+      periodMs,
+      deadline,
+      say,
+      cleanups,
+      observerClient,
+    };
+    await relayStory(ctx, observer);
+    await guardStory(ctx);
+    say("done: every step of every story held.");
     return 0;
   } finally {
     for (const cleanup of cleanups.reverse()) {
