@@ -3,6 +3,10 @@ const BENCHES: Record<string, { summary: string; run: (argv: string[]) => Promis
     summary: "frames/s the target's full decision accepts vs raw Ed25519 verifies/s",
     run: async (argv) => (await import("./verify.js")).runVerifyBench(argv),
   },
+  linkloss: {
+    summary: "ms from a terminal's line loss to the target's unavailable state (relay), per case and broker",
+    run: async (argv) => (await import("./linkloss.js")).runLinklossBench(argv),
+  },
 };
 
 const [name, ...rest] = process.argv.slice(2);
