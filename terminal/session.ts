@@ -30,6 +30,24 @@ export function loadIdentity(dir: string): { profile: TerminalProfile; key: Sign
   return { profile, key };
 }
 
+/** Connect as the phone of `profile`: client id = serial, user id and password (DESIGN §5). */
+export function connectProfile(
+  profile: TerminalProfile,
+  topics: Topics,
+  o: { logger: Logger; reconnectPeriod: number; keepalive?: number },
+): Promise<TerminalLink> {
+  return connectTerminal({
+    url: profile.broker_url,
+    term: profile.term,
+    username: profile.user,
+    password: profile.password,
+    topics,
+    logger: o.logger,
+    reconnectPeriod: o.reconnectPeriod,
+    ...(o.keepalive !== undefined ? { keepalive: o.keepalive } : {}),
+  });
+}
+
 export async function openSession(o: {
   dir: string;
   logger: Logger;
@@ -41,12 +59,7 @@ export async function openSession(o: {
 }): Promise<TerminalSession> {
   const { profile, key } = loadIdentity(o.dir);
   const topics = new Topics(profile.prefix);
-  const link = await connectTerminal({
-    url: profile.broker_url,
-    term: profile.term,
-    username: profile.user,
-    password: profile.password,
-    topics,
+  const link = await connectProfile(profile, topics, {
     logger: o.logger,
     reconnectPeriod: o.reconnectPeriod ?? 0,
     ...(o.keepalive !== undefined ? { keepalive: o.keepalive } : {}),

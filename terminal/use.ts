@@ -16,7 +16,7 @@ import { connectTerminal, type TerminalLink } from "./link.js";
 import { relaySigner } from "./relay-signer.js";
 import type { RpcClient } from "./rpc-client.js";
 import { ClockSeq, type SeqSource, WalletSeq } from "./seq.js";
-import { loadIdentity, openSession } from "./session.js";
+import { connectProfile, loadIdentity, openSession } from "./session.js";
 
 export interface UseOptions {
   tid: string;
@@ -140,12 +140,7 @@ export async function startUse(
   const { profile, key } = loadIdentity(o.dir);
   const credential = selectCredential(readWallet(o.dir, profile.term), tid, o.slot);
   const topics = new Topics(profile.prefix);
-  const link = await connectTerminal({
-    url: profile.broker_url,
-    term: profile.term,
-    username: profile.user,
-    password: profile.password,
-    topics,
+  const link = await connectProfile(profile, topics, {
     logger: o.logger,
     reconnectPeriod: 1000,
     ...(o.keepalive !== undefined ? { keepalive: o.keepalive } : {}),
