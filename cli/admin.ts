@@ -391,7 +391,9 @@ const COMMANDS: Record<string, Command> = {
       const limit = optionalInt(values, "limit", "audit", 1, 100_000) ?? 50;
       const rows = await ctx.store.listAudit(limit);
       if (values.json === true) return JSON.stringify(rows);
-      io.out(table(rows, ["seq", "ts", "actor", "op", "subject", "outcome", "detail"]));
+      // The table is for people: ISO UTC instead of Unix ms (--json keeps the stored value).
+      const readable = rows.map((r) => ({ ...r, ts: new Date(r.ts).toISOString() }));
+      io.out(table(readable, ["seq", "ts", "actor", "op", "subject", "outcome", "detail"]));
       return `${rows.length} audit entries`;
     },
   },
