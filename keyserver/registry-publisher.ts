@@ -79,7 +79,9 @@ export class RegistryPublisher {
   private async publishPending(): Promise<void> {
     // Read the token first: a write landing during the pass changes it and triggers another pass.
     const token = await this.deps.store.changeToken();
-    let failed = false;
+    // The fleet list goes first: a fleet revocation also revokes the slot in each registry, and the
+    // target should end the sessions for the reason the operator gave (`revoked_fleet`).
+    let failed = !(await this.publishRevocations());
     for (const snapshot of await this.deps.store.pendingRegistries()) {
       const iat = Math.floor((this.deps.now ?? Date.now)() / 1000);
       const jws = signToken(
@@ -99,7 +101,6 @@ export class RegistryPublisher {
         this.log.warn({ err, tid: snapshot.tid }, "registry not published; will retry");
       }
     }
-    if (!(await this.publishRevocations())) failed = true;
     // After a failure keep the old token so the next poll tries again.
     if (!failed) this.lastToken = token;
   }
