@@ -9,6 +9,7 @@ import {
   requireString,
 } from "../common/cli.js";
 import { isSparekeyError, SparekeyError } from "../common/errors.js";
+import { DEFAULT_BROKER_URL } from "../common/mqtt.js";
 import { formatWall, localZone, parseDuration, parseInstant, parseSchedule } from "../common/time-input.js";
 import { addGrant, addTerminal, addUser, revokeGrant } from "../keyserver/admin/accounts.js";
 import type { AdminContext } from "../keyserver/admin/context.js";
@@ -45,7 +46,7 @@ interface Command {
 const brokerUrlOption = {
   type: "string",
   help: "broker URL written to the file",
-  default: "mqtt://127.0.0.1:1883",
+  default: DEFAULT_BROKER_URL,
 } as const;
 const prefixOption = {
   type: "string",

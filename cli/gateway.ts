@@ -2,6 +2,7 @@ import { type RunningBroker, startBroker } from "../broker/server.js";
 import { type CommandSpec, optionalString, parseCommand } from "../common/cli.js";
 import { loadConfig } from "../common/config-loader.js";
 import { createLogger, type Logger } from "../common/log.js";
+import { MQTT_PORT } from "../common/mqtt.js";
 import { KeyServer } from "../keyserver/service.js";
 import { createAuthenticator, type KeyServerState, openKeyServerState } from "../keyserver/state.js";
 import { GatewayConfig } from "../schemas/config.js";
@@ -12,7 +13,7 @@ export const GATEWAY_DEFAULTS: GatewayConfig = {
   data_dir: "./sparekey-data",
   // Loopback by default: exposing door keys to a network is a decision the operator makes with --host.
   host: "127.0.0.1",
-  port: 1883,
+  port: MQTT_PORT,
   prefix: DEFAULT_PREFIX,
   max_packet_bytes: 65_536,
   connect_timeout_ms: 5000,
@@ -34,7 +35,11 @@ const SPEC: CommandSpec = {
       help: "address to listen on (env SPAREKEY_HOST)",
       default: GATEWAY_DEFAULTS.host,
     },
-    port: { type: "string", help: "MQTT TCP port, 0 for any free port (env SPAREKEY_PORT)", default: "1883" },
+    port: {
+      type: "string",
+      help: "MQTT TCP port, 0 for any free port (env SPAREKEY_PORT)",
+      default: String(MQTT_PORT),
+    },
     prefix: { type: "string", help: "topic prefix (env SPAREKEY_PREFIX)", default: DEFAULT_PREFIX },
     "max-packet-bytes": { type: "string", help: "largest MQTT packet accepted", default: "65536" },
     "log-level": {

@@ -3,6 +3,7 @@ import { type CommandSpec, optionalInt, optionalString, parseCommand, requireStr
 import { SparekeyError } from "../common/errors.js";
 import { decodeToken } from "../common/jws.js";
 import { createLogger, type Logger } from "../common/log.js";
+import { DEFAULT_BROKER_URL } from "../common/mqtt.js";
 import { TokenType } from "../schemas/tokens.js";
 import { DEFAULT_PREFIX } from "../schemas/topics.js";
 import { describeCredential, localTimeZone } from "../terminal/credential-info.js";
@@ -46,7 +47,7 @@ const SPECS = {
     usage:
       "sparekey terminal login --broker URL --serial S --user U [--password-file F] [--prefix P] [--dir D]",
     options: {
-      broker: { type: "string", help: "broker URL, e.g. mqtt://127.0.0.1:1883" },
+      broker: { type: "string", help: `broker URL, e.g. ${DEFAULT_BROKER_URL}` },
       serial: { type: "string", help: "this phone's serial (its terminal id)" },
       user: { type: "string", help: "user id" },
       "password-file": { type: "string", help: "file holding the password", default: "$SPAREKEY_PASSWORD" },

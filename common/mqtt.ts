@@ -3,6 +3,10 @@ import mqtt, { type IClientOptions, type MqttClient } from "mqtt";
 
 export type { MqttClient };
 
+/** The IANA-registered MQTT port: the gateway's default listener and the default in config files. */
+export const MQTT_PORT = 1883;
+export const DEFAULT_BROKER_URL = `mqtt://127.0.0.1:${MQTT_PORT}`;
+
 export interface ConnectOptions {
   url: string;
   clientId: string;

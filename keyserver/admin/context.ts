@@ -1,5 +1,6 @@
 import { existsSync } from "node:fs";
 import { SparekeyError } from "../../common/errors.js";
+import { DEFAULT_BROKER_URL } from "../../common/mqtt.js";
 import type { Issuer } from "../issuer.js";
 import type { KeyStore } from "../store/store.js";
 
@@ -12,7 +13,7 @@ export interface AdminContext {
   readonly now: () => number;
 }
 
-export const DEFAULT_CONFIG_BROKER_URL = "mqtt://127.0.0.1:1883";
+export const DEFAULT_CONFIG_BROKER_URL = DEFAULT_BROKER_URL;
 
 /** Files that hold secrets are never silently replaced: an old config may be the only copy of one. */
 export function assertNewFile(path: string): void {

@@ -45,7 +45,7 @@ describe("sparekey admin", () => {
       "--out",
       out,
       "--broker-url",
-      "mqtt://10.0.0.2:1883",
+      "mqtt://10.0.0.2:18830",
     );
     expect(r).toEqual({ code: 0, out: `target door-1 paired; config written to ${out}\n`, err: "" });
     expect(statSync(out).mode & 0o777).toBe(0o600);
@@ -55,7 +55,7 @@ describe("sparekey admin", () => {
     expect(config).toEqual({
       v: 1,
       tid: "door-1",
-      broker_url: "mqtt://10.0.0.2:1883",
+      broker_url: "mqtt://10.0.0.2:18830",
       secret: config.secret,
       prefix: "sparekey/v1",
       issuer_keys: issuer.publicKeys(),
