@@ -31,6 +31,7 @@ export const ERROR_CODES = [
   "password_required",
   "line_down",
   "grant_not_valid_now",
+  "grant_used",
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
 

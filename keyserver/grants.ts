@@ -56,5 +56,13 @@ export function usableGrants(all: readonly GrantCandidate[], q: GrantQuery): Gra
       "grant_not_valid_now",
       `the ${what} for target ${q.tid} is not valid at this time`,
     );
-  return valid;
+  // Uses and first-use expiry are counted by the target per stored credential: a relay frame or a
+  // remote unlock would bypass them, so a use-limited grant opens only as the one stored key it issues.
+  const countable = valid.filter((c) => c.grant.max_uses === null && c.grant.first_use_ttl_s === null);
+  if (countable.length === 0)
+    throw new SparekeyError(
+      "no_grant",
+      `the ${what} for target ${q.tid} is use-limited and opens only as a downloaded stored key`,
+    );
+  return countable;
 }

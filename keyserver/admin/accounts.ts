@@ -33,6 +33,11 @@ export async function addGrant(ctx: AdminContext, input: NewGrant): Promise<void
   assertId(input.user, "user");
   if (input.nbf !== undefined && input.exp !== undefined && input.exp <= input.nbf)
     throw new SparekeyError("bad_request", "exp must be after nbf");
+  if (input.mode === "relay" && (input.max_uses !== undefined || input.first_use_ttl_s !== undefined))
+    throw new SparekeyError(
+      "bad_request",
+      "--max-uses and --first-use-ttl are counted by the target per stored key: give them to a stored grant",
+    );
   await ctx.store.addGrant(input, ctx.actor);
 }
 

@@ -588,6 +588,16 @@ export class SqliteStore implements KeyStore {
             .prepare("UPDATE terminals SET public_key = ? WHERE serial = ?")
             .run(input.publicKey, input.term);
         const g = chosen.grant;
+        // The target counts uses and first use per generation, and every download is a new one: a
+        // use-limited grant downloaded again would start its count afresh, so it is downloaded once.
+        if (
+          (g.max_uses !== null || g.first_use_ttl_s !== null) &&
+          this.downloadedBefore(terminal.user, g.slot)
+        )
+          throw new SparekeyError(
+            "grant_used",
+            `the use-limited grant on ${g.slot} was downloaded already; an admin can grant a new slot`,
+          );
         const issued = this.issueNextGen(chosen.slot, {
           jti: input.jti,
           term: input.term,
@@ -604,6 +614,15 @@ export class SqliteStore implements KeyStore {
       },
       (issued) => ({ slot: issued.slot, gen: issued.gen, jti: input.jti }),
     );
+  }
+
+  private downloadedBefore(user: string, slot: string): boolean {
+    const hit = this.db
+      .prepare(
+        "SELECT 1 FROM credentials c JOIN terminals t ON t.serial = c.term WHERE c.slot = ? AND t.user_id = ? AND c.mode = 'stored' LIMIT 1",
+      )
+      .get(slot, user);
+    return hit !== undefined;
   }
 
   private getTerminalSync(serial: string): TerminalRecord | undefined {

@@ -134,8 +134,9 @@ describe("fleet revocation", () => {
     );
     await waitFor(async () => {
       const s = await sys.state.store.revocationStatus();
-      return s.targets.filter((t) => t.confirmed_version !== null).length === 2;
-    }, "two confirmations recorded");
+      // The acks above do not wait for the publisher, so wait for its mark as well as the acks.
+      return s.published && s.targets.filter((t) => t.confirmed_version !== null).length === 2;
+    }, "the list published and two confirmations recorded");
 
     const json = await sys.admin("revocations", "--json");
     const status = JSON.parse(json.out.split("\n")[0] ?? "") as RevocationStatus;

@@ -4,7 +4,7 @@ import { describe, expect, it, onTestFinished } from "vitest";
 import { runAdmin } from "../../cli/admin.js";
 import { verifyToken } from "../../common/jws.js";
 import { newJti, signCredential } from "../../keyserver/credentials.js";
-import { type GrantCandidate, usableGrants } from "../../keyserver/grants.js";
+import { type GrantCandidate, type GrantQuery, usableGrants } from "../../keyserver/grants.js";
 import { RelayLedger } from "../../keyserver/relay-ledger.js";
 import { openKeyServerState } from "../../keyserver/state.js";
 import { MIGRATIONS, SqliteStore } from "../../keyserver/store/sqlite.js";
@@ -248,7 +248,7 @@ describe("usableGrants", () => {
     unlock_password: false,
   };
   const q = { tid: "door-1", mode: "relay" as const, now: Date.parse("2024-07-01T07:00:00Z"), zone: "UTC" };
-  const code = (c: GrantCandidate[], query = q) => {
+  const code = (c: GrantCandidate[], query: GrantQuery = q) => {
     try {
       usableGrants(c, query);
       return "ok";
@@ -267,6 +267,17 @@ describe("usableGrants", () => {
     expect(code([{ grant: { ...grant, nbf: nowS + 1 }, slot }])).toBe("grant_not_valid_now");
     expect(code([{ grant: { ...grant, exp: nowS }, slot }])).toBe("grant_not_valid_now");
     expect(code([{ grant: { ...grant, nbf: nowS, exp: nowS + 1 }, slot }])).toBe("ok");
+  });
+
+  // Regression (security review): relay frames and remote unlocks are not counted by the target, so a
+  // use-limited grant must not open that way.
+  it("never lets a use-limited grant relay or unlock: it opens only as its stored key", () => {
+    const stored = { ...grant, mode: "stored" as const };
+    const unlockQuery = { tid: q.tid, now: q.now, zone: q.zone };
+    expect(code([{ grant: stored, slot }], unlockQuery)).toBe("ok");
+    expect(code([{ grant: { ...stored, max_uses: 2 }, slot }], unlockQuery)).toBe("no_grant");
+    expect(code([{ grant: { ...stored, first_use_ttl_s: 600 }, slot }], unlockQuery)).toBe("no_grant");
+    expect(code([{ grant: { ...grant, max_uses: 2 }, slot }])).toBe("no_grant");
   });
 
   it("reads a schedule in the target's zone", () => {

@@ -126,6 +126,35 @@ describe("SqliteStore", () => {
     expect(await store.getSlot("s1")).toMatchObject({ gen: 0, status: "revoked" });
   });
 
+  // Regression (security review): each download is a new generation and the target counts uses per
+  // generation, so downloading a 2-use key again gave two more uses.
+  it("lets a use-limited grant be downloaded once, while an unlimited one may be downloaded again", async () => {
+    const store = await seeded(openStore());
+    await store.addUser({ id: "guard", passwordHash: "scrypt$x" }, "admin");
+    await store.addTerminal({ serial: "g1", user: "guard" }, "admin");
+    await store.createSlot({ slot: "w7", tids: ["door-1"] }, "admin");
+    await store.addGrant({ user: "guard", slot: "w7", mode: "stored", max_uses: 2 }, "admin");
+    const first = await store.issueStored({
+      term: "g1",
+      publicKey: PUB_B,
+      now: NOW_S,
+      jti: "jti-0000000000010",
+    });
+    expect(first).toMatchObject({ slot: "w7", gen: 1, max_uses: 2 });
+    await expect(
+      store.issueStored({ term: "g1", publicKey: PUB_B, now: NOW_S, jti: "jti-0000000000011" }),
+    ).rejects.toMatchObject({ code: "grant_used" });
+    expect(await store.getSlot("w7")).toMatchObject({ gen: 1 });
+    await store.issueStored({ term: "p1", publicKey: PUB_A, now: NOW_S, jti: "jti-0000000000012" });
+    const again = await store.issueStored({
+      term: "p1",
+      publicKey: PUB_A,
+      now: NOW_S,
+      jti: "jti-0000000000013",
+    });
+    expect(again).toMatchObject({ slot: "s1", gen: 2 });
+  });
+
   it("writes an audit row for every change and every refusal, holding no secret", async () => {
     const store = await seeded(openStore());
     await store.issueStored({ term: "p1", publicKey: PUB_A, now: NOW_S, jti: "jti-0000000000001" });
