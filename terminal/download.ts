@@ -63,7 +63,14 @@ export async function downloadWith(
     throw new SparekeyError("token_bad_payload", `the credential is for slot ${payload.slot}, not ${o.slot}`);
   }
   updateWallet(session.dir, session.profile.term, (w) => {
-    w.credentials[payload.slot] = { token: result.credential, tids: payload.tids, gen: payload.gen };
+    // defineProperty, not assignment: a slot may be named `__proto__` (a valid id), which an
+    // assignment would turn into a prototype change and lose the credential.
+    Object.defineProperty(w.credentials, payload.slot, {
+      value: { token: result.credential, tids: payload.tids, gen: payload.gen },
+      enumerable: true,
+      writable: true,
+      configurable: true,
+    });
   });
   return { slot: payload.slot, gen: payload.gen, tids: payload.tids, exp: payload.exp };
 }

@@ -18,7 +18,7 @@ const issuer = generateSigningKey().key;
 type Answer = "issue" | "no_grant" | "silent";
 
 /** Plays the key server's `download` op with a plain MQTT client and a test issuer key. */
-async function fakeKeyserver(url: string, answer: Answer): Promise<{ requests: unknown[] }> {
+async function fakeKeyserver(url: string, answer: Answer, slot = "slot_a"): Promise<{ requests: unknown[] }> {
   const ks: MqttClient = await connectMqtt({
     url,
     clientId: "keyserver",
@@ -44,7 +44,7 @@ async function fakeKeyserver(url: string, answer: Answer): Promise<{ requests: u
                 TokenType.credential,
                 {
                   v: 1,
-                  slot: "slot_a",
+                  slot,
                   gen: 2,
                   tids: ["lock-1", "lock-2"],
                   mode: "stored",
@@ -57,7 +57,7 @@ async function fakeKeyserver(url: string, answer: Answer): Promise<{ requests: u
                 },
                 issuer,
               ),
-              slot: "slot_a",
+              slot,
               gen: 2,
               tids: ["lock-1", "lock-2"],
             },
@@ -88,6 +88,18 @@ async function loggedIn(): Promise<{ url: string; dir: string }> {
 }
 
 describe("terminal download", () => {
+  // Regression (security review): `__proto__` is a valid id, and assigning it into the wallet changed
+  // the object's prototype instead of storing the credential.
+  it("stores a credential for a slot named __proto__ as an ordinary entry", async () => {
+    const { url, dir } = await loggedIn();
+    await fakeKeyserver(url, "issue", "__proto__");
+    await download({ dir, target: "lock-1", logger: silentLogger() });
+    const wallet = readWallet(dir, "phone-1");
+    expect(Object.keys(wallet.credentials)).toEqual(["__proto__"]);
+    expect(Object.getPrototypeOf(wallet.credentials)).toBe(Object.prototype);
+    expect(Object.getOwnPropertyDescriptor(wallet.credentials, "__proto__")?.value).toMatchObject({ gen: 2 });
+  });
+
   it("asks for a credential for its own public key and stores what the key server returns", async () => {
     const { url, dir } = await loggedIn();
     const ks = await fakeKeyserver(url, "issue");
