@@ -1,3 +1,4 @@
+import { randomBytes } from "node:crypto";
 import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from "node:fs";
 import { dirname } from "node:path";
 import type { Static, TSchema } from "@sinclair/typebox";
@@ -11,8 +12,10 @@ import { SparekeyError } from "./errors.js";
 export function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o600): void {
   const dir = dirname(path);
   mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const tmp = `${path}.${process.pid}.tmp`;
-  const fd = openSync(tmp, "w", mode);
+  // A fresh, unguessable name opened exclusively: a file planted at a predictable temp path would keep
+  // its own (wider) mode and receive the secret.
+  const tmp = `${path}.${randomBytes(8).toString("hex")}.tmp`;
+  const fd = openSync(tmp, "wx", mode);
   try {
     const buf = typeof data === "string" ? Buffer.from(data) : data;
     let off = 0;
