@@ -32,6 +32,7 @@ export const ERROR_CODES = [
   "line_down",
   "grant_not_valid_now",
   "grant_used",
+  "nonce_used",
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
 

@@ -6,6 +6,7 @@
 export class RelayLedger {
   private readonly seqs = new Map<string, number>();
   private readonly audited = new Map<string, number>();
+  private readonly signedNonces = new Map<string, string>();
 
   constructor(private readonly options: { auditEveryMs?: number; capacity?: number } = {}) {}
 
@@ -16,6 +17,21 @@ export class RelayLedger {
     return seq;
   }
 
+  /**
+   * Claim `nonce` for one relay frame of `term` at `tid`: true the first time, false after. One frame
+   * per challenge is all an honest terminal needs; a second one could be held back and replayed by an
+   * accomplice after the line is cut, reopening the lock for the rest of the nonce's window.
+   */
+  claimNonce(term: string, tid: string, nonce: string): boolean {
+    const key = `${term}/${tid}`;
+    const seen = this.signedNonces.get(key);
+    // The key server accepts the current and the previous nonce: remember the last two claimed.
+    if (seen?.split(" ").includes(nonce)) return false;
+    const last = seen?.split(" ")[0];
+    this.touchString(this.signedNonces, key, last === undefined ? nonce : `${nonce} ${last}`);
+    return true;
+  }
+
   /** True for the first relay of a triple and then at most once per `auditEveryMs` (default a minute). */
   shouldAudit(term: string, tid: string, slot: string, nowMs: number): boolean {
     const key = `${term}/${tid}/${slot}`;
@@ -23,6 +39,15 @@ export class RelayLedger {
     if (last !== undefined && nowMs - last < (this.options.auditEveryMs ?? 60_000)) return false;
     this.touch(this.audited, key, nowMs);
     return true;
+  }
+
+  private touchString(map: Map<string, string>, key: string, value: string): void {
+    map.delete(key);
+    map.set(key, value);
+    if (map.size > (this.options.capacity ?? 100_000)) {
+      const oldest = map.keys().next().value;
+      if (oldest !== undefined) map.delete(oldest);
+    }
   }
 
   private touch(map: Map<string, number>, key: string, value: number): void {

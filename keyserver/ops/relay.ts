@@ -36,6 +36,8 @@ export const relay = defineOp({
         throw new SparekeyError("bad_request", "several granted slots match; name the slot");
       if (!ctx.challenges.isLive(request.tid, request.nonce))
         throw new SparekeyError("unknown_nonce", `nonce is not a challenge target ${request.tid} published`);
+      if (!ctx.relayLedger.claimNonce(caller, request.tid, request.nonce))
+        throw new SparekeyError("nonce_used", "a relay frame for this challenge was signed already");
       const slot = chosen.slot;
       // Relay never bumps the generation: it signs at the slot's current one.
       const gen = Math.max(slot.gen, slot.min_gen, 1);

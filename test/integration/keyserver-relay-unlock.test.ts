@@ -129,17 +129,26 @@ describe("key server relay op", () => {
     expect(result).toEqual({ frame: result.frame, slot: "s1", gen: 1, seq: frame.payload.seq });
     expect(result.seq).toBeGreaterThanOrEqual(before);
 
-    // After one rotation the previous nonce still signs (the target accepts it for one period).
+    // One frame per challenge: a second one could be held back and replayed after the line is cut.
+    refusal(
+      await rpc(alice, "p-alice", "relay", { tid: "door-1", nonce, slot: "s1" }),
+      "nonce_used",
+      "a relay frame for this challenge was signed already",
+    );
+
+    // After one rotation the previous nonce still signs once (the target accepts it for one period).
     const next = await door.publish();
-    const again = await rpc(alice, "p-alice", "relay", { tid: "door-1", nonce, slot: "s1" });
+    const third = await door.publish();
+    const again = await rpc(alice, "p-alice", "relay", { tid: "door-1", nonce: next, slot: "s1" });
     expect(again.ok).toBe(true);
     expect((again.result as { seq: number }).seq).toBeGreaterThan(result.seq);
-    expect((await rpc(alice, "p-alice", "relay", { tid: "door-1", nonce: next })).ok).toBe(true);
+    expect((await rpc(alice, "p-alice", "relay", { tid: "door-1", nonce: third })).ok).toBe(true);
 
-    // Three relays of one (term, tid, slot) within a minute: one audit row.
+    // Three relays of one (term, tid, slot) within a minute: one audit row, plus the refusal.
     const rows = (await sys.state.store.listAudit(100)).filter((r) => r.op === "relay");
-    expect(rows.map((r) => [r.actor, r.subject, r.outcome, r.detail])).toEqual([
-      ["p-alice", "door-1", "ok", JSON.stringify({ slot: "s1", gen: 1 })],
+    expect(rows.map((r) => [r.actor, r.subject, r.outcome])).toEqual([
+      ["p-alice", "door-1", "ok"],
+      ["p-alice", "door-1", "nonce_used"],
     ]);
   });
 

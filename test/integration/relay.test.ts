@@ -340,8 +340,11 @@ describe("relay key over the real gateway", () => {
     await phone.publishFrame(FRONT, first.frame);
     await watch.state(at, relayOpen, "the first relayed frame to open the lock");
 
-    // A second one is kept back, to be played after the line is cut.
+    // A second one, for the next challenge (the key server signs one frame per challenge), is kept
+    // back, to be played after the line is cut.
+    await periods(watch, watch.mark(), 1, first.payload.nonce);
     const kept = await phone.frame(target);
+    expect(kept.payload.nonce).not.toBe(first.payload.nonce);
     expect(kept.seq).toBeGreaterThan(first.seq);
     const afterKept = watch.mark();
     at = watch.mark();

@@ -289,6 +289,20 @@ describe("usableGrants", () => {
 });
 
 describe("RelayLedger", () => {
+  // Regression (security review): several frames per challenge let an accomplice replay a held-back one.
+  it("signs one relay frame per terminal, target and challenge, remembering the last two challenges", () => {
+    const ledger = new RelayLedger();
+    expect(ledger.claimNonce("p1", "door", "n1")).toBe(true);
+    expect(ledger.claimNonce("p1", "door", "n1")).toBe(false);
+    expect(ledger.claimNonce("p2", "door", "n1")).toBe(true);
+    expect(ledger.claimNonce("p1", "gate", "n1")).toBe(true);
+    expect(ledger.claimNonce("p1", "door", "n2")).toBe(true);
+    expect(ledger.claimNonce("p1", "door", "n1")).toBe(false);
+    expect(ledger.claimNonce("p1", "door", "n3")).toBe(true);
+    // n1 is two challenges old: the key server refuses it as unknown_nonce before the ledger is asked.
+    expect(ledger.claimNonce("p1", "door", "n2")).toBe(false);
+  });
+
   it("issues rising seqs seeded from the clock and audits a triple at most once a minute", () => {
     const ledger = new RelayLedger();
     expect(ledger.nextSeq("p1", 1000)).toBe(1000);
