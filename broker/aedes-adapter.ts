@@ -26,6 +26,15 @@ interface Session {
   principal: Principal | undefined;
 }
 
+/** The filters each client holds: shared by the subscribe hook (adds) and the unsubscribe event (removes). */
+const heldFilters = new WeakMap<Client, Set<string>>();
+
+function subscriptionCap(principal: Principal, limits: BrokerLimits): number {
+  if (principal.role === "terminal") return limits.maxTerminalSubscriptions;
+  if (principal.role === "target") return limits.maxTargetSubscriptions;
+  return Number.POSITIVE_INFINITY;
+}
+
 /** aedes's text for its connect timer (lib/client.js); it has no error code to match instead. */
 const CONNECT_TIMEOUT_MESSAGE = "connect did not arrive in time";
 /** aedes's CONNACK code for a keepalive over `keepaliveLimit` (not a 3.1.1 code, but what it sends). */
@@ -177,7 +186,23 @@ export function aedesHooks(deps: AdapterDeps): Hooks {
         return done(null, null);
       }
       const principal = sessions.get(client)?.principal;
-      if (principal && authorizeSubscribe(principal, filter, topics)) return done(null, sub);
+      if (principal && authorizeSubscribe(principal, filter, topics)) {
+        let held = heldFilters.get(client);
+        if (!held) {
+          held = new Set();
+          heldFilters.set(client, held);
+        }
+        if (!held.has(filter) && held.size >= subscriptionCap(principal, limits)) {
+          stats.subscriptions_capped++;
+          log.warn(
+            { client_id: client.id, topic: logged(filter) },
+            "subscribe refused: too many subscriptions",
+          );
+          return done(null, null);
+        }
+        held.add(filter);
+        return done(null, sub);
+      }
       stats.subscribe_refused++;
       log.warn({ client_id: client.id, topic: logged(filter) }, "subscribe refused");
       done(null, null);
@@ -194,6 +219,10 @@ export function observeAedes(aedes: Aedes, deps: Pick<AdapterDeps, "stats" | "lo
   const { stats, log } = deps;
   aedes.on("clientReady", (client) => log.info({ client_id: client.id }, "client connected"));
   aedes.on("clientDisconnect", (client) => log.info({ client_id: client.id }, "client disconnected"));
+  aedes.on("unsubscribe", (filters, client) => {
+    const held = client ? heldFilters.get(client) : undefined;
+    if (held) for (const f of filters) held.delete(f);
+  });
   aedes.on("keepaliveTimeout", (client) => {
     stats.keepalive_timeout++;
     log.info({ client_id: client.id }, "keepalive timeout");

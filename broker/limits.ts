@@ -16,6 +16,13 @@ export interface BrokerLimits {
   readonly publishBurst: number;
   /** Longest a publish over the rate is held back before the client is dropped instead. */
   readonly publishMaxDelayMs: number;
+  /**
+   * Distinct filters a terminal may hold at once (it needs a handful: one challenge, one state, its
+   * rpc, the key server's status); without a cap one login could grow the broker's memory at will.
+   */
+  readonly maxTerminalSubscriptions: number;
+  /** The same for a target, which follows the status of every terminal holding a session. */
+  readonly maxTargetSubscriptions: number;
 }
 
 /** Levels under the prefix of the deepest sparekey topic (`keyserver/rpc/{term}/{op}`). */
@@ -29,6 +36,8 @@ export const DEFAULT_LIMITS: BrokerLimits = Object.freeze({
   publishRatePerS: 50,
   publishBurst: 100,
   publishMaxDelayMs: 1_000,
+  maxTerminalSubscriptions: 16,
+  maxTargetSubscriptions: 1_024,
 });
 
 function positiveInt(name: string, value: number): number {

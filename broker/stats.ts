@@ -20,6 +20,8 @@ export interface BrokerStats {
   publish_refused: number;
   /** SUBSCRIBE filters refused by the ACL (SUBACK 128). */
   subscribe_refused: number;
+  /** SUBSCRIBE filters refused because the client holds its maximum of subscriptions (SUBACK 128). */
+  subscriptions_capped: number;
   /** PUBLISHes held back by the rate limit. */
   publish_delayed: number;
   /** Clients dropped for staying over the publish rate. */
@@ -38,6 +40,7 @@ export function emptyStats(): BrokerStats {
     topic_too_deep: 0,
     publish_refused: 0,
     subscribe_refused: 0,
+    subscriptions_capped: 0,
     publish_delayed: 0,
     rate_limited: 0,
   };

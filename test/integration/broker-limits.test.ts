@@ -212,4 +212,22 @@ describe("broker limits", () => {
     await waitFor(() => !phone.connected, "phone-1 to be disconnected");
     expect(b.stats()).toMatchObject({ rate_limited: 1, publish_delayed: 2 });
   });
+  // Security review: without a cap, one terminal login could subscribe to challenges of any number of
+  // targets and grow the broker's memory at will.
+  it("caps the filters a terminal holds at once, and frees a place on unsubscribe", async () => {
+    const b = await broker({ maxTerminalSubscriptions: 3 });
+    const phone = await connect(b, "phone-1");
+    // MQTT.js turns a SUBACK holding 128 into an error that carries the SUBACK.
+    await expect(
+      phone.subscribeAsync(
+        ["d1", "d2", "d3", "d4"].map((tid) => topics.challenge(tid)),
+        { qos: 0 },
+      ),
+    ).rejects.toMatchObject({ packet: { cmd: "suback", granted: [0, 0, 0, 128] } });
+    // Subscribing to a filter it already holds takes no new place.
+    expect((await phone.subscribeAsync(topics.challenge("d1"), { qos: 0 })).map((g) => g.qos)).toEqual([0]);
+    await phone.unsubscribeAsync(topics.challenge("d2"));
+    expect((await phone.subscribeAsync(topics.challenge("d4"), { qos: 0 })).map((g) => g.qos)).toEqual([0]);
+    expect(b.stats()).toMatchObject({ subscriptions_capped: 1, subscribe_refused: 0 });
+  });
 });
