@@ -1,16 +1,14 @@
-import { describe, expect, it, onTestFinished } from "vitest";
-import { startBroker } from "../../broker/server.js";
+import { describe, expect, it } from "vitest";
 import { runAdmin } from "../../cli/admin.js";
 import { verifyToken } from "../../common/jws.js";
-import { silentLogger } from "../../common/log.js";
-import { connectMqtt, type MqttClient } from "../../common/mqtt.js";
+import type { MqttClient } from "../../common/mqtt.js";
 import { hashSecret } from "../../keyserver/passwords.js";
-import { KeyServer } from "../../keyserver/service.js";
-import { createAuthenticator, openKeyServerState } from "../../keyserver/state.js";
+import { openKeyServerState } from "../../keyserver/state.js";
 import type { RevocationStatus } from "../../schemas/keyserver.js";
 import type { TargetEvent } from "../../schemas/messages.js";
 import { TokenType } from "../../schemas/tokens.js";
 import { Topics } from "../../schemas/topics.js";
+import { runKeyServerOn } from "../helpers/keyserver.js";
 import { nextMessage, tempDir, waitFor } from "../helpers/wait.js";
 
 const TARGET_SECRET = "t".repeat(43);
@@ -24,28 +22,8 @@ async function startSystem() {
     await state.store.addTarget({ tid, secretHash: hashSecret(TARGET_SECRET) }, "admin");
   await state.store.createSlot({ slot: "s1", tids: TIDS }, "admin");
   await state.store.createSlot({ slot: "s2", tids: ["door-1"] }, "admin");
-  const logger = silentLogger();
-  const broker = await startBroker({ port: 0, authenticator: createAuthenticator(state, logger), logger });
-  const ks = new KeyServer({ dataDir, brokerUrl: broker.url, logger, state, pollMs: 20 });
-  const clients: MqttClient[] = [];
-  onTestFinished(async () => {
-    for (const c of clients) await c.endAsync(true);
-    await ks.stop();
-    await broker.close();
-    await state.close();
-  });
-  await ks.start();
-  const target = async (tid: string) => {
-    const c = await connectMqtt({
-      url: broker.url,
-      clientId: tid,
-      username: tid,
-      password: TARGET_SECRET,
-      reconnectPeriod: 0,
-    });
-    clients.push(c);
-    return c;
-  };
+  const { connect } = await runKeyServerOn(state);
+  const target = (tid: string) => connect(tid, tid, TARGET_SECRET);
   /** `sparekey admin ...` in its own process's view: its own store connection to the same file. */
   const admin = async (...argv: string[]) => {
     let out = "";

@@ -1,18 +1,16 @@
 import { randomBytes } from "node:crypto";
-import { describe, expect, it, onTestFinished } from "vitest";
-import { startBroker } from "../../broker/server.js";
+import { describe, expect, it } from "vitest";
 import { runAdmin } from "../../cli/admin.js";
 import { type DecodedToken, verifyToken } from "../../common/jws.js";
-import { silentLogger } from "../../common/log.js";
-import { connectMqtt, type MqttClient } from "../../common/mqtt.js";
+import type { MqttClient } from "../../common/mqtt.js";
 import { hashPassword, hashSecret } from "../../keyserver/passwords.js";
 import type { RateLimitOptions } from "../../keyserver/rate-limit.js";
-import { KeyServer } from "../../keyserver/service.js";
-import { createAuthenticator, openKeyServerState } from "../../keyserver/state.js";
+import { openKeyServerState } from "../../keyserver/state.js";
 import type { Challenge, TargetEvent } from "../../schemas/messages.js";
 import type { RpcReply } from "../../schemas/rpc.js";
 import { TokenType } from "../../schemas/tokens.js";
 import { Topics } from "../../schemas/topics.js";
+import { runKeyServerOn } from "../helpers/keyserver.js";
 import { nextJson, tempDir, waitFor } from "../helpers/wait.js";
 
 const FAST = { N: 2 ** 10, r: 8, p: 1 };
@@ -41,30 +39,7 @@ async function startSystem(options: { passwordRateLimit?: RateLimitOptions } = {
   await store.addGrant({ user: "dave", slot: "s1", mode: "relay" }, "admin");
   const nextYear = Math.floor(Date.now() / 1000) + 365 * 86_400;
   await store.addGrant({ user: "erin", slot: "s1", mode: "relay", nbf: nextYear }, "admin");
-  const logger = silentLogger();
-  const broker = await startBroker({ port: 0, authenticator: createAuthenticator(state, logger), logger });
-  const ks = new KeyServer({
-    dataDir,
-    brokerUrl: broker.url,
-    logger,
-    state,
-    pollMs: 20,
-    unlockMinWaitMs: 300,
-    ...options,
-  });
-  const clients: MqttClient[] = [];
-  onTestFinished(async () => {
-    for (const c of clients) await c.endAsync(true);
-    await ks.stop();
-    await broker.close();
-    await state.close();
-  });
-  await ks.start();
-  const connect = async (clientId: string, username: string, password: string) => {
-    const c = await connectMqtt({ url: broker.url, clientId, username, password, reconnectPeriod: 0 });
-    clients.push(c);
-    return c;
-  };
+  const { ks, connect } = await runKeyServerOn(state, { unlockMinWaitMs: 300, ...options });
   const phone = async (user: string) => {
     const c = await connect(`p-${user}`, user, `${user}-password`);
     await c.subscribeAsync(topics.rpcReply(`p-${user}`), { qos: 1 });

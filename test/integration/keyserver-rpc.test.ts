@@ -1,17 +1,17 @@
 import { randomBytes } from "node:crypto";
 import { describe, expect, it, onTestFinished } from "vitest";
-import { startBroker } from "../../broker/server.js";
 import { runAdmin } from "../../cli/admin.js";
 import { verifyToken } from "../../common/jws.js";
 import { generateSigningKey } from "../../common/keys.js";
 import { silentLogger } from "../../common/log.js";
-import { connectMqtt, type MqttClient } from "../../common/mqtt.js";
+import type { MqttClient } from "../../common/mqtt.js";
 import { hashPassword, hashSecret } from "../../keyserver/passwords.js";
 import { KeyServer } from "../../keyserver/service.js";
-import { createAuthenticator, openKeyServerState } from "../../keyserver/state.js";
+import { openKeyServerState } from "../../keyserver/state.js";
 import type { RpcReply } from "../../schemas/rpc.js";
 import { TokenType } from "../../schemas/tokens.js";
 import { Topics } from "../../schemas/topics.js";
+import { runKeyServerOn } from "../helpers/keyserver.js";
 import { nextJson, nextMessage, tempDir } from "../helpers/wait.js";
 
 const FAST = { N: 2 ** 10, r: 8, p: 1 };
@@ -29,22 +29,7 @@ async function startSystem() {
   await store.addTarget({ tid: "door-1", secretHash: hashSecret(TARGET_SECRET) }, "admin");
   await store.createSlot({ slot: "s1", tids: ["door-1"] }, "admin");
   await store.addGrant({ user: "alice", slot: "s1", mode: "stored" }, "admin");
-  const logger = silentLogger();
-  const broker = await startBroker({ port: 0, authenticator: createAuthenticator(state, logger), logger });
-  const ks = new KeyServer({ dataDir, brokerUrl: broker.url, logger, state, pollMs: 20 });
-  const clients: MqttClient[] = [];
-  onTestFinished(async () => {
-    for (const c of clients) await c.endAsync(true);
-    await ks.stop();
-    await broker.close();
-    await state.close();
-  });
-  await ks.start();
-  const connect = async (clientId: string, username: string, password: string) => {
-    const c = await connectMqtt({ url: broker.url, clientId, username, password, reconnectPeriod: 0 });
-    clients.push(c);
-    return c;
-  };
+  const { broker, ks, connect } = await runKeyServerOn(state);
   const phone = async (serial: string, user: string, password: string) => {
     const c = await connect(serial, user, password);
     await c.subscribeAsync(topics.rpcReply(serial), { qos: 1 });
