@@ -2,6 +2,7 @@ import { onTestFinished } from "vitest";
 import type { Authenticator, Principal, Role } from "../../broker/principal.js";
 import { type RunningBroker, startBroker } from "../../broker/server.js";
 import { silentLogger } from "../../common/log.js";
+import { type ConnectOptions, connectMqtt, type MqttClient } from "../../common/mqtt.js";
 
 /**
  * An authenticator for tests of one component without the key server: each client id maps to a
@@ -27,4 +28,23 @@ export async function startTestBroker(authenticator: Authenticator, prefix?: str
   });
   onTestFinished(() => broker.close());
   return broker;
+}
+
+/** An MQTT.js client connected as `clientId` (also its user name), ended when the test finishes. */
+export async function connectAs(
+  broker: RunningBroker,
+  clientId: string,
+  password: string,
+  extra: Partial<ConnectOptions> = {},
+): Promise<MqttClient> {
+  const client = await connectMqtt({
+    url: broker.url,
+    clientId,
+    username: clientId,
+    password,
+    reconnectPeriod: 0,
+    ...extra,
+  });
+  onTestFinished(() => client.endAsync(true));
+  return client;
 }

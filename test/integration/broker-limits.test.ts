@@ -4,9 +4,9 @@ import { DEFAULT_LIMITS, PublishRate, REFUSE, resolveLimits } from "../../broker
 import { PacketSizeScanner } from "../../broker/packet-guard.js";
 import { type BrokerOptions, type RunningBroker, startBroker } from "../../broker/server.js";
 import { silentLogger } from "../../common/log.js";
-import { type ConnectOptions, connectMqtt, type MqttClient } from "../../common/mqtt.js";
+import type { ConnectOptions, MqttClient } from "../../common/mqtt.js";
 import { Topics } from "../../schemas/topics.js";
-import { tableAuthenticator } from "../helpers/broker.js";
+import { connectAs, tableAuthenticator } from "../helpers/broker.js";
 import { nextMessage, waitFor } from "../helpers/wait.js";
 
 const PASSWORD = "pw";
@@ -24,21 +24,12 @@ async function broker(limits: Partial<BrokerOptions> = {}): Promise<RunningBroke
   return b;
 }
 
-async function connect(
+function connect(
   b: RunningBroker,
   clientId: string,
   extra: Partial<ConnectOptions> = {},
 ): Promise<MqttClient> {
-  const client = await connectMqtt({
-    url: b.url,
-    clientId,
-    username: clientId,
-    password: PASSWORD,
-    reconnectPeriod: 0,
-    ...extra,
-  });
-  onTestFinished(() => client.endAsync(true));
-  return client;
+  return connectAs(b, clientId, PASSWORD, extra);
 }
 
 /** A raw TCP connection and a promise of its close, failing after `timeoutMs`. */

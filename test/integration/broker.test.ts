@@ -1,10 +1,10 @@
-import { describe, expect, it, onTestFinished } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { RunningBroker } from "../../broker/server.js";
 import { startBroker } from "../../broker/server.js";
 import { silentLogger } from "../../common/log.js";
-import { type ConnectOptions, connectMqtt, type MqttClient } from "../../common/mqtt.js";
+import type { ConnectOptions, MqttClient } from "../../common/mqtt.js";
 import { Topics } from "../../schemas/topics.js";
-import { startTestBroker, tableAuthenticator } from "../helpers/broker.js";
+import { connectAs, startTestBroker, tableAuthenticator } from "../helpers/broker.js";
 import { nextMessage, waitFor } from "../helpers/wait.js";
 
 const PASSWORD = "correct horse";
@@ -16,21 +16,12 @@ const authenticator = tableAuthenticator({
 });
 const topics = new Topics();
 
-async function connect(
+function connect(
   broker: RunningBroker,
   clientId: string,
   extra: Partial<ConnectOptions> = {},
 ): Promise<MqttClient> {
-  const client = await connectMqtt({
-    url: broker.url,
-    clientId,
-    username: clientId,
-    password: PASSWORD,
-    reconnectPeriod: 0,
-    ...extra,
-  });
-  onTestFinished(() => client.endAsync(true));
-  return client;
+  return connectAs(broker, clientId, PASSWORD, extra);
 }
 
 describe("broker authentication", () => {
