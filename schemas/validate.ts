@@ -59,7 +59,8 @@ function build<S extends TSchema>(instance: Ajv, schema: S, what: string): Valid
       throw new SchemaError(what, describe(fn.errors));
     },
     lastIssues(): string[] {
-      return describe(fn.errors);
+      // ajv resets `errors` to null after a passing call: then there is nothing to report.
+      return fn.errors ? describe(fn.errors) : [];
     },
   };
 }
