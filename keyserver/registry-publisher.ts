@@ -90,10 +90,7 @@ export class RegistryPublisher {
         this.deps.issuer.signingKey,
       );
       try {
-        await this.deps.client.publishAsync(this.deps.topics.registry(snapshot.tid), jws, {
-          qos: 1,
-          retain: true,
-        });
+        await this.deps.topics.publish(this.deps.client, "registry", { tid: snapshot.tid }, jws);
         await this.deps.store.markPublished(snapshot.tid, snapshot.version);
         this.log.info({ tid: snapshot.tid, version: snapshot.version }, "registry published");
       } catch (err) {
@@ -116,7 +113,7 @@ export class RegistryPublisher {
       this.deps.issuer.signingKey,
     );
     try {
-      await this.deps.client.publishAsync(this.deps.topics.revocations(), jws, { qos: 1, retain: true });
+      await this.deps.topics.publish(this.deps.client, "revocations", {}, jws);
       await this.deps.store.markRevocationsPublished(pending.version);
       this.log.info({ version: pending.version }, "fleet revocations published");
       return true;

@@ -217,6 +217,9 @@ const LEVELS: Readonly<Record<TopicName, readonly PatternLevel[]>> = Object.from
   TOPIC_NAMES.map((name) => [name, patternLevels(TOPICS[name].pattern)]),
 ) as Record<TopicName, readonly PatternLevel[]>;
 
+/** Levels under the prefix of the deepest topic in the table. */
+export const DEEPEST_TOPIC_LEVELS = Math.max(...Object.values(LEVELS).map((levels) => levels.length));
+
 /** A message ready for the wire (also the shape of an MQTT will). */
 export interface OutgoingMessage {
   readonly topic: string;
