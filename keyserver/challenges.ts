@@ -30,8 +30,8 @@ export interface ChallengeFollowerDeps {
 const challenge = validator(Challenge, "challenge");
 
 /**
- * Follows `targets/+/challenge` (retained, so a fresh key server learns every current nonce at once),
- * keeping the current and previous nonce per target. This is what stops a terminal from stockpiling
+ * Follows every target's `challenge` topic (retained, so a fresh key server learns every current nonce
+ * at once), keeping the current and previous nonce per target. This is what stops a terminal from stockpiling
  * relay frames: the key server signs only for a nonce the target itself published.
  */
 export class ChallengeFollower implements ChallengeView {

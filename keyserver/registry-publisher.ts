@@ -21,7 +21,7 @@ export interface RegistryPublisherDeps {
  * The store is the outbox: a target whose registry_version is above its published_version gets a
  * fresh signed snapshot, retained, and is then marked published. A crash between the two publishes it
  * again, which is harmless (same version, the target ignores what it already has). The fleet
- * revocation list goes the same way on `fleet/revocations`; writes from another process (the admin
+ * revocation list goes the same way on `revocations`; writes from another process (the admin
  * CLI) are seen through the store's change token.
  */
 export class RegistryPublisher {

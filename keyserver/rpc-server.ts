@@ -18,7 +18,7 @@ const envelope = validator(RpcEnvelope, "rpc request");
 const rpcId = validator(RpcId, "rpc id");
 
 /**
- * `keyserver/rpc/{term}/{op}` -> one reply on `terminals/{term}/rpc`. The caller is the topic's {term}
+ * `rpcRequest` -> one reply on `rpcReply` (see TOPICS). The caller is the topic's {term}
  * level, which the broker's ACL vouches for; nothing in the payload can claim another identity.
  */
 export class RpcServer {

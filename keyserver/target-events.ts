@@ -15,7 +15,7 @@ export interface TargetEventsDeps {
 const targetEvent = validator(TargetEvent, "target event");
 
 /**
- * One subscription to `targets/+/events`, fanned out to listeners: unlock outcomes (by cmd_id) and
+ * One subscription to every target's `events` topic, fanned out to listeners: unlock outcomes (by cmd_id) and
  * fleet revocation confirmations. Events are validated and must name the target of their topic.
  */
 export class TargetEvents {

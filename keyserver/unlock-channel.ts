@@ -17,7 +17,7 @@ export interface UnlockChannelDeps {
 }
 
 /**
- * Publishes a signed unlock command on `targets/{tid}/unlock` (QoS 1, never retained: a retained
+ * Publishes a signed command on the target's `unlock` topic (QoS 1, never retained: a retained
  * command would reach a target long after the caller gave up) and waits for the target's event that
  * names its cmd_id. The waiter is registered before the publish so a fast answer is not missed.
  */

@@ -13,6 +13,7 @@ import { TokenPayloadSchemas, TokenType, type TokenTypeValue } from "./tokens.js
 import {
   assertPrefix,
   DEFAULT_PREFIX,
+  patternLevels,
   ROLES,
   type Role,
   type SubscribeGrant,
@@ -32,7 +33,7 @@ function describeGrants(
   pattern: string,
   grants: Readonly<Partial<Record<Role, SubscribeGrant>>>,
 ): { text: string; roles: Role[] } {
-  const params = [...pattern.matchAll(/\{(\w+)\}/g)].map((m) => m[1] ?? "");
+  const params = paramNames(pattern);
   const roles = ROLES.filter((role) => grants[role] !== undefined);
   const parts = roles.map((role) => {
     const grant = grants[role] ?? {};
@@ -76,8 +77,12 @@ function jsonSchema(schema: TSchema): unknown {
   return JSON.parse(JSON.stringify(schema)) as unknown;
 }
 
+function paramNames(pattern: string): string[] {
+  return patternLevels(pattern).flatMap((level) => (typeof level === "string" ? [] : [level.param]));
+}
+
 function parametersOf(pattern: string): Record<string, unknown> | undefined {
-  const names = [...pattern.matchAll(/\{(\w+)\}/g)].map((m) => m[1] as ParameterName);
+  const names = paramNames(pattern) as ParameterName[];
   if (names.length === 0) return undefined;
   return Object.fromEntries(names.map((n) => [n, PARAMETERS[n]]));
 }

@@ -250,7 +250,7 @@ export class Topics {
     return this.fill(name, params, true);
   }
 
-  /** Which topic this is, with its params; undefined outside the prefix, the table, or with a non-id level. */
+  /** Which topic this is, with its params; undefined outside the prefix or table, or at a non-id level. */
   match(topic: string): TopicMatch | undefined {
     const levels = this.relative(topic);
     if (!levels) return undefined;
