@@ -14,7 +14,7 @@ import { randomSecret } from "../keyserver/passwords.js";
 import { KeyServer } from "../keyserver/service.js";
 import { openKeyServerState } from "../keyserver/state.js";
 import { TargetState } from "../schemas/messages.js";
-import { Topics } from "../schemas/topics.js";
+import { TOPICS, Topics } from "../schemas/topics.js";
 import { parseJson, validator } from "../schemas/validate.js";
 import { Target } from "../target/target.js";
 import { login } from "../terminal/login.js";
@@ -193,7 +193,7 @@ async function runBroker(
     });
     stops.push(() => observer.endAsync());
     const watch = new StateWatch(observer, topics.state(TID));
-    await observer.subscribeAsync(topics.state(TID), { qos: 1 });
+    await observer.subscribeAsync(topics.state(TID), { qos: TOPICS.state.qos });
     const target = new Target({ config, logger });
     await target.start();
     stops.push(() => target.stop());

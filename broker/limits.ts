@@ -1,4 +1,5 @@
 import { SparekeyError } from "../common/errors.js";
+import { DEEPEST_TOPIC_LEVELS } from "../schemas/topics.js";
 
 /** What the broker bounds that aedes does not, or bounds too loosely by default (DESIGN §8). */
 export interface BrokerLimits {
@@ -25,9 +26,6 @@ export interface BrokerLimits {
   readonly maxTargetSubscriptions: number;
 }
 
-/** Levels under the prefix of the deepest sparekey topic (`keyserver/rpc/{term}/{op}`). */
-const DEEPEST_RELATIVE_TOPIC = 4;
-
 export const DEFAULT_LIMITS: BrokerLimits = Object.freeze({
   maxPacketBytes: 65_536,
   connectTimeoutMs: 5_000,
@@ -53,7 +51,7 @@ function positiveInt(name: string, value: number): number {
 export function resolveLimits(overrides: Partial<BrokerLimits>, prefix: string): BrokerLimits {
   const limits: BrokerLimits = { ...DEFAULT_LIMITS, ...stripUndefined(overrides) };
   for (const [name, value] of Object.entries(limits)) positiveInt(name, value);
-  const needed = prefix.split("/").length + DEEPEST_RELATIVE_TOPIC;
+  const needed = prefix.split("/").length + DEEPEST_TOPIC_LEVELS;
   if (limits.maxTopicLevels < needed)
     throw new SparekeyError(
       "config_invalid",

@@ -1,6 +1,8 @@
-/** Who a connected client is, decided once at CONNECT and trusted for the connection's life. */
-export type Role = "keyserver" | "target" | "terminal";
+import type { Role } from "../schemas/topics.js";
 
+export type { Role };
+
+/** Who a connected client is, decided once at CONNECT and trusted for the connection's life. */
 export interface Principal {
   readonly role: Role;
   /** The client id: the key server's id, a target's tid or a terminal's serial. */

@@ -1,6 +1,8 @@
 import { Socket } from "node:net";
 import mqtt, { type IClientOptions, type MqttClient } from "mqtt";
 
+import type { OutgoingMessage } from "../schemas/topics.js";
+
 export type { MqttClient };
 
 /** The IANA-registered MQTT port: the gateway's default listener and the default in config files. */
@@ -12,7 +14,8 @@ export interface ConnectOptions {
   clientId: string;
   username?: string;
   password?: string;
-  will?: { topic: string; payload: string; qos: 0 | 1; retain: boolean };
+  /** From `Topics.message`, so the will's topic, QoS and retain flag are the table's. */
+  will?: OutgoingMessage;
   keepalive?: number;
   /** ms between reconnect attempts; 0 disables reconnecting (the caller owns the line). */
   reconnectPeriod?: number;

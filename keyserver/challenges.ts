@@ -1,7 +1,7 @@
 import type { Logger } from "../common/log.js";
 import type { MqttClient } from "../common/mqtt.js";
 import { Challenge } from "../schemas/messages.js";
-import { isId, type Topics } from "../schemas/topics.js";
+import { TOPICS, type Topics } from "../schemas/topics.js";
 import { parseJson, validator } from "../schemas/validate.js";
 
 export interface KnownChallenge {
@@ -30,8 +30,8 @@ export interface ChallengeFollowerDeps {
 const challenge = validator(Challenge, "challenge");
 
 /**
- * Follows `targets/+/challenge` (retained, so a fresh key server learns every current nonce at once),
- * keeping the current and previous nonce per target. This is what stops a terminal from stockpiling
+ * Follows every target's `challenge` topic (retained, so a fresh key server learns every current nonce
+ * at once), keeping the current and previous nonce per target. This is what stops a terminal from stockpiling
  * relay frames: the key server signs only for a nonce the target itself published.
  */
 export class ChallengeFollower implements ChallengeView {
@@ -42,12 +42,12 @@ export class ChallengeFollower implements ChallengeView {
 
   constructor(private readonly deps: ChallengeFollowerDeps) {
     this.log = deps.logger.child({ component: "challenges" });
-    this.filter = `${deps.topics.prefix}/targets/+/challenge`;
+    this.filter = deps.topics.filter("challenge", { tid: "+" });
   }
 
   async start(): Promise<void> {
     this.deps.client.on("message", this.onMessage);
-    await this.deps.client.subscribeAsync(this.filter, { qos: 0 });
+    await this.deps.client.subscribeAsync(this.filter, { qos: TOPICS.challenge.qos });
   }
 
   async stop(): Promise<void> {
@@ -67,10 +67,9 @@ export class ChallengeFollower implements ChallengeView {
 
   /** Public for tests; the MQTT handler calls it. */
   handle(topic: string, payload: Buffer): void {
-    const levels = this.deps.topics.relative(topic);
-    if (levels?.length !== 3 || levels[0] !== "targets" || levels[2] !== "challenge") return;
-    const tid = levels[1];
-    if (!isId(tid)) return;
+    const m = this.deps.topics.match(topic);
+    if (m?.name !== "challenge") return;
+    const { tid } = m.params;
     const value = parseJson(payload.toString("utf8"));
     // The tid level is what the broker's ACL vouches for; a payload naming another target is a lie.
     if (!challenge.is(value) || value.tid !== tid) {

@@ -21,7 +21,7 @@ export interface RegistryPublisherDeps {
  * The store is the outbox: a target whose registry_version is above its published_version gets a
  * fresh signed snapshot, retained, and is then marked published. A crash between the two publishes it
  * again, which is harmless (same version, the target ignores what it already has). The fleet
- * revocation list goes the same way on `fleet/revocations`; writes from another process (the admin
+ * revocation list goes the same way on `revocations`; writes from another process (the admin
  * CLI) are seen through the store's change token.
  */
 export class RegistryPublisher {
@@ -90,10 +90,7 @@ export class RegistryPublisher {
         this.deps.issuer.signingKey,
       );
       try {
-        await this.deps.client.publishAsync(this.deps.topics.registry(snapshot.tid), jws, {
-          qos: 1,
-          retain: true,
-        });
+        await this.deps.topics.publish(this.deps.client, "registry", { tid: snapshot.tid }, jws);
         await this.deps.store.markPublished(snapshot.tid, snapshot.version);
         this.log.info({ tid: snapshot.tid, version: snapshot.version }, "registry published");
       } catch (err) {
@@ -116,7 +113,7 @@ export class RegistryPublisher {
       this.deps.issuer.signingKey,
     );
     try {
-      await this.deps.client.publishAsync(this.deps.topics.revocations(), jws, { qos: 1, retain: true });
+      await this.deps.topics.publish(this.deps.client, "revocations", {}, jws);
       await this.deps.store.markRevocationsPublished(pending.version);
       this.log.info({ version: pending.version }, "fleet revocations published");
       return true;

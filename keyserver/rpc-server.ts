@@ -2,7 +2,7 @@ import { isSparekeyError } from "../common/errors.js";
 import type { Logger } from "../common/log.js";
 import type { MqttClient } from "../common/mqtt.js";
 import { RpcEnvelope, RpcId, type RpcReply } from "../schemas/rpc.js";
-import { isId, type Topics } from "../schemas/topics.js";
+import { TOPICS, type Topics } from "../schemas/topics.js";
 import { parseJson, validator } from "../schemas/validate.js";
 import type { OpContext, OpDef } from "./ops/context.js";
 
@@ -18,7 +18,7 @@ const envelope = validator(RpcEnvelope, "rpc request");
 const rpcId = validator(RpcId, "rpc id");
 
 /**
- * `keyserver/rpc/{term}/{op}` -> one reply on `terminals/{term}/rpc`. The caller is the topic's {term}
+ * `rpcRequest` -> one reply on `rpcReply` (see TOPICS). The caller is the topic's {term}
  * level, which the broker's ACL vouches for; nothing in the payload can claim another identity.
  */
 export class RpcServer {
@@ -30,12 +30,12 @@ export class RpcServer {
 
   constructor(private readonly deps: RpcServerDeps) {
     this.log = deps.logger.child({ component: "rpc" });
-    this.filter = `${deps.topics.prefix}/keyserver/rpc/+/+`;
+    this.filter = deps.topics.filter("rpcRequest", { term: "+", op: "+" });
   }
 
   async start(): Promise<void> {
     this.deps.client.on("message", this.onMessage);
-    await this.deps.client.subscribeAsync(this.filter, { qos: 1 });
+    await this.deps.client.subscribeAsync(this.filter, { qos: TOPICS.rpcRequest.qos });
   }
 
   async stop(): Promise<void> {
@@ -45,13 +45,10 @@ export class RpcServer {
 
   /** Resolves after the reply was handed to the client (tests and shutdown may await it). */
   async handle(topic: string, payload: Buffer): Promise<void> {
-    const levels = this.deps.topics.relative(topic);
-    if (levels?.length !== 4 || levels[0] !== "keyserver" || levels[1] !== "rpc") return;
-    const [, , term, op] = levels;
-    if (!isId(term) || op === undefined) {
-      this.log.warn({ topic }, "rpc request on an invalid caller id dropped");
-      return;
-    }
+    // match() checks every level is an id; the broker's ACL already refused anything else.
+    const m = this.deps.topics.match(topic);
+    if (m?.name !== "rpcRequest") return;
+    const { term, op } = m.params;
     const log = this.log.child({ term, op });
     const request = parseJson(payload.toString("utf8"));
     if (!envelope.is(request)) {
@@ -111,10 +108,7 @@ export class RpcServer {
 
   private async reply(term: string, reply: RpcReply): Promise<void> {
     try {
-      await this.deps.client.publishAsync(this.deps.topics.rpcReply(term), JSON.stringify(reply), {
-        qos: 1,
-        retain: false,
-      });
+      await this.deps.topics.publish(this.deps.client, "rpcReply", { term }, reply);
     } catch (err) {
       this.log.warn({ err, term, id: reply.id }, "rpc reply not sent");
     }

@@ -34,9 +34,8 @@ export interface KeyServerDeps {
   passwordRateLimit?: RateLimitOptions;
 }
 
-function status(state: LinkStatus["state"], epoch: number): string {
-  const s: LinkStatus = { v: 1, state, epoch };
-  return JSON.stringify(s);
+function status(state: LinkStatus["state"], epoch: number): LinkStatus {
+  return { v: 1, state, epoch };
 }
 
 /** The key server: RPC ops, registry pushes and its retained online/offline status. */
@@ -92,26 +91,29 @@ export class KeyServer {
   async start(): Promise<void> {
     const state = this.open();
     this.epoch = await state.store.nextEpoch();
-    const statusTopic = this.topics.keyserverStatus();
+    const topics = this.topics;
     const client = await connectMqtt({
       url: this.deps.brokerUrl,
       clientId: this.deps.clientId ?? "keyserver",
       username: "keyserver",
       password: state.secret,
-      will: { topic: statusTopic, payload: status("offline", this.epoch), qos: 1, retain: true },
+      will: topics.message("keyserverStatus", {}, status("offline", this.epoch)),
     });
     this.client = client;
     // Every connection gets a higher epoch, and its will must carry that same epoch (DESIGN §3).
     client.on("reconnect", () => {
       this.epoch += 1;
-      if (client.options.will) client.options.will.payload = Buffer.from(status("offline", this.epoch));
+      if (client.options.will)
+        client.options.will.payload = Buffer.from(
+          topics.message("keyserverStatus", {}, status("offline", this.epoch)).payload,
+        );
       state.store
         .raiseEpoch(this.epoch)
         .catch((err: unknown) => this.log.error({ err }, "epoch not persisted"));
     });
     client.on("connect", () => {
-      client
-        .publishAsync(statusTopic, status("online", this.epoch), { qos: 1, retain: true })
+      topics
+        .publish(client, "keyserverStatus", {}, status("online", this.epoch))
         .catch((err: unknown) => this.log.warn({ err }, "status not published"));
     });
     client.on("error", (err) => this.log.warn({ err }, "mqtt error"));
@@ -141,7 +143,7 @@ export class KeyServer {
       now,
       ...(this.deps.pollMs !== undefined ? { pollMs: this.deps.pollMs } : {}),
     });
-    await client.publishAsync(statusTopic, status("online", this.epoch), { qos: 1, retain: true });
+    await topics.publish(client, "keyserverStatus", {}, status("online", this.epoch));
     // Followers first: an RPC that arrives at once must already see the retained challenges.
     await this.challenges.start();
     await this.events.start();
@@ -163,10 +165,7 @@ export class KeyServer {
         "status",
         async () => {
           if (this.client?.connected)
-            await this.client.publishAsync(this.topics.keyserverStatus(), status("offline", this.epoch), {
-              qos: 1,
-              retain: true,
-            });
+            await this.topics.publish(this.client, "keyserverStatus", {}, status("offline", this.epoch));
         },
       ],
       ["mqtt", async () => void (await this.client?.endAsync())],

@@ -1,7 +1,7 @@
 import type { Logger } from "../common/log.js";
 import type { MqttClient } from "../common/mqtt.js";
 import { TargetEvent } from "../schemas/messages.js";
-import { isId, type Topics } from "../schemas/topics.js";
+import { TOPICS, type Topics } from "../schemas/topics.js";
 import { parseJson, validator } from "../schemas/validate.js";
 
 export type TargetEventListener = (tid: string, event: TargetEvent) => void;
@@ -15,7 +15,7 @@ export interface TargetEventsDeps {
 const targetEvent = validator(TargetEvent, "target event");
 
 /**
- * One subscription to `targets/+/events`, fanned out to listeners: unlock outcomes (by cmd_id) and
+ * One subscription to every target's `events` topic, fanned out to listeners: unlock outcomes (by cmd_id) and
  * fleet revocation confirmations. Events are validated and must name the target of their topic.
  */
 export class TargetEvents {
@@ -26,12 +26,12 @@ export class TargetEvents {
 
   constructor(private readonly deps: TargetEventsDeps) {
     this.log = deps.logger.child({ component: "target-events" });
-    this.filter = `${deps.topics.prefix}/targets/+/events`;
+    this.filter = deps.topics.filter("events", { tid: "+" });
   }
 
   async start(): Promise<void> {
     this.deps.client.on("message", this.onMessage);
-    await this.deps.client.subscribeAsync(this.filter, { qos: 1 });
+    await this.deps.client.subscribeAsync(this.filter, { qos: TOPICS.events.qos });
   }
 
   async stop(): Promise<void> {
@@ -66,10 +66,9 @@ export class TargetEvents {
   }
 
   handle(topic: string, payload: Buffer): void {
-    const levels = this.deps.topics.relative(topic);
-    if (levels?.length !== 3 || levels[0] !== "targets" || levels[2] !== "events") return;
-    const tid = levels[1];
-    if (!isId(tid)) return;
+    const m = this.deps.topics.match(topic);
+    if (m?.name !== "events") return;
+    const { tid } = m.params;
     const value = parseJson(payload.toString("utf8"));
     if (!targetEvent.is(value) || value.tid !== tid) {
       this.log.warn({ tid }, "invalid target event ignored");

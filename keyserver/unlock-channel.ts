@@ -17,7 +17,7 @@ export interface UnlockChannelDeps {
 }
 
 /**
- * Publishes a signed unlock command on `targets/{tid}/unlock` (QoS 1, never retained: a retained
+ * Publishes a signed command on the target's `unlock` topic (QoS 1, never retained: a retained
  * command would reach a target long after the caller gave up) and waits for the target's event that
  * names its cmd_id. The waiter is registered before the publish so a fast answer is not missed.
  */
@@ -32,8 +32,8 @@ export class UnlockChannel {
     );
     // Not awaited: on a cut line the PUBACK never comes, and the caller is owed an answer at the deadline.
     // A command delivered after a reconnect is refused by the target (its nonce has moved on).
-    this.deps.client
-      .publishAsync(this.deps.topics.unlock(tid), token, { qos: 1, retain: false })
+    this.deps.topics
+      .publish(this.deps.client, "unlock", { tid }, token)
       .catch((err: unknown) => this.deps.logger.warn({ err, tid }, "unlock command not published"));
     const event = await answer;
     if (!event) return { outcome: "timed_out" };

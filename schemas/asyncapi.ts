@@ -10,7 +10,17 @@ import {
   UnlockResult,
 } from "./rpc.js";
 import { TokenPayloadSchemas, TokenType, type TokenTypeValue } from "./tokens.js";
-import { assertPrefix, DEFAULT_PREFIX, TOPICS, type TopicName } from "./topics.js";
+import {
+  assertPrefix,
+  DEFAULT_PREFIX,
+  patternLevels,
+  ROLES,
+  type Role,
+  type SubscribeGrant,
+  TOPIC_NAMES,
+  TOPICS,
+  type TopicSpec,
+} from "./topics.js";
 
 /**
  * The AsyncAPI 3.0 document of the protocol, generated from the TOPICS table and the TypeBox schemas
@@ -18,34 +28,30 @@ import { assertPrefix, DEFAULT_PREFIX, TOPICS, type TopicName } from "./topics.j
  * test fails when the committed file differs from `buildAsyncApi()`.
  */
 
-interface Roles {
-  /** Who publishes on the topic. */
-  readonly from: string;
-  /** Who subscribes to it. */
-  readonly to: string;
-  /** For JWS topics: the token types the payload may be. */
-  readonly tokens?: readonly TokenTypeValue[];
+/** "Sent by" / "Received by" text of an operation, from the roles the table grants. */
+function describeGrants(
+  pattern: string,
+  grants: Readonly<Partial<Record<Role, SubscribeGrant>>>,
+): { text: string; roles: Role[] } {
+  const params = paramNames(pattern);
+  const roles = ROLES.filter((role) => grants[role] !== undefined);
+  const parts = roles.map((role) => {
+    const grant = grants[role] ?? {};
+    const notes = [
+      ...(grant.own !== undefined ? [`only its own {${grant.own}}`] : []),
+      ...(grant.plus
+        ? [
+            `+ allowed for ${params
+              .filter((p) => p !== grant.own)
+              .map((p) => `{${p}}`)
+              .join(", ")}`,
+          ]
+        : []),
+    ];
+    return notes.length > 0 ? `${role} (${notes.join("; ")})` : role;
+  });
+  return { text: parts.length > 0 ? parts.join(", ") : "no role", roles };
 }
-
-const ROLES: Record<TopicName, Roles> = {
-  challenge: { from: "the target", to: "terminals using that target" },
-  frames: { from: "a terminal (or fob)", to: "the target", tokens: [TokenType.frame, TokenType.relay] },
-  state: { from: "the target (its will publishes offline)", to: "the key server, terminals, dashboards" },
-  events: { from: "the target", to: "the key server, dashboards" },
-  registry: { from: "the key server", to: "the target", tokens: [TokenType.registry] },
-  unlock: { from: "the key server", to: "the target", tokens: [TokenType.unlock] },
-  revocations: { from: "the key server", to: "every target", tokens: [TokenType.revocations] },
-  terminalStatus: {
-    from: "the terminal (its will publishes offline)",
-    to: "the key server, dashboards, targets with an open session held by it",
-  },
-  keyserverStatus: { from: "the key server (its will publishes offline)", to: "targets, relaying terminals" },
-  rpcRequest: {
-    from: "a terminal (the {term} level is the caller, vouched for by the broker ACL)",
-    to: "the key server",
-  },
-  rpcReply: { from: "the key server", to: "the terminal {term} only" },
-};
 
 const PARAMETERS = {
   tid: { description: "target id, ^[A-Za-z0-9_-]{1,64}$" },
@@ -71,8 +77,12 @@ function jsonSchema(schema: TSchema): unknown {
   return JSON.parse(JSON.stringify(schema)) as unknown;
 }
 
+function paramNames(pattern: string): string[] {
+  return patternLevels(pattern).flatMap((level) => (typeof level === "string" ? [] : [level.param]));
+}
+
 function parametersOf(pattern: string): Record<string, unknown> | undefined {
-  const names = [...pattern.matchAll(/\{(\w+)\}/g)].map((m) => m[1] as ParameterName);
+  const names = paramNames(pattern) as ParameterName[];
   if (names.length === 0) return undefined;
   return Object.fromEntries(names.map((n) => [n, PARAMETERS[n]]));
 }
@@ -92,10 +102,12 @@ export function buildAsyncApi(prefix: string = DEFAULT_PREFIX): AsyncApiDocument
   const operations: Record<string, unknown> = {};
   const messages: Record<string, unknown> = {};
 
-  for (const [name, spec] of Object.entries(TOPICS) as [TopicName, (typeof TOPICS)[TopicName]][]) {
-    const roles = ROLES[name];
+  for (const name of TOPIC_NAMES) {
+    const spec: TopicSpec = TOPICS[name];
     const parameters = parametersOf(spec.pattern);
-    const tokens = roles.tokens ?? [];
+    const tokens = spec.tokens ?? [];
+    const from = describeGrants(spec.pattern, spec.publish);
+    const to = describeGrants(spec.pattern, spec.subscribe);
     const carries =
       tokens.length > 0
         ? ` Payload: a compact JWS of typ ${tokens.join(" or ")} (decoded payload: ${tokens
@@ -124,10 +136,16 @@ export function buildAsyncApi(prefix: string = DEFAULT_PREFIX): AsyncApiDocument
     operations[`${name}_send`] = {
       action: "send",
       ...common,
-      description: `Sent by ${roles.from}.`,
+      description: `Sent by ${from.text}.`,
+      "x-sparekey-roles": from.roles,
       ...(name === "rpcRequest" ? { reply: { channel: { $ref: "#/channels/rpcReply" } } } : {}),
     };
-    operations[`${name}_receive`] = { action: "receive", ...common, description: `Received by ${roles.to}.` };
+    operations[`${name}_receive`] = {
+      action: "receive",
+      ...common,
+      description: `Received by ${to.text}.`,
+      "x-sparekey-roles": to.roles,
+    };
   }
 
   const schemas: Record<string, unknown> = {};

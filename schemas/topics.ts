@@ -1,8 +1,9 @@
-import type { TSchema } from "@sinclair/typebox";
+import type { Static, TSchema } from "@sinclair/typebox";
 import { SparekeyError } from "../common/errors.js";
 import { CompactJws, ID_REGEX } from "./common.js";
 import { Challenge, LinkStatus, TargetEvent, TargetState } from "./messages.js";
 import { RpcEnvelope, RpcReply } from "./rpc.js";
+import { TokenType, type TokenTypeValue } from "./tokens.js";
 
 export const DEFAULT_PREFIX = "sparekey/v1";
 const PREFIX_REGEX = /^[A-Za-z0-9_-]{1,64}(\/[A-Za-z0-9_-]{1,64}){0,3}$/;
@@ -25,20 +26,48 @@ export function assertPrefix(prefix: string): string {
   return prefix;
 }
 
+/**
+ * Who a connected client is, decided by the broker at CONNECT. A new role is one more name here; it
+ * gets no topic until an entry of TOPICS grants it one.
+ */
+export const ROLES = ["terminal", "target", "keyserver"] as const;
+export type Role = (typeof ROLES)[number];
+
 /** How a payload travels: signed token (string) or JSON document. */
 export type Encoding = "jws" | "json";
+
+/** A role's right to publish on a topic. */
+export interface PublishGrant {
+  /** The `{param}` level that must be the caller's own client id (Mosquitto's %c); others take any id. */
+  readonly own?: string;
+}
+
+/** A role's right to subscribe to a topic. */
+export interface SubscribeGrant extends PublishGrant {
+  /** `+` may stand in the other `{param}` levels (the key server watching every target); `#` never. */
+  readonly plus?: true;
+}
 
 export interface TopicSpec {
   /** Pattern relative to the prefix; `{tid}`, `{term}`, `{op}` are single levels. */
   readonly pattern: string;
   readonly schema: TSchema;
   readonly encoding: Encoding;
+  /** JWS topics: the token types the payload may be. */
+  readonly tokens?: readonly TokenTypeValue[];
   readonly qos: 0 | 1;
+  /** Published retained. Where false, the broker refuses a retained publish (it would replay forever). */
   readonly retain: boolean;
   readonly description: string;
+  /** The roles that may publish, and under which condition; a role not listed may not. */
+  readonly publish: Readonly<Partial<Record<Role, PublishGrant>>>;
+  readonly subscribe: Readonly<Partial<Record<Role, SubscribeGrant>>>;
 }
 
-/** The protocol in one table (DESIGN §3): publishers, handlers, ACLs and the AsyncAPI document read it. */
+/**
+ * The protocol in one table: the topic builders, matchers and `publish`, the broker's ACL
+ * (broker/acl.ts) and the AsyncAPI document (schemas/asyncapi.ts) are all derived from it.
+ */
 export const TOPICS = {
   challenge: {
     pattern: "targets/{tid}/challenge",
@@ -47,14 +76,19 @@ export const TOPICS = {
     qos: 0,
     retain: true,
     description: "target -> terminals: a fresh nonce every period",
+    publish: { target: { own: "tid" } },
+    subscribe: { terminal: {}, keyserver: { plus: true } },
   },
   frames: {
     pattern: "targets/{tid}/frames",
     schema: CompactJws,
     encoding: "jws",
+    tokens: [TokenType.frame, TokenType.relay],
     qos: 0,
     retain: false,
     description: "terminal -> target: sparekey-frame+jws or sparekey-relay+jws; never retained",
+    publish: { terminal: {} },
+    subscribe: { target: { own: "tid" } },
   },
   state: {
     pattern: "targets/{tid}/state",
@@ -63,6 +97,8 @@ export const TOPICS = {
     qos: 1,
     retain: true,
     description: "target -> anyone allowed: available / unavailable / offline (will)",
+    publish: { target: { own: "tid" } },
+    subscribe: { terminal: {}, keyserver: { plus: true } },
   },
   events: {
     pattern: "targets/{tid}/events",
@@ -71,30 +107,41 @@ export const TOPICS = {
     qos: 1,
     retain: false,
     description: "target -> key server, dashboards: decisions with machine-readable reasons",
+    publish: { target: { own: "tid" } },
+    subscribe: { keyserver: { plus: true } },
   },
   registry: {
     pattern: "targets/{tid}/registry",
     schema: CompactJws,
     encoding: "jws",
+    tokens: [TokenType.registry],
     qos: 1,
     retain: true,
     description: "key server -> target: sparekey-registry+jws snapshot of permitted slots",
+    publish: { keyserver: {} },
+    subscribe: { target: { own: "tid" } },
   },
   unlock: {
     pattern: "targets/{tid}/unlock",
     schema: CompactJws,
     encoding: "jws",
+    tokens: [TokenType.unlock],
     qos: 1,
     retain: false,
     description: "key server -> target: sparekey-unlock+jws one-time command",
+    publish: { keyserver: {} },
+    subscribe: { target: { own: "tid" } },
   },
   revocations: {
     pattern: "fleet/revocations",
     schema: CompactJws,
     encoding: "jws",
+    tokens: [TokenType.revocations],
     qos: 1,
     retain: true,
     description: "key server -> all targets: sparekey-revocations+jws",
+    publish: { keyserver: {} },
+    subscribe: { target: {} },
   },
   terminalStatus: {
     pattern: "terminals/{term}/status",
@@ -103,6 +150,9 @@ export const TOPICS = {
     qos: 1,
     retain: true,
     description: "terminal (and its will): online / offline with a rising epoch",
+    publish: { terminal: { own: "term" } },
+    // A target follows only the terminals it holds a session with, one concrete topic each.
+    subscribe: { target: {}, keyserver: { plus: true } },
   },
   keyserverStatus: {
     pattern: "keyserver/status",
@@ -111,6 +161,8 @@ export const TOPICS = {
     qos: 1,
     retain: true,
     description: "key server (and its will): online / offline with a rising epoch",
+    publish: { keyserver: {} },
+    subscribe: { terminal: {}, target: {}, keyserver: {} },
   },
   rpcRequest: {
     pattern: "keyserver/rpc/{term}/{op}",
@@ -119,6 +171,8 @@ export const TOPICS = {
     qos: 1,
     retain: false,
     description: "terminal -> key server: request {v, id, ...}; the caller is the {term} level",
+    publish: { terminal: { own: "term" } },
+    subscribe: { keyserver: { plus: true } },
   },
   rpcReply: {
     pattern: "terminals/{term}/rpc",
@@ -127,52 +181,178 @@ export const TOPICS = {
     qos: 1,
     retain: false,
     description: "key server -> terminal: reply {v, id, ok, result?, error?}",
+    publish: { keyserver: {} },
+    subscribe: { terminal: { own: "term" } },
   },
 } as const satisfies Record<string, TopicSpec>;
-export type TopicName = keyof typeof TOPICS;
 
-/** Topic builders; every id is checked before it becomes a level. */
+type Table = typeof TOPICS;
+export type TopicName = keyof Table;
+export const TOPIC_NAMES = Object.keys(TOPICS) as TopicName[];
+
+type ParamNames<P extends string> = P extends `${string}{${infer N}}${infer Rest}`
+  ? N | ParamNames<Rest>
+  : never;
+/** The `{param}` levels of a topic, by name: `{tid: "door-1"}`. In a filter a value may be `+`. */
+export type TopicParams<N extends TopicName> = { readonly [K in ParamNames<Table[N]["pattern"]>]: string };
+/** What a topic carries: the Static type of its schema (a token string for JWS topics). */
+export type TopicPayload<N extends TopicName> = Static<Table[N]["schema"]>;
+/** A topic recognised by `match`, with its levels by name (each a valid id). */
+export type TopicMatch = {
+  [N in TopicName]: { readonly name: N; readonly params: TopicParams<N> };
+}[TopicName];
+
+/** One level of a pattern: a literal, or a `{param}` that takes one id. */
+export type PatternLevel = string | { readonly param: string };
+
+/** The levels of a pattern; the one place that reads the `{param}` syntax. */
+export function patternLevels(pattern: string): readonly PatternLevel[] {
+  return pattern.split("/").map((level) => {
+    const param = /^\{(\w+)\}$/.exec(level)?.[1];
+    return param === undefined ? level : { param };
+  });
+}
+
+const LEVELS: Readonly<Record<TopicName, readonly PatternLevel[]>> = Object.fromEntries(
+  TOPIC_NAMES.map((name) => [name, patternLevels(TOPICS[name].pattern)]),
+) as Record<TopicName, readonly PatternLevel[]>;
+
+/** Levels under the prefix of the deepest topic in the table. */
+export const DEEPEST_TOPIC_LEVELS = Math.max(...Object.values(LEVELS).map((levels) => levels.length));
+
+/** A message ready for the wire (also the shape of an MQTT will). */
+export interface OutgoingMessage {
+  readonly topic: string;
+  readonly payload: string;
+  readonly qos: 0 | 1;
+  readonly retain: boolean;
+}
+
+/** What `publish` needs of a client: MQTT.js's `publishAsync`, or the terminal's message bus. */
+export interface Publisher {
+  publishAsync(topic: string, payload: string, opts: { qos: 0 | 1; retain: boolean }): Promise<unknown>;
+}
+
+/** Topic builders, filters and matchers under one prefix; every id is checked before it becomes a level. */
 export class Topics {
   readonly prefix: string;
   constructor(prefix: string = DEFAULT_PREFIX) {
     this.prefix = assertPrefix(prefix);
   }
+
+  /** The concrete topic of `name`; throws invalid_id for a param that is not an id. */
+  build<N extends TopicName>(name: N, params: TopicParams<N>): string {
+    return this.fill(name, params, false);
+  }
+
+  /** A subscription filter of `name`: a param may be `+`, anything else must be an id. */
+  filter<N extends TopicName>(name: N, params: TopicParams<N>): string {
+    return this.fill(name, params, true);
+  }
+
+  /** Which topic this is, with its params; undefined outside the prefix or table, or at a non-id level. */
+  match(topic: string): TopicMatch | undefined {
+    const levels = this.relative(topic);
+    if (!levels) return undefined;
+    for (const name of TOPIC_NAMES) {
+      const params = matchLevels(LEVELS[name], levels);
+      if (params) return { name, params } as TopicMatch;
+    }
+    return undefined;
+  }
+
+  /** The topic, encoded payload, QoS and retain flag of `name`, all from the table. */
+  message<N extends TopicName>(name: N, params: TopicParams<N>, payload: TopicPayload<N>): OutgoingMessage {
+    const spec: TopicSpec = TOPICS[name];
+    return {
+      topic: this.build(name, params),
+      payload: encode(spec, payload),
+      qos: spec.qos,
+      retain: spec.retain,
+    };
+  }
+
+  async publish<N extends TopicName>(
+    client: Publisher,
+    name: N,
+    params: TopicParams<N>,
+    payload: TopicPayload<N>,
+  ): Promise<void> {
+    const m = this.message(name, params, payload);
+    await client.publishAsync(m.topic, m.payload, { qos: m.qos, retain: m.retain });
+  }
+
   challenge(tid: string): string {
-    return `${this.prefix}/targets/${assertId(tid, "tid")}/challenge`;
+    return this.build("challenge", { tid });
   }
   frames(tid: string): string {
-    return `${this.prefix}/targets/${assertId(tid, "tid")}/frames`;
+    return this.build("frames", { tid });
   }
   state(tid: string): string {
-    return `${this.prefix}/targets/${assertId(tid, "tid")}/state`;
+    return this.build("state", { tid });
   }
   events(tid: string): string {
-    return `${this.prefix}/targets/${assertId(tid, "tid")}/events`;
+    return this.build("events", { tid });
   }
   registry(tid: string): string {
-    return `${this.prefix}/targets/${assertId(tid, "tid")}/registry`;
+    return this.build("registry", { tid });
   }
   unlock(tid: string): string {
-    return `${this.prefix}/targets/${assertId(tid, "tid")}/unlock`;
+    return this.build("unlock", { tid });
   }
   revocations(): string {
-    return `${this.prefix}/fleet/revocations`;
+    return this.build("revocations", {});
   }
   terminalStatus(term: string): string {
-    return `${this.prefix}/terminals/${assertId(term, "term")}/status`;
+    return this.build("terminalStatus", { term });
   }
   keyserverStatus(): string {
-    return `${this.prefix}/keyserver/status`;
+    return this.build("keyserverStatus", {});
   }
   rpcRequest(term: string, op: string): string {
-    return `${this.prefix}/keyserver/rpc/${assertId(term, "term")}/${assertId(op, "op")}`;
+    return this.build("rpcRequest", { term, op });
   }
   rpcReply(term: string): string {
-    return `${this.prefix}/terminals/${assertId(term, "term")}/rpc`;
+    return this.build("rpcReply", { term });
   }
+
   /** The levels after the prefix, or undefined when the topic is outside it. */
   relative(topic: string): string[] | undefined {
     if (!topic.startsWith(`${this.prefix}/`)) return undefined;
     return topic.slice(this.prefix.length + 1).split("/");
   }
+
+  private fill(name: TopicName, params: Readonly<Record<string, string>>, wildcard: boolean): string {
+    const levels = LEVELS[name].map((level) => {
+      if (typeof level === "string") return level;
+      const value = params[level.param];
+      return wildcard && value === "+" ? value : assertId(value, level.param);
+    });
+    return `${this.prefix}/${levels.join("/")}`;
+  }
+}
+
+function matchLevels(
+  pattern: readonly PatternLevel[],
+  levels: readonly string[],
+): Record<string, string> | undefined {
+  if (pattern.length !== levels.length) return undefined;
+  const params: Record<string, string> = {};
+  for (let i = 0; i < pattern.length; i++) {
+    const spec = pattern[i];
+    const level = levels[i];
+    if (spec === undefined || level === undefined) return undefined;
+    if (typeof spec === "string") {
+      if (level !== spec) return undefined;
+    } else if (isId(level)) params[spec.param] = level;
+    else return undefined;
+  }
+  return params;
+}
+
+function encode(spec: TopicSpec, payload: unknown): string {
+  if (spec.encoding === "json") return JSON.stringify(payload);
+  if (typeof payload !== "string")
+    throw new SparekeyError("internal_error", "a JWS topic carries a token string");
+  return payload;
 }

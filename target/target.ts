@@ -2,7 +2,7 @@ import type { Logger } from "../common/log.js";
 import { connectMqttLater, type MqttClient } from "../common/mqtt.js";
 import type { TargetConfig } from "../schemas/config.js";
 import type { Challenge, TargetEvent, TargetState } from "../schemas/messages.js";
-import { Topics } from "../schemas/topics.js";
+import { type OutgoingMessage, TOPICS, Topics } from "../schemas/topics.js";
 import type { Decision } from "./checks.js";
 import { TargetEngine, type TargetStats } from "./engine.js";
 import type { TargetOutbox } from "./events.js";
@@ -10,9 +10,6 @@ import { stateMessage } from "./events.js";
 import type { Session } from "./sessions.js";
 
 interface TargetTopics {
-  readonly state: string;
-  readonly events: string;
-  readonly challenge: string;
   readonly frames: string;
   readonly registry: string;
   readonly revocations: string;
@@ -20,12 +17,12 @@ interface TargetTopics {
   readonly keyserverStatus: string;
 }
 
+/** What the target subscribes to at every connect (terminal statuses are followed one by one). */
+const SUBSCRIPTIONS = ["frames", "registry", "revocations", "unlock", "keyserverStatus"] as const;
+
 /** Built once: the frame path compares topics, it does not build them. */
 function targetTopics(t: Topics, tid: string): TargetTopics {
   return {
-    state: t.state(tid),
-    events: t.events(tid),
-    challenge: t.challenge(tid),
     frames: t.frames(tid),
     registry: t.registry(tid),
     revocations: t.revocations(),
@@ -79,12 +76,7 @@ export class Target implements TargetOutbox {
       username: config.tid,
       password: config.secret,
       keepalive: config.keepalive_s,
-      will: {
-        topic: topics.state,
-        payload: JSON.stringify({ ...will, reason: "will" }),
-        qos: 1,
-        retain: true,
-      },
+      will: builder.message("state", { tid: config.tid }, { ...will, reason: "will" }),
     });
     this.client = client;
     // While the broker is down MQTT.js retries every second: warn once per outage, not per attempt.
@@ -149,13 +141,13 @@ export class Target implements TargetOutbox {
   // TargetOutbox: publish without awaiting; MQTT.js queues while the line is down, and every
   // (re)connect republishes the current state and challenge.
   state(message: TargetState): void {
-    this.publish("state", JSON.stringify(message), 1, true);
+    this.send(this.topicBuilder?.message("state", { tid: this.deps.config.tid }, message));
   }
   event(message: TargetEvent): void {
-    this.publish("events", JSON.stringify(message), 1, false);
+    this.send(this.topicBuilder?.message("events", { tid: this.deps.config.tid }, message));
   }
   challenge(message: Challenge): void {
-    this.publish("challenge", JSON.stringify(message), 0, true);
+    this.send(this.topicBuilder?.message("challenge", { tid: this.deps.config.tid }, message));
   }
 
   follow(term: string): void {
@@ -165,7 +157,7 @@ export class Target implements TargetOutbox {
     const topic = builder.terminalStatus(term);
     this.followedTopics.set(topic, term);
     // MQTT.js resubscribes on reconnect until unsubscribed.
-    client.subscribe(topic, { qos: 1 }, (err) => {
+    client.subscribe(topic, { qos: TOPICS.terminalStatus.qos }, (err) => {
       if (err) this.log?.warn({ err: err.message, term }, "cannot follow terminal status");
     });
   }
@@ -186,19 +178,13 @@ export class Target implements TargetOutbox {
     return this.engine;
   }
 
-  private publish(
-    which: "state" | "events" | "challenge",
-    payload: string,
-    qos: 0 | 1,
-    retain: boolean,
-  ): void {
+  private send(m: OutgoingMessage | undefined): void {
     const client = this.client;
-    const topics = this.topics;
-    if (!client || !topics) return;
+    if (!client || !m) return;
     // Retained state and challenge are republished on every (re)connect: queueing them while the
     // line is down would only replay stale copies after the fresh ones.
-    if (retain && !client.connected) return;
-    client.publish(topics[which], payload, { qos, retain }, (err) => {
+    if (m.retain && !client.connected) return;
+    client.publish(m.topic, m.payload, { qos: m.qos, retain: m.retain }, (err) => {
       if (err) this.log?.warn({ err: err.message }, "publish failed");
     });
   }
@@ -210,13 +196,9 @@ export class Target implements TargetOutbox {
     if (!engine || !client || !topics) return;
     // The will may have replaced our state while the line was down: say again where we are.
     this.state(engine.state());
-    await client.subscribeAsync({
-      [topics.frames]: { qos: 0 },
-      [topics.registry]: { qos: 1 },
-      [topics.revocations]: { qos: 1 },
-      [topics.unlock]: { qos: 1 },
-      [topics.keyserverStatus]: { qos: 1 },
-    });
+    await client.subscribeAsync(
+      Object.fromEntries(SUBSCRIPTIONS.map((name) => [topics[name], { qos: TOPICS[name].qos }])),
+    );
     this.challenge(engine.challenge());
     this.log?.info("target connected");
   }

@@ -8,7 +8,8 @@ import { SparekeyError } from "../common/errors.js";
 export interface MessageBus {
   subscribe(topic: string, qos: 0 | 1): Promise<void>;
   unsubscribe(topic: string): Promise<void>;
-  publish(topic: string, payload: string, opts: { qos: 0 | 1; retain: boolean }): Promise<void>;
+  /** Named as MQTT.js names it, so `Topics.publish` takes a bus or a client alike. */
+  publishAsync(topic: string, payload: string, opts: { qos: 0 | 1; retain: boolean }): Promise<void>;
   /** Returns the function that removes the handler. */
   onMessage(handler: (topic: string, payload: Buffer, retain: boolean) => void): () => void;
 }
@@ -25,7 +26,7 @@ export function mqttBus(client: MqttClient): MessageBus {
     async unsubscribe(topic) {
       await client.unsubscribeAsync(topic);
     },
-    async publish(topic, payload, opts) {
+    async publishAsync(topic, payload, opts) {
       // MQTT.js queues QoS 0 messages while offline and sends them after a reconnect; a key frame
       // must never go out late, so a QoS 0 publish without a connection fails instead.
       if (opts.qos === 0 && !client.connected) {

@@ -1,6 +1,6 @@
 import type { Logger } from "../common/log.js";
 import { Challenge, type LockState, TargetState } from "../schemas/messages.js";
-import type { Topics } from "../schemas/topics.js";
+import { TOPICS, type Topics } from "../schemas/topics.js";
 import { parseJson, validator } from "../schemas/validate.js";
 import type { MessageBus } from "./bus.js";
 import type { FrameSigner } from "./frame-signer.js";
@@ -106,8 +106,8 @@ export class FrameSender {
     });
     if (this.line.connected) this.armReachTimer(this.firstChallengeTimeoutMs());
     try {
-      await bus.subscribe(challengeTopic, 0);
-      await bus.subscribe(stateTopic, 1);
+      await bus.subscribe(challengeTopic, TOPICS.challenge.qos);
+      await bus.subscribe(stateTopic, TOPICS.state.qos);
     } catch (err) {
       await this.stop();
       throw err;
@@ -204,8 +204,8 @@ export class FrameSender {
         this.log.debug("frame dropped: the line went down while it was being signed");
         return;
       }
-      // Frames are never retained: a target refuses a retained frame however well signed.
-      await bus.publish(topics.frames(tid), token, { qos: 0, retain: false });
+      // Frames are never retained (the table says so): a target refuses a retained frame however well signed.
+      await topics.publish(bus, "frames", { tid }, token);
       this.framesSent += 1;
       this.changed();
     } catch (err) {

@@ -1,6 +1,6 @@
 import type { Logger } from "../common/log.js";
 import { LinkStatus } from "../schemas/messages.js";
-import type { Topics } from "../schemas/topics.js";
+import { TOPICS, type Topics } from "../schemas/topics.js";
 import { parseJson, validator } from "../schemas/validate.js";
 import type { MessageBus } from "./bus.js";
 
@@ -91,7 +91,7 @@ export class LineMonitor {
       this.detachBus = bus.onMessage((t, payload) => {
         if (t === topic) this.onKeyserverStatus(payload);
       });
-      await bus.subscribe(topic, 1);
+      await bus.subscribe(topic, TOPICS.keyserverStatus.qos);
     }
     this.changed();
   }

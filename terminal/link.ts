@@ -27,9 +27,8 @@ export interface TerminalLink {
   close(): Promise<void>;
 }
 
-function status(state: "online" | "offline", epoch: number): string {
-  const s: LinkStatus = { v: 1, state, epoch };
-  return JSON.stringify(s);
+function status(state: LinkStatus["state"], epoch: number): LinkStatus {
+  return { v: 1, state, epoch };
 }
 
 /** MQTT CONNECT refusals that mean the id or password is wrong (3.1.1 codes 4, 5; MQTT 5 134, 135). */
@@ -77,7 +76,7 @@ export async function connectOnce(
  */
 export async function connectTerminal(o: LinkOptions): Promise<TerminalLink> {
   const log = o.logger.child({ component: "terminal-link", term: o.term });
-  const statusTopic = o.topics.terminalStatus(o.term);
+  const { topics, term } = o;
   let epoch = Date.now();
   const client = await connectOnce({
     url: o.url,
@@ -87,15 +86,18 @@ export async function connectTerminal(o: LinkOptions): Promise<TerminalLink> {
     reconnectPeriod: o.reconnectPeriod ?? 0,
     keepalive: o.keepalive ?? 5,
     connectTimeout: o.connectTimeout ?? 10_000,
-    will: { topic: statusTopic, payload: status("offline", epoch), qos: 1, retain: true },
+    will: topics.message("terminalStatus", { term }, status("offline", epoch)),
   });
   const publishOnline = () =>
-    client
-      .publishAsync(statusTopic, status("online", epoch), { qos: 1, retain: true })
+    topics
+      .publish(client, "terminalStatus", { term }, status("online", epoch))
       .catch((err: unknown) => log.warn({ err }, "cannot publish online status"));
   client.on("reconnect", () => {
     epoch = Math.max(epoch + 1, Date.now());
-    if (client.options.will) client.options.will.payload = Buffer.from(status("offline", epoch));
+    if (client.options.will)
+      client.options.will.payload = Buffer.from(
+        topics.message("terminalStatus", { term }, status("offline", epoch)).payload,
+      );
   });
   client.on("connect", () => {
     log.info({ epoch }, "reconnected");
@@ -109,8 +111,8 @@ export async function connectTerminal(o: LinkOptions): Promise<TerminalLink> {
     bus: mqttBus(client),
     async close() {
       if (client.connected) {
-        await client
-          .publishAsync(statusTopic, status("offline", epoch), { qos: 1, retain: true })
+        await topics
+          .publish(client, "terminalStatus", { term }, status("offline", epoch))
           .catch(() => undefined);
       }
       await client.endAsync();

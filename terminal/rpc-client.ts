@@ -3,7 +3,7 @@ import type { Static, TSchema } from "@sinclair/typebox";
 import { ERROR_CODES, type ErrorCode, SparekeyError } from "../common/errors.js";
 import type { Logger } from "../common/log.js";
 import { RpcReply } from "../schemas/rpc.js";
-import type { Topics } from "../schemas/topics.js";
+import { TOPICS, type Topics } from "../schemas/topics.js";
 import { parseJson, validator } from "../schemas/validate.js";
 import type { MessageBus } from "./bus.js";
 
@@ -48,7 +48,7 @@ export class RpcClient {
       if (topic === replyTopic) this.onReply(payload);
     });
     // Subscribed before any request goes out, so no reply can arrive unheard.
-    await this.deps.bus.subscribe(replyTopic, 1);
+    await this.deps.bus.subscribe(replyTopic, TOPICS.rpcReply.qos);
   }
 
   async stop(): Promise<void> {
@@ -72,6 +72,12 @@ export class RpcClient {
     if (!this.detach) throw new SparekeyError("not_connected", "rpc client is not started");
     const id = this.deps.newId?.() ?? randomBytes(12).toString("base64url");
     const timeoutMs = opts.timeoutMs ?? this.deps.timeoutMs ?? DEFAULT_RPC_TIMEOUT_MS;
+    // Built first: a bad op is invalid_id (not a line failure) and leaves no pending timer behind.
+    const request = this.deps.topics.message(
+      "rpcRequest",
+      { term: this.deps.term, op },
+      { ...params, v: 1, id },
+    );
     const result = new Promise<unknown>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.pending.delete(id);
@@ -79,9 +85,11 @@ export class RpcClient {
       }, timeoutMs);
       this.pending.set(id, { resolve, reject, timer });
     });
-    const topic = this.deps.topics.rpcRequest(this.deps.term, op);
     try {
-      await this.deps.bus.publish(topic, JSON.stringify({ ...params, v: 1, id }), { qos: 1, retain: false });
+      await this.deps.bus.publishAsync(request.topic, request.payload, {
+        qos: request.qos,
+        retain: request.retain,
+      });
     } catch (err) {
       const p = this.pending.get(id);
       if (p) clearTimeout(p.timer);

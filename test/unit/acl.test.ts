@@ -1,7 +1,16 @@
 import { describe, expect, it } from "vitest";
-import { authorizePublish, authorizeSubscribe } from "../../broker/acl.js";
+import { authorizePublish, authorizeSubscribe, buildAcl } from "../../broker/acl.js";
 import type { Principal } from "../../broker/principal.js";
-import { Topics } from "../../schemas/topics.js";
+import { CompactJws } from "../../schemas/common.js";
+import {
+  patternLevels,
+  ROLES,
+  type Role,
+  TOPIC_NAMES,
+  TOPICS,
+  type TopicSpec,
+  Topics,
+} from "../../schemas/topics.js";
 
 const topics = new Topics();
 const P = "sparekey/v1";
@@ -278,5 +287,131 @@ describe("ACL edge cases", () => {
       defaultPrefix: authorizePublish(terminal, `${P}/targets/door-1/frames`, false, custom),
       subscribe: authorizeSubscribe(target, "acme/keys/v1/targets/door-1/frames", custom),
     }).toEqual({ custom: true, defaultPrefix: false, subscribe: true });
+  });
+});
+
+describe("ACL derived from the topic table", () => {
+  /** A test-only topic granted to one role: nothing but the table passed to buildAcl knows it. */
+  const diagnostics = {
+    pattern: "diagnostics/{tid}/dump",
+    schema: CompactJws,
+    encoding: "jws",
+    qos: 1,
+    retain: false,
+    description: "test only",
+    publish: { target: { own: "tid" } },
+    subscribe: { keyserver: { plus: true } },
+  } as const satisfies TopicSpec;
+  const extended = buildAcl({ ...TOPICS, diagnostics });
+  const as = (role: Role): Principal => ({ role, id: "door-1" });
+  const byRole = (verdict: (p: Principal) => boolean) =>
+    Object.fromEntries(ROLES.map((role) => [role, verdict(as(role))]));
+
+  it("lets only the role a test table grants publish its extra topic, and the broker's ACL lets nobody", () => {
+    const topic = `${P}/diagnostics/door-1/dump`;
+    expect({
+      extended: byRole((p) => extended.authorizePublish(p, topic, false, topics)),
+      retained: byRole((p) => extended.authorizePublish(p, topic, true, topics)),
+      foreign: byRole((p) => extended.authorizePublish(p, `${P}/diagnostics/door-2/dump`, false, topics)),
+      broker: byRole((p) => authorizePublish(p, topic, false, topics)),
+    }).toEqual({
+      extended: { terminal: false, target: true, keyserver: false },
+      retained: { terminal: false, target: false, keyserver: false },
+      foreign: { terminal: false, target: false, keyserver: false },
+      broker: { terminal: false, target: false, keyserver: false },
+    });
+  });
+
+  it("lets only the role a test table grants subscribe to its extra topic, with + where granted", () => {
+    const filter = `${P}/diagnostics/+/dump`;
+    expect({
+      extended: byRole((p) => extended.authorizeSubscribe(p, filter, topics)),
+      broker: byRole((p) => authorizeSubscribe(p, filter, topics)),
+    }).toEqual({
+      extended: { terminal: false, target: false, keyserver: true },
+      broker: { terminal: false, target: false, keyserver: false },
+    });
+  });
+
+  it("refuses a table whose own level is not a level of its pattern", () => {
+    const broken = { ...diagnostics, publish: { target: { own: "term" } } };
+    expect(() => buildAcl({ broken })).toThrow("topic broken: own level {term} is not in its pattern");
+  });
+
+  /** Every `{param}` of `spec` filled by `fill(param, isOwn)`. */
+  function topicOf(spec: TopicSpec, fill: (param: string) => string): string {
+    return `${P}/${patternLevels(spec.pattern)
+      .map((l) => (typeof l === "string" ? l : fill(l.param)))
+      .join("/")}`;
+  }
+
+  const ME = "me-1";
+  const OTHER = "other-2";
+
+  it("gives every role on every topic exactly the publish and subscribe rights the table states", () => {
+    const actual: Record<string, unknown> = {};
+    const expected: Record<string, unknown> = {};
+    for (const name of TOPIC_NAMES) {
+      const spec: TopicSpec = TOPICS[name];
+      for (const role of ROLES) {
+        const p: Principal = { role, id: ME };
+        const pub = spec.publish[role];
+        const sub = spec.subscribe[role];
+        const own = topicOf(spec, () => ME);
+        const foreign = topicOf(spec, (param) => (param === pub?.own || param === sub?.own ? OTHER : ME));
+        const allForeign = topicOf(spec, () => OTHER);
+        // The own level stays the caller's id; every other id level is +.
+        const wildcard = topicOf(spec, (param) => (param === sub?.own ? ME : "+"));
+        const hasOtherParams = patternLevels(spec.pattern).some(
+          (l) => typeof l !== "string" && l.param !== sub?.own,
+        );
+        actual[`${name} ${role}`] = {
+          publishOwn: authorizePublish(p, own, false, topics),
+          publishOwnRetained: authorizePublish(p, own, true, topics),
+          publishForeign: authorizePublish(p, foreign, false, topics),
+          publishAllForeign: authorizePublish(p, allForeign, false, topics),
+          subscribeOwn: authorizeSubscribe(p, own, topics),
+          subscribeForeign: authorizeSubscribe(p, foreign, topics),
+          subscribeWildcard: authorizeSubscribe(p, wildcard, topics),
+        };
+        expected[`${name} ${role}`] = {
+          publishOwn: pub !== undefined,
+          publishOwnRetained: pub !== undefined && spec.retain,
+          publishForeign: pub !== undefined && pub.own === undefined,
+          publishAllForeign: pub !== undefined && pub.own === undefined,
+          subscribeOwn: sub !== undefined,
+          subscribeForeign: sub !== undefined && sub.own === undefined,
+          subscribeWildcard: sub !== undefined && (!hasOtherParams || sub.plus === true),
+        };
+      }
+    }
+    expect(actual).toEqual(expected);
+  });
+
+  it("grants each role on each topic what the protocol gives it today", () => {
+    const grants = Object.fromEntries(
+      TOPIC_NAMES.map((name) => {
+        const spec: TopicSpec = TOPICS[name];
+        const show = (g: TopicSpec["subscribe"]) =>
+          ROLES.filter((r) => g[r]).map((r) => {
+            const grant = g[r] ?? {};
+            return `${r}${grant.own ? ` own:${grant.own}` : ""}${grant.plus ? " +" : ""}`;
+          });
+        return [name, { publish: show(spec.publish), subscribe: show(spec.subscribe) }];
+      }),
+    );
+    expect(grants).toEqual({
+      challenge: { publish: ["target own:tid"], subscribe: ["terminal", "keyserver +"] },
+      frames: { publish: ["terminal"], subscribe: ["target own:tid"] },
+      state: { publish: ["target own:tid"], subscribe: ["terminal", "keyserver +"] },
+      events: { publish: ["target own:tid"], subscribe: ["keyserver +"] },
+      registry: { publish: ["keyserver"], subscribe: ["target own:tid"] },
+      unlock: { publish: ["keyserver"], subscribe: ["target own:tid"] },
+      revocations: { publish: ["keyserver"], subscribe: ["target"] },
+      terminalStatus: { publish: ["terminal own:term"], subscribe: ["target", "keyserver +"] },
+      keyserverStatus: { publish: ["keyserver"], subscribe: ["terminal", "target", "keyserver"] },
+      rpcRequest: { publish: ["terminal own:term"], subscribe: ["keyserver +"] },
+      rpcReply: { publish: ["keyserver"], subscribe: ["terminal own:term"] },
+    });
   });
 });

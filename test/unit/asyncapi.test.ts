@@ -7,7 +7,7 @@ import { Challenge } from "../../schemas/messages.js";
 import { REFUSAL_REASONS, STATE_REASONS } from "../../schemas/reasons.js";
 import { RPC_OPS } from "../../schemas/rpc.js";
 import { TokenType } from "../../schemas/tokens.js";
-import { TOPICS } from "../../schemas/topics.js";
+import { ROLES, TOPIC_NAMES, TOPICS, type TopicSpec } from "../../schemas/topics.js";
 
 const doc = buildAsyncApi();
 const channels = doc.channels as Record<string, { address: string; parameters?: Record<string, unknown> }>;
@@ -74,6 +74,22 @@ describe("AsyncAPI document", () => {
         "UnlockPayload",
       ]),
     );
+  });
+
+  it("names on each send and receive operation the roles the topic table grants", () => {
+    const roles = (name: string) =>
+      (doc.operations[name] as { "x-sparekey-roles": string[] })["x-sparekey-roles"];
+    for (const name of TOPIC_NAMES) {
+      const spec: TopicSpec = TOPICS[name];
+      expect(roles(`${name}_send`), name).toEqual(ROLES.filter((r) => spec.publish[r]));
+      expect(roles(`${name}_receive`), name).toEqual(ROLES.filter((r) => spec.subscribe[r]));
+    }
+    expect(doc.operations.rpcRequest_send).toMatchObject({
+      description: "Sent by terminal (only its own {term}).",
+    });
+    expect(doc.operations.challenge_receive).toMatchObject({
+      description: "Received by terminal, keyserver (+ allowed for {tid}).",
+    });
   });
 
   it("uses keys valid as AsyncAPI component and operation ids", () => {

@@ -24,7 +24,7 @@ class FakeBus implements MessageBus {
   async unsubscribe(topic: string): Promise<void> {
     this.subscribed.delete(topic);
   }
-  async publish(topic: string, payload: string, opts: { qos: 0 | 1; retain: boolean }): Promise<void> {
+  async publishAsync(topic: string, payload: string, opts: { qos: 0 | 1; retain: boolean }): Promise<void> {
     this.published.push({ topic, payload, ...opts });
   }
   onMessage(handler: (topic: string, payload: Buffer, retain: boolean) => void): () => void {

@@ -14,7 +14,7 @@ class FakeBus implements MessageBus {
   async unsubscribe(topic: string): Promise<void> {
     this.subscribed.delete(topic);
   }
-  async publish(): Promise<void> {}
+  async publishAsync(): Promise<void> {}
   onMessage(handler: (topic: string, payload: Buffer, retain: boolean) => void): () => void {
     this.handlers.add(handler);
     return () => this.handlers.delete(handler);

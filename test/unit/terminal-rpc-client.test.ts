@@ -17,7 +17,7 @@ class FakeBus implements MessageBus {
   async unsubscribe(topic: string): Promise<void> {
     this.subscribed.delete(topic);
   }
-  async publish(topic: string, payload: string): Promise<void> {
+  async publishAsync(topic: string, payload: string): Promise<void> {
     this.published.push({ topic, payload });
   }
   onMessage(handler: (topic: string, payload: Buffer, retain: boolean) => void): () => void {

@@ -1,6 +1,20 @@
 import { describe, expect, it } from "vitest";
 import { SparekeyError } from "../../common/errors.js";
-import { assertId, assertPrefix, DEFAULT_PREFIX, isId, TOPICS, Topics } from "../../schemas/topics.js";
+import {
+  assertId,
+  assertPrefix,
+  DEEPEST_TOPIC_LEVELS,
+  DEFAULT_PREFIX,
+  isId,
+  type Publisher,
+  patternLevels,
+  TOPIC_NAMES,
+  TOPICS,
+  type TopicMatch,
+  type TopicName,
+  type TopicParams,
+  Topics,
+} from "../../schemas/topics.js";
 
 const BAD_IDS = ["+", "#", "a/b", "lock+", "lock#", "", "x".repeat(65), "a b", "é", "$SYS"];
 
@@ -166,5 +180,174 @@ describe("TOPICS table", () => {
       rpcRequest: [1, false],
       rpcReply: [1, false],
     });
+  });
+});
+
+/** Params of `name` with every level set to `value` (or by param name). */
+function paramsOf<N extends TopicName>(name: N, value: (param: string) => string): TopicParams<N> {
+  const params: Record<string, string> = {};
+  for (const level of patternLevels(TOPICS[name].pattern)) {
+    if (typeof level !== "string") params[level.param] = value(level.param);
+  }
+  return params as TopicParams<N>;
+}
+
+describe("build / filter / match", () => {
+  const topics = new Topics();
+
+  it("match() returns the name and params build() was given, for every topic", () => {
+    for (const name of TOPIC_NAMES) {
+      const params = paramsOf(name, (p) => `${p}-1`);
+      const topic = topics.build(name, params);
+      expect(topics.match(topic), topic).toEqual({ name, params });
+    }
+  });
+
+  it("build() fills the pattern under the prefix", () => {
+    expect(topics.build("rpcRequest", { term: "phone-1", op: "download" })).toBe(
+      "sparekey/v1/keyserver/rpc/phone-1/download",
+    );
+    expect(new Topics("acme/v1").build("challenge", { tid: "door-1" })).toBe(
+      "acme/v1/targets/door-1/challenge",
+    );
+    expect(topics.build("revocations", {})).toBe("sparekey/v1/fleet/revocations");
+  });
+
+  it("filter() puts + where asked and the id elsewhere; match() does not take a filter for a topic", () => {
+    expect(topics.filter("challenge", { tid: "+" })).toBe("sparekey/v1/targets/+/challenge");
+    expect(topics.filter("rpcRequest", { term: "+", op: "+" })).toBe("sparekey/v1/keyserver/rpc/+/+");
+    expect(topics.filter("rpcRequest", { term: "phone-1", op: "+" })).toBe(
+      "sparekey/v1/keyserver/rpc/phone-1/+",
+    );
+    expect(topics.filter("keyserverStatus", {})).toBe("sparekey/v1/keyserver/status");
+    for (const name of TOPIC_NAMES) {
+      if (patternLevels(TOPICS[name].pattern).every((l) => typeof l === "string")) continue;
+      expect(
+        topics.match(
+          topics.filter(
+            name,
+            paramsOf(name, () => "+"),
+          ),
+        ),
+        name,
+      ).toBeUndefined();
+    }
+  });
+
+  it("build() refuses + # / and malformed ids in every param of every topic; filter() refuses all but +", () => {
+    for (const name of TOPIC_NAMES) {
+      for (const level of patternLevels(TOPICS[name].pattern)) {
+        if (typeof level === "string") continue;
+        for (const bad of BAD_IDS) {
+          const params = paramsOf(name, (p) => (p === level.param ? bad : "ok-1"));
+          expect(
+            codeOf(() => topics.build(name, params)),
+            `${name} ${level.param}=${bad}`,
+          ).toBe("invalid_id");
+          if (bad !== "+") {
+            expect(
+              codeOf(() => topics.filter(name, params)),
+              `${name} ${level.param}=${bad}`,
+            ).toBe("invalid_id");
+          }
+        }
+      }
+    }
+  });
+
+  it("match() refuses topics outside the prefix, outside the table, or with a level that is not an id", () => {
+    const refused = [
+      "other/v1/targets/door-1/challenge",
+      "sparekey/v10/targets/door-1/challenge",
+      "sparekey/targets/door-1/challenge",
+      "targets/door-1/challenge",
+      "sparekey/v1",
+      "sparekey/v1/",
+      "sparekey/v1/targets/door-1",
+      "sparekey/v1/targets/door-1/challenge/x",
+      "sparekey/v1/targets/door-1/nothing",
+      "sparekey/v1/targets/+/challenge",
+      "sparekey/v1/targets/#",
+      "sparekey/v1/targets//challenge",
+      "sparekey/v1/targets/door 1/challenge",
+      `sparekey/v1/targets/${"a".repeat(65)}/challenge`,
+      "sparekey/v1/keyserver/rpc/phone-1/do.wn",
+      "$SYS/broker/uptime",
+      "",
+    ];
+    expect(refused.filter((t) => topics.match(t) !== undefined)).toEqual([]);
+    expect(new Topics("acme/v1").match("sparekey/v1/keyserver/status")).toBeUndefined();
+  });
+
+  it("types params from the pattern", () => {
+    // @ts-expect-error challenge has a {tid} level
+    expect(codeOf(() => topics.build("challenge", {}))).toBe("invalid_id");
+    // @ts-expect-error rpcRequest needs {term} and {op}
+    expect(codeOf(() => topics.build("rpcRequest", { term: "phone-1" }))).toBe("invalid_id");
+  });
+
+  it("match() narrows params by name", () => {
+    const m: TopicMatch | undefined = topics.match("sparekey/v1/keyserver/rpc/phone-1/relay");
+    expect(m?.name === "rpcRequest" ? [m.params.term, m.params.op] : undefined).toEqual(["phone-1", "relay"]);
+  });
+
+  it("knows the depth of its deepest topic", () => {
+    expect(DEEPEST_TOPIC_LEVELS).toBe(4);
+  });
+});
+
+describe("message / publish", () => {
+  const topics = new Topics();
+  const sent: { topic: string; payload: string; opts: { qos: 0 | 1; retain: boolean } }[] = [];
+  const client: Publisher = {
+    async publishAsync(topic, payload, opts) {
+      sent.push({ topic, payload, opts });
+    },
+  };
+
+  it("takes QoS and retain from the table and sends JSON entries as JSON", async () => {
+    sent.length = 0;
+    await topics.publish(client, "terminalStatus", { term: "phone-1" }, { v: 1, state: "online", epoch: 7 });
+    await topics.publish(
+      client,
+      "events",
+      { tid: "door-1" },
+      {
+        v: 1,
+        tid: "door-1",
+        type: "unlock_applied",
+        ts: 1,
+        cmd_id: "cmd-0123456789abcdef",
+      },
+    );
+    expect(sent).toEqual([
+      {
+        topic: "sparekey/v1/terminals/phone-1/status",
+        payload: '{"v":1,"state":"online","epoch":7}',
+        opts: { qos: 1, retain: true },
+      },
+      {
+        topic: "sparekey/v1/targets/door-1/events",
+        payload: '{"v":1,"tid":"door-1","type":"unlock_applied","ts":1,"cmd_id":"cmd-0123456789abcdef"}',
+        opts: { qos: 1, retain: false },
+      },
+    ]);
+  });
+
+  it("sends a JWS entry's token as it is, and never retains a frame", () => {
+    const token = "aGVhZA.Ym9keQ.c2ln";
+    expect(topics.message("frames", { tid: "door-1" }, token)).toEqual({
+      topic: "sparekey/v1/targets/door-1/frames",
+      payload: token,
+      qos: 0,
+      retain: false,
+    });
+    expect(topics.message("registry", { tid: "door-1" }, token)).toMatchObject({ qos: 1, retain: true });
+  });
+
+  it("refuses a bad id before anything is sent", async () => {
+    sent.length = 0;
+    await expect(topics.publish(client, "unlock", { tid: "+" }, "a.b.c")).rejects.toThrow("tid must match");
+    expect(sent).toEqual([]);
   });
 });
