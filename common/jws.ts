@@ -89,6 +89,9 @@ export function decodeToken<T extends TokenTypeValue>(token: string, typ: T): De
   if (!headerValidator.is(header)) throw new TokenError("token_malformed", "header has unexpected members");
   if (signature.length !== 64) throw new TokenError("token_malformed", "an Ed25519 signature is 64 bytes");
   const payload = parseJson(bodyBytes.toString("utf8"));
+  if (payload === undefined) {
+    throw new TokenError("token_malformed", "payload is not JSON or repeats a member");
+  }
   const payloadValidator = validator(TokenPayloadSchemas[typ], typ);
   if (!payloadValidator.is(payload)) {
     throw new TokenError("token_bad_payload", `payload: ${payloadValidator.lastIssues().join("; ")}`);

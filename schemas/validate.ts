@@ -1,6 +1,7 @@
 import type { Static, TSchema } from "@sinclair/typebox";
 import { Ajv, type ErrorObject, type ValidateFunction } from "ajv";
 import { SparekeyError } from "../common/errors.js";
+import { hasRepeatedMember } from "./strict-json.js";
 
 /**
  * The one ajv instance. `allErrors: false` because payloads are untrusted (collecting every error of a
@@ -86,11 +87,16 @@ export function configValidator<S extends TSchema>(schema: S, what: string): Val
   return build(ajvAllErrors, schema, what);
 }
 
-/** JSON.parse that never throws a SyntaxError carrying the input back: returns undefined instead. */
+/**
+ * JSON.parse that never throws a SyntaxError carrying the input back: returns undefined instead, also
+ * for a text whose objects repeat a member name (two parsers could keep different copies).
+ */
 export function parseJson(text: string): unknown {
+  let value: unknown;
   try {
-    return JSON.parse(text) as unknown;
+    value = JSON.parse(text) as unknown;
   } catch {
     return undefined;
   }
+  return hasRepeatedMember(text, value) ? undefined : value;
 }

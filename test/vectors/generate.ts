@@ -63,6 +63,12 @@ const NONCE = Buffer.from("000102030405060708090a0b0c0d0e0f", "hex").toString("b
 
 const b64json = (value: unknown): string => Buffer.from(JSON.stringify(value)).toString("base64url");
 
+/** Sign header and payload texts as given: a JSON text with a repeated member has no object form. */
+function signRawText(headerText: string, payloadText: string, key: SigningKey): string {
+  const input = `${Buffer.from(headerText).toString("base64url")}.${Buffer.from(payloadText).toString("base64url")}`;
+  return `${input}.${edSign(null, Buffer.from(input), key.privateKey).toString("base64url")}`;
+}
+
 /** Sign an arbitrary header and payload: for reject vectors that signToken's types would not allow. */
 function signRaw(header: object, payload: unknown, key: SigningKey): string {
   const input = `${b64json(header)}.${b64json(payload)}`;
@@ -287,6 +293,34 @@ export function buildVectors(): Vector[] {
       "well signed, payload with an extra member",
       signRaw(header, { ...storedCredential, admin: true }, issuer),
       "token_bad_payload",
+    ),
+    // Two parsers may keep different copies of a repeated member (the first `alg` is `none` here).
+    reject(
+      "well signed, header with alg twice (none, then EdDSA)",
+      signRawText(
+        `{"alg":"none","typ":"${credTyp}","kid":"${issuer.kid}","alg":"EdDSA"}`,
+        JSON.stringify(storedCredential),
+        issuer,
+      ),
+      "token_malformed",
+    ),
+    reject(
+      "well signed, payload with gen twice (3, then 1)",
+      signRawText(
+        JSON.stringify(header),
+        JSON.stringify(storedCredential).replace('"gen":', '"gen":3,"gen":'),
+        issuer,
+      ),
+      "token_malformed",
+    ),
+    reject(
+      "well signed, header with kid twice, one spelled with a unicode escape",
+      signRawText(
+        `{"alg":"EdDSA","typ":"${credTyp}","kid":"${stranger.kid}","\\u006bid":"${issuer.kid}"}`,
+        JSON.stringify(storedCredential),
+        issuer,
+      ),
+      "token_malformed",
     ),
     reject(
       "well signed, payload with gen 0",
