@@ -1,6 +1,9 @@
 /**
- * Stable error codes. A code is never reused for another meaning; add new ones at the end.
+ * Stable error codes. A code is never reused for another meaning; add new ones at the end. A code no
+ * longer produced stays here and is marked retired in docs/PROTOCOL.md, so its name is never reused.
  * They travel in RPC replies (`{code, message}`) and CLI output; messages never carry secrets.
+ * Which code download, relay and unlock refuse with, and in which order: keyserver/grants.ts
+ * `REFUSAL_STEPS`.
  */
 export const ERROR_CODES = [
   "internal_error",

@@ -1,7 +1,45 @@
-import { SparekeyError } from "../common/errors.js";
+import { type ErrorCode, SparekeyError } from "../common/errors.js";
 import { inSchedule } from "../common/time-input.js";
 import type { GrantMode, GrantRow } from "../schemas/keyserver.js";
-import type { SlotRecord } from "./store/store.js";
+import type { WeeklyWindow } from "../schemas/tokens.js";
+import type { SlotRecord, TerminalRecord } from "./store/store.js";
+
+/**
+ * The key server's grant rules, pure: download, relay and unlock decide through these functions and
+ * the stores only persist what they decide. Every refusal is one of REFUSAL_STEPS, in that order.
+ */
+
+export type KeyOp = "download" | "relay" | "unlock";
+
+export interface RefusalStep {
+  readonly step: string;
+  readonly code: ErrorCode;
+  readonly ops: readonly KeyOp[];
+}
+
+/**
+ * The checks of download, relay and unlock in the order they run; the first that fails is the
+ * refusal. docs/PROTOCOL.md's "Key server refusals" table is this list (a test compares them).
+ */
+export const REFUSAL_STEPS: readonly RefusalStep[] = [
+  { step: "caller", code: "forbidden", ops: ["download", "relay", "unlock"] },
+  { step: "key_binding", code: "terminal_key_mismatch", ops: ["download"] },
+  { step: "target_paired", code: "no_grant", ops: ["relay", "unlock"] },
+  { step: "covering", code: "no_grant", ops: ["download", "relay", "unlock"] },
+  { step: "grant_active", code: "grant_revoked", ops: ["download", "relay", "unlock"] },
+  { step: "slot_active", code: "slot_revoked", ops: ["download", "relay", "unlock"] },
+  { step: "valid_now", code: "grant_not_valid_now", ops: ["download", "relay", "unlock"] },
+  { step: "uncounted", code: "no_grant", ops: ["relay", "unlock"] },
+  { step: "one_slot", code: "bad_request", ops: ["download", "relay"] },
+  { step: "not_downloaded", code: "grant_used", ops: ["download"] },
+  { step: "password_attempts", code: "rate_limited", ops: ["unlock"] },
+  { step: "password", code: "password_required", ops: ["unlock"] },
+  { step: "live_nonce", code: "unknown_nonce", ops: ["relay", "unlock"] },
+  { step: "nonce_unused", code: "nonce_used", ops: ["relay"] },
+];
+
+/** Every code download, relay and unlock refuse with. */
+export const REFUSAL_CODES: readonly ErrorCode[] = [...new Set(REFUSAL_STEPS.map((s) => s.code))];
 
 export interface GrantCandidate {
   grant: GrantRow;
@@ -19,24 +57,31 @@ export interface GrantQuery {
   zone: string;
 }
 
+/** The user behind an enabled phone terminal: only phones download, relay and unlock. */
+export function phoneUserOf(terminal: TerminalRecord | undefined): string {
+  if (terminal?.kind !== "phone" || terminal.disabled || terminal.user === undefined)
+    throw new SparekeyError("forbidden", "caller is not an enabled phone terminal");
+  return terminal.user;
+}
+
+interface Narrowing {
+  /** Name the grant ("relay grant") and what it is for ("target door-1") in messages. */
+  grant: string;
+  what: string;
+  covers: (c: GrantCandidate) => boolean;
+  validNow: (c: GrantCandidate) => boolean;
+}
+
 /**
- * The grants that let a user act on `tid` right now, checked in steps so that the refusal names the
- * step that failed for the closest candidate: no grant covers the target (`no_grant`), every one is
- * revoked (`grant_revoked`), every slot is revoked or suspended (`slot_revoked`), none is within its
- * nbf/exp and schedule (`grant_not_valid_now`). Never empty: it throws instead.
+ * The steps every op shares: covering → active grant → active slot → valid now. The refusal names the
+ * step that failed for the closest candidate. Never empty: it throws instead.
  */
-export function usableGrants(all: readonly GrantCandidate[], q: GrantQuery): GrantCandidate[] {
-  const covering = all.filter(
-    (c) =>
-      (q.mode === undefined || c.grant.mode === q.mode) &&
-      (q.slot === undefined || c.grant.slot === q.slot) &&
-      c.slot.tids.includes(q.tid),
-  );
-  const what = q.mode === undefined ? "grant" : `${q.mode} grant`;
-  if (covering.length === 0) throw new SparekeyError("no_grant", `no ${what} covers target ${q.tid}`);
+function narrow(all: readonly GrantCandidate[], n: Narrowing): GrantCandidate[] {
+  const covering = all.filter(n.covers);
+  if (covering.length === 0) throw new SparekeyError("no_grant", `no ${n.grant} covers ${n.what}`);
   const active = covering.filter((c) => c.grant.status === "active");
   if (active.length === 0)
-    throw new SparekeyError("grant_revoked", `the ${what} for target ${q.tid} is revoked`);
+    throw new SparekeyError("grant_revoked", `the ${n.grant} for ${n.what} is revoked`);
   const live = active.filter((c) => c.slot.status === "active");
   const first = active[0];
   if (live.length === 0 || first === undefined)
@@ -44,25 +89,149 @@ export function usableGrants(all: readonly GrantCandidate[], q: GrantQuery): Gra
       "slot_revoked",
       `slot ${first?.slot.slot ?? ""} is ${first?.slot.status ?? "revoked"}`,
     );
+  const valid = live.filter(n.validNow);
+  if (valid.length === 0)
+    throw new SparekeyError("grant_not_valid_now", `the ${n.grant} for ${n.what} is not valid at this time`);
+  return valid;
+}
+
+/**
+ * The grants that let a user relay to or unlock `tid` right now: within nbf/exp and schedule, and not
+ * use-limited (the target counts uses per stored credential, which a relay frame or a remote unlock
+ * would bypass, so a use-limited grant opens only as the one stored key it issues).
+ */
+export function usableGrants(all: readonly GrantCandidate[], q: GrantQuery): GrantCandidate[] {
   const nowS = Math.floor(q.now / 1000);
-  const valid = live.filter(
-    (c) =>
+  const grant = q.mode === undefined ? "grant" : `${q.mode} grant`;
+  const what = `target ${q.tid}`;
+  const valid = narrow(all, {
+    grant,
+    what,
+    covers: (c) =>
+      (q.mode === undefined || c.grant.mode === q.mode) &&
+      (q.slot === undefined || c.grant.slot === q.slot) &&
+      c.slot.tids.includes(q.tid),
+    validNow: (c) =>
       (c.grant.nbf === null || nowS >= c.grant.nbf) &&
       (c.grant.exp === null || nowS < c.grant.exp) &&
       (c.grant.schedule === null || inSchedule(c.grant.schedule, q.now, q.zone)),
-  );
-  if (valid.length === 0)
-    throw new SparekeyError(
-      "grant_not_valid_now",
-      `the ${what} for target ${q.tid} is not valid at this time`,
-    );
-  // Uses and first-use expiry are counted by the target per stored credential: a relay frame or a
-  // remote unlock would bypass them, so a use-limited grant opens only as the one stored key it issues.
+  });
   const countable = valid.filter((c) => c.grant.max_uses === null && c.grant.first_use_ttl_s === null);
   if (countable.length === 0)
     throw new SparekeyError(
       "no_grant",
-      `the ${what} for target ${q.tid} is use-limited and opens only as a downloaded stored key`,
+      `the ${grant} for ${what} is use-limited and opens only as a downloaded stored key`,
     );
   return countable;
+}
+
+/** Exactly one candidate, or bad_request when the caller must name the slot. */
+export function onlyOne(valid: readonly GrantCandidate[]): GrantCandidate {
+  const [chosen, ...others] = valid;
+  if (!chosen || others.length > 0)
+    throw new SparekeyError("bad_request", "several granted slots match; name the slot");
+  return chosen;
+}
+
+/** A slot's generation counters after a change. */
+export interface GenerationChange {
+  gen: number;
+  min_gen: number;
+}
+
+/** The next generation of an active slot, which is also its new floor: older holders stop working. */
+export function nextGeneration(slot: SlotRecord): GenerationChange {
+  if (slot.status !== "active")
+    throw new SparekeyError("slot_revoked", `slot ${slot.slot} is ${slot.status}`);
+  const gen = slot.gen + 1;
+  return { gen, min_gen: gen };
+}
+
+export type FloorChange = { status: "revoked" } | { min_gen: number };
+
+/** Revoke a whole slot, or raise its floor to `belowGen`: floors never go down nor past the next gen. */
+export function floorChange(slot: SlotRecord, belowGen: number | undefined): FloorChange {
+  if (belowGen === undefined) return { status: "revoked" };
+  if (belowGen < slot.min_gen)
+    throw new SparekeyError("bad_request", `below-gen ${belowGen} would lower the floor ${slot.min_gen}`);
+  if (belowGen > slot.gen + 1)
+    throw new SparekeyError("bad_request", `below-gen must be at most ${slot.gen + 1} (next generation)`);
+  return { min_gen: belowGen };
+}
+
+/** The limits a credential copies from its grant. */
+export interface CredentialTerms {
+  nbf: number;
+  exp?: number;
+  max_uses?: number;
+  schedule?: WeeklyWindow[];
+  first_use_ttl_s?: number;
+}
+
+export interface DownloadRequestFacts {
+  publicKey: string;
+  tid?: string;
+  slot?: string;
+  /** Unix seconds. */
+  now: number;
+}
+
+/** What a store reads, in its transaction, for the download decision. */
+export interface DownloadFacts {
+  terminal: TerminalRecord | undefined;
+  /** Every grant of the terminal's user with its slot (none when the caller is no phone). */
+  candidates: readonly GrantCandidate[];
+  /** Slots the terminal's user downloaded a stored credential of before. */
+  downloaded: ReadonlySet<string>;
+}
+
+/** What a store writes for a download, in the same transaction. */
+export interface DownloadPlan {
+  /** Bind the public key to the terminal (trust on first use). */
+  bindKey: boolean;
+  slot: SlotRecord;
+  generation: GenerationChange;
+  terms: CredentialTerms;
+}
+
+/**
+ * The download decision. A stored grant counts while not expired: its nbf and schedule travel in the
+ * credential and the target enforces them, so a key may be fetched before it starts.
+ */
+export function decideDownload(facts: DownloadFacts, req: DownloadRequestFacts): DownloadPlan {
+  const terminal = facts.terminal;
+  phoneUserOf(terminal);
+  if (terminal?.public_key !== undefined && terminal.public_key !== req.publicKey)
+    throw new SparekeyError("terminal_key_mismatch", "this terminal is bound to another public key");
+  const chosen = onlyOne(
+    narrow(facts.candidates, {
+      grant: "stored grant",
+      what: req.tid !== undefined ? `target ${req.tid}` : "this request",
+      covers: (c) =>
+        c.grant.mode === "stored" &&
+        (req.slot === undefined || c.grant.slot === req.slot) &&
+        (req.tid === undefined || c.slot.tids.includes(req.tid)),
+      validNow: (c) => c.grant.exp === null || req.now < c.grant.exp,
+    }),
+  );
+  const g = chosen.grant;
+  // The target counts uses and first use per generation, and every download is a new one: a
+  // use-limited grant downloaded again would start its count afresh, so it is downloaded once.
+  if ((g.max_uses !== null || g.first_use_ttl_s !== null) && facts.downloaded.has(g.slot))
+    throw new SparekeyError(
+      "grant_used",
+      `the use-limited grant on ${g.slot} was downloaded already; an admin can grant a new slot`,
+    );
+  return {
+    bindKey: terminal?.public_key === undefined,
+    slot: chosen.slot,
+    generation: nextGeneration(chosen.slot),
+    terms: {
+      nbf: Math.max(req.now, g.nbf ?? 0),
+      ...(g.exp !== null ? { exp: g.exp } : {}),
+      ...(g.max_uses !== null ? { max_uses: g.max_uses } : {}),
+      ...(g.schedule !== null ? { schedule: g.schedule } : {}),
+      ...(g.first_use_ttl_s !== null ? { first_use_ttl_s: g.first_use_ttl_s } : {}),
+    },
+  };
 }

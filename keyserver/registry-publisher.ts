@@ -12,7 +12,7 @@ export interface RegistryPublisherDeps {
   issuer: Issuer;
   topics: Topics;
   logger: Logger;
-  /** How often the store is checked for writes from other processes (admin CLI). */
+  /** How soon a publish that failed is tried again. */
   pollMs?: number;
   now?: () => number;
 }
@@ -22,12 +22,12 @@ export interface RegistryPublisherDeps {
  * fresh signed snapshot, retained, and is then marked published. A crash between the two publishes it
  * again, which is harmless (same version, the target ignores what it already has). The fleet
  * revocation list goes the same way on `revocations`; writes from another process (the admin
- * CLI) are seen through the store's change token.
+ * CLI) arrive through the store's change feed.
  */
 export class RegistryPublisher {
   private readonly log: Logger;
-  private timer: NodeJS.Timeout | undefined;
-  private lastToken: string | undefined;
+  private retry: NodeJS.Timeout | undefined;
+  private off: (() => void) | undefined;
   private running: Promise<void> | undefined;
   private again = false;
 
@@ -36,15 +36,33 @@ export class RegistryPublisher {
   }
 
   async start(): Promise<void> {
+    this.off = this.deps.store.onChange(() => this.wake());
     await this.publishNow();
-    this.timer = setInterval(() => void this.poll(), this.deps.pollMs ?? 200);
   }
 
   async stop(): Promise<void> {
-    if (this.timer) clearInterval(this.timer);
-    this.timer = undefined;
+    this.off?.();
+    this.off = undefined;
+    if (this.retry) clearTimeout(this.retry);
+    this.retry = undefined;
     // An offline client holds QoS 1 publishes until it reconnects: waiting for them could hang shutdown.
     if (this.deps.client.connected) await this.running;
+  }
+
+  private wake(): void {
+    this.publishNow().catch((err: unknown) => {
+      this.log.error({ err }, "registry publish failed");
+      this.retryLater();
+    });
+  }
+
+  /** No change may come to wake the publisher after a failure, so it tries again by itself. */
+  private retryLater(): void {
+    if (!this.off || this.retry) return;
+    this.retry = setTimeout(() => {
+      this.retry = undefined;
+      this.wake();
+    }, this.deps.pollMs ?? 200);
   }
 
   /** Publish every pending registry; concurrent calls coalesce into one more pass. */
@@ -66,19 +84,7 @@ export class RegistryPublisher {
     return this.running;
   }
 
-  private async poll(): Promise<void> {
-    try {
-      const token = await this.deps.store.changeToken();
-      if (token === this.lastToken) return;
-      await this.publishNow();
-    } catch (err) {
-      this.log.error({ err }, "registry poll failed");
-    }
-  }
-
   private async publishPending(): Promise<void> {
-    // Read the token first: a write landing during the pass changes it and triggers another pass.
-    const token = await this.deps.store.changeToken();
     // The fleet list goes first: a fleet revocation also revokes the slot in each registry, and the
     // target should end the sessions for the reason the operator gave (`revoked_fleet`).
     let failed = !(await this.publishRevocations());
@@ -98,8 +104,7 @@ export class RegistryPublisher {
         this.log.warn({ err, tid: snapshot.tid }, "registry not published; will retry");
       }
     }
-    // After a failure keep the old token so the next poll tries again.
-    if (!failed) this.lastToken = token;
+    if (failed) this.retryLater();
   }
 
   /** False when a pending list could not be published. */

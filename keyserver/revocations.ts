@@ -1,9 +1,9 @@
 import type { Logger } from "../common/log.js";
-import type { KeyStore } from "./store/store.js";
+import type { RevocationStore } from "./store/store.js";
 import type { TargetEvents } from "./target-events.js";
 
 export interface RevocationConfirmationsDeps {
-  store: KeyStore;
+  store: Pick<RevocationStore, "confirmRevocations">;
   events: TargetEvents;
   logger: Logger;
 }

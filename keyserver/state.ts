@@ -3,7 +3,7 @@ import { KeyServerAuthenticator } from "./authenticator.js";
 import { initDataDir, readKeyServerSecret } from "./data-dir.js";
 import { Issuer } from "./issuer.js";
 import type { RateLimitOptions } from "./rate-limit.js";
-import { SqliteStore } from "./store/sqlite.js";
+import { openSqliteStore } from "./store/sqlite/index.js";
 import type { KeyStore } from "./store/store.js";
 
 /** What one data dir holds, opened once and shared by the key server, the broker's authenticator and admin. */
@@ -20,7 +20,7 @@ export function openKeyServerState(dataDir: string, options: { now?: () => numbe
   const paths = initDataDir(dataDir, options.now);
   const issuer = Issuer.load(paths.issuer);
   const secret = readKeyServerSecret(paths.secret);
-  const store = SqliteStore.open(paths.db, options.now ? { now: options.now } : {});
+  const store = openSqliteStore(paths.db, options.now ? { now: options.now } : {});
   return { dataDir, store, issuer, secret, close: () => store.close() };
 }
 

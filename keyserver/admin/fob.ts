@@ -4,6 +4,7 @@ import { FobFile } from "../../schemas/config.js";
 import { assertId, DEFAULT_PREFIX } from "../../schemas/topics.js";
 import { validator } from "../../schemas/validate.js";
 import { newJti, signCredential } from "../credentials.js";
+import { nextGeneration } from "../grants.js";
 import { hashSecret, randomSecret } from "../passwords.js";
 import { type AdminContext, assertNewFile, DEFAULT_CONFIG_BROKER_URL } from "./context.js";
 
@@ -41,6 +42,7 @@ export async function writeFob(
       jti,
     },
     ctx.actor,
+    nextGeneration,
   );
   const credential = signCredential(ctx.issuer, issued, {
     mode: "fob",

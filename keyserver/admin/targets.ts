@@ -6,6 +6,7 @@ import { TargetConfig } from "../../schemas/config.js";
 import type { RevocationStatus } from "../../schemas/keyserver.js";
 import { assertId, DEFAULT_PREFIX } from "../../schemas/topics.js";
 import { validator } from "../../schemas/validate.js";
+import { floorChange } from "../grants.js";
 import { hashSecret, randomSecret } from "../passwords.js";
 import type { RevocationsSnapshot, SlotRecord } from "../store/store.js";
 import { type AdminContext, assertNewFile, DEFAULT_CONFIG_BROKER_URL } from "./context.js";
@@ -74,7 +75,7 @@ export async function revokeSlot(
   input: { slot: string; belowGen?: number },
 ): Promise<SlotRecord> {
   assertId(input.slot, "slot");
-  return ctx.store.revoke(input, ctx.actor);
+  return ctx.store.revoke(input, ctx.actor, floorChange);
 }
 
 /**
@@ -86,7 +87,7 @@ export async function revokeFleet(
   input: { slot: string; belowGen?: number },
 ): Promise<RevocationsSnapshot> {
   assertId(input.slot, "slot");
-  return ctx.store.revokeFleet(input, ctx.actor);
+  return ctx.store.revokeFleet(input, ctx.actor, floorChange);
 }
 
 /** Which paired targets confirmed the latest fleet revocation version. */

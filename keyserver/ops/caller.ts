@@ -1,13 +1,10 @@
 import { SparekeyError } from "../../common/errors.js";
-import type { GrantCandidate } from "../grants.js";
+import { type GrantCandidate, phoneUserOf } from "../grants.js";
 import type { OpContext } from "./context.js";
 
 /** The user behind an enabled phone terminal: only phones relay and unlock (a fob holds its own key). */
 export async function phoneUser(ctx: OpContext, term: string): Promise<string> {
-  const terminal = await ctx.store.getTerminal(term);
-  if (terminal?.kind !== "phone" || terminal.disabled || terminal.user === undefined)
-    throw new SparekeyError("forbidden", "caller is not an enabled phone terminal");
-  return terminal.user;
+  return phoneUserOf(await ctx.store.getTerminal(term));
 }
 
 /** Every grant of `user` with its slot. */

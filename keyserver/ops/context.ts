@@ -4,11 +4,12 @@ import type { ChallengeView } from "../challenges.js";
 import type { Issuer } from "../issuer.js";
 import type { FailureLimiter } from "../rate-limit.js";
 import type { RelayLedger } from "../relay-ledger.js";
-import type { KeyStore } from "../store/store.js";
+import type { AccountStore, AuditLog, IssuanceStore } from "../store/store.js";
 import type { UnlockChannel } from "../unlock-channel.js";
 
 export interface OpContext {
-  readonly store: KeyStore;
+  /** The roles the ops use: they read accounts, issue credentials and audit. */
+  readonly store: AccountStore & IssuanceStore & AuditLog;
   readonly issuer: Issuer;
   readonly logger: Logger;
   /** Unix milliseconds. */

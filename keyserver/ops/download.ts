@@ -1,5 +1,6 @@
 import { DownloadRequest, type DownloadResult } from "../../schemas/rpc.js";
 import { newJti, signCredential } from "../credentials.js";
+import { decideDownload } from "../grants.js";
 import { defineOp } from "./context.js";
 
 /** Issue a stored credential to the caller's public key; the new generation raises the slot's floor. */
@@ -8,14 +9,15 @@ export const download = defineOp({
   async handle(ctx, caller, request): Promise<DownloadResult> {
     const now = Math.floor(ctx.now() / 1000);
     const jti = newJti();
-    const issued = await ctx.store.issueStored({
-      term: caller,
+    const facts = {
       publicKey: request.public_key,
       ...(request.tid !== undefined ? { tid: request.tid } : {}),
       ...(request.slot !== undefined ? { slot: request.slot } : {}),
       now,
-      jti,
-    });
+    };
+    const issued = await ctx.store.issueStored({ ...facts, term: caller, jti }, (read) =>
+      decideDownload(read, facts),
+    );
     const credential = signCredential(ctx.issuer, issued, {
       mode: "stored",
       holder: request.public_key,

@@ -2,7 +2,7 @@ import { SparekeyError } from "../../common/errors.js";
 import { signToken } from "../../common/jws.js";
 import { RelayRequest, type RelayResult } from "../../schemas/rpc.js";
 import { type RelayPayload, TokenType } from "../../schemas/tokens.js";
-import { usableGrants } from "../grants.js";
+import { onlyOne, usableGrants } from "../grants.js";
 import { auditRefusal, grantCandidates, phoneUser, targetZone } from "./caller.js";
 import { defineOp } from "./context.js";
 
@@ -24,16 +24,15 @@ export const relay = defineOp({
     try {
       const user = await phoneUser(ctx, caller);
       const zone = await targetZone(ctx, request.tid);
-      const valid = usableGrants(await grantCandidates(ctx, user), {
-        tid: request.tid,
-        ...(request.slot !== undefined ? { slot: request.slot } : {}),
-        mode: "relay",
-        now: nowMs,
-        zone,
-      });
-      const [chosen, ...others] = valid;
-      if (!chosen || others.length > 0)
-        throw new SparekeyError("bad_request", "several granted slots match; name the slot");
+      const chosen = onlyOne(
+        usableGrants(await grantCandidates(ctx, user), {
+          tid: request.tid,
+          ...(request.slot !== undefined ? { slot: request.slot } : {}),
+          mode: "relay",
+          now: nowMs,
+          zone,
+        }),
+      );
       if (!ctx.challenges.isLive(request.tid, request.nonce))
         throw new SparekeyError("unknown_nonce", `nonce is not a challenge target ${request.tid} published`);
       if (!ctx.relayLedger.claimNonce(caller, request.tid, request.nonce))

@@ -9,21 +9,36 @@ import type {
   UserRecord,
 } from "../../schemas/keyserver.js";
 import type { RegistryEntry, RevocationEntry, WeeklyWindow } from "../../schemas/tokens.js";
+import type {
+  DownloadFacts,
+  DownloadPlan,
+  DownloadRequestFacts,
+  FloorChange,
+  GenerationChange,
+} from "../grants.js";
 
 /**
- * The key server's system of record. Methods are coarse: each is one transaction that checks, changes
- * and writes its audit row together, so a second store (PostgreSQL) can implement the same contract.
- * Async so that such a store fits; failures are SparekeyErrors with stable codes.
+ * The key server's system of record, by role. Methods are coarse: each is one transaction that reads,
+ * applies the decision it is handed (grant rules live in keyserver/grants.ts, never in a store),
+ * writes and records its audit row together, so a second store (PostgreSQL) implements the same
+ * contract (test/contract/store.contract.ts). Async so that such a store fits; failures are
+ * SparekeyErrors with stable codes.
  */
-export interface KeyStore {
+export interface KeyStore extends AccountStore, IssuanceStore, RevocationStore, RegistryOutbox, AuditLog {
   close(): Promise<void>;
-  /** Changes whenever any process committed a write; the registry publisher polls it. */
-  changeToken(): Promise<string>;
+  /**
+   * Call `listener` after any process committed a write that may need publishing (SQLite: its
+   * data_version, polled; PostgreSQL: LISTEN/NOTIFY). Returns the unsubscribe function.
+   */
+  onChange(listener: () => void): () => void;
   /** A fresh, persisted, strictly rising link epoch. */
   nextEpoch(): Promise<number>;
   /** Persist that epochs up to `epoch` were used (reconnects within one process). */
   raiseEpoch(epoch: number): Promise<void>;
+}
 
+/** Users, terminals, targets, slots and grants: what an admin creates and the ops read. */
+export interface AccountStore {
   addUser(input: { id: string; passwordHash: string }, actor: string): Promise<void>;
   listUsers(): Promise<UserRecord[]>;
 
@@ -46,36 +61,59 @@ export interface KeyStore {
   grantsOf(user: string): Promise<GrantRow[]>;
   revokeGrant(input: { user: string; slot: string; mode: GrantMode }, actor: string): Promise<void>;
 
-  /** The download op's whole decision and its effects (DESIGN §2: the new gen raises the floor). */
-  issueStored(input: IssueStoredInput): Promise<Issued>;
-  /** Register fob `fob` and issue it the next generation of `slot`. */
-  issueFob(input: IssueFobInput, actor: string): Promise<Issued>;
-  /** Revoke a slot, or raise its floor to `belowGen`. */
-  revoke(input: { slot: string; belowGen?: number }, actor: string): Promise<SlotRecord>;
+  /** What the authenticator needs to check a CONNECT from `clientId`. */
+  clientCredentials(clientId: string): Promise<ClientCredentials | undefined>;
+}
 
+/** Credentials: each issue raises the slot's generation and floor, bumps its registries and audits. */
+export interface IssuanceStore {
+  /** Read the download facts, apply `decide` (grants.ts `decideDownload`) and write its plan. */
+  issueStored(input: IssueStoredInput, decide: (facts: DownloadFacts) => DownloadPlan): Promise<Issued>;
+  /** Register fob `fob` and issue it the generation `next` (grants.ts `nextGeneration`) gives. */
+  issueFob(
+    input: IssueFobInput,
+    actor: string,
+    next: (slot: SlotRecord) => GenerationChange,
+  ): Promise<Issued>;
+}
+
+/** Slot revocations and the fleet revocation list with its confirmations. */
+export interface RevocationStore {
+  /** Apply `change` (grants.ts `floorChange`) to a slot: revoke it or raise its floor. */
+  revoke(input: SlotRevocation, actor: string, change: FloorRule): Promise<SlotRecord>;
   /**
    * Revoke fleet-wide: the slot's own record changes as with `revoke`, and in the same transaction the
    * entry joins the fleet list and the fleet revocations version rises.
    */
-  revokeFleet(input: { slot: string; belowGen?: number }, actor: string): Promise<RevocationsSnapshot>;
+  revokeFleet(input: SlotRevocation, actor: string, change: FloorRule): Promise<RevocationsSnapshot>;
   /** The fleet list when its version was not yet published. */
   pendingRevocations(): Promise<RevocationsSnapshot | undefined>;
   markRevocationsPublished(version: number): Promise<void>;
   /** A target said it applied `version`; false when `tid` is not paired. Versions only rise. */
   confirmRevocations(tid: string, version: number): Promise<boolean>;
   revocationStatus(): Promise<RevocationStatus>;
+}
 
+/** Per-target registries as an outbox: a version above the published one is waiting to go out. */
+export interface RegistryOutbox {
   /** Registries whose version was not yet published, each read as one consistent snapshot. */
   pendingRegistries(): Promise<RegistrySnapshot[]>;
   markPublished(tid: string, version: number): Promise<void>;
+}
 
-  /** What the authenticator needs to check a CONNECT from `clientId`. */
-  clientCredentials(clientId: string): Promise<ClientCredentials | undefined>;
-
+/** The append-only audit trail (changes write theirs inside their own transaction). */
+export interface AuditLog {
   /** An audit row for an op that changed nothing (a refusal). */
   recordAudit(entry: AuditEntry): Promise<void>;
   listAudit(limit: number): Promise<AuditRow[]>;
 }
+
+export interface SlotRevocation {
+  slot: string;
+  belowGen?: number;
+}
+
+export type FloorRule = (slot: SlotRecord, belowGen: number | undefined) => FloorChange;
 
 export interface TerminalRecord {
   serial: string;
@@ -104,13 +142,9 @@ export interface NewGrant {
   unlock_password?: boolean;
 }
 
-export interface IssueStoredInput {
+export interface IssueStoredInput extends DownloadRequestFacts {
   term: string;
-  publicKey: string;
-  tid?: string;
-  slot?: string;
-  /** Unix seconds: the credential's iat. */
-  now: number;
+  /** The credential's id (its iat is `now`). */
   jti: string;
 }
 

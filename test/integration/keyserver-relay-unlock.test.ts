@@ -3,6 +3,7 @@ import { describe, expect, it } from "vitest";
 import { runAdmin } from "../../cli/admin.js";
 import { type DecodedToken, verifyToken } from "../../common/jws.js";
 import type { MqttClient } from "../../common/mqtt.js";
+import { floorChange } from "../../keyserver/grants.js";
 import { hashPassword, hashSecret } from "../../keyserver/passwords.js";
 import type { RateLimitOptions } from "../../keyserver/rate-limit.js";
 import { openKeyServerState } from "../../keyserver/state.js";
@@ -190,7 +191,7 @@ describe("key server relay op", () => {
       "grant_not_valid_now",
       "the relay grant for target door-1 is not valid at this time",
     );
-    await sys.state.store.revoke({ slot: "s1" }, "admin");
+    await sys.state.store.revoke({ slot: "s1" }, "admin", floorChange);
     refusal(
       await rpc(alice, "p-alice", "relay", { tid: "door-1", nonce }),
       "slot_revoked",

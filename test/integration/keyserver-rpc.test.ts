@@ -120,7 +120,7 @@ describe("key server RPC over a real broker", () => {
       v: 1,
       id: r.id,
       ok: false,
-      error: { code: "no_grant", message: "no active stored grant covers this request" },
+      error: { code: "no_grant", message: "no stored grant covers this request" },
     });
     const p1 = await sys.phone("p1", "alice", "alice-password");
     expect((await rpc(p1, "p1", "download", { public_key: "A".repeat(43) })).ok).toBe(true);

@@ -2,9 +2,10 @@ import { join } from "node:path";
 import { describe, expect, it, onTestFinished } from "vitest";
 import { silentLogger } from "../../common/log.js";
 import { KeyServerAuthenticator } from "../../keyserver/authenticator.js";
+import { nextGeneration } from "../../keyserver/grants.js";
 import { hashPassword, hashSecret } from "../../keyserver/passwords.js";
 import type { RateLimitOptions } from "../../keyserver/rate-limit.js";
-import { SqliteStore } from "../../keyserver/store/sqlite.js";
+import { openSqliteStore } from "../../keyserver/store/sqlite/index.js";
 import { tempDir } from "../helpers/wait.js";
 
 const FAST = { N: 2 ** 10, r: 8, p: 1 };
@@ -14,7 +15,7 @@ const FOB_SECRET = "f".repeat(43);
 const PUB = "A".repeat(43);
 
 async function setup(rateLimit?: RateLimitOptions) {
-  const store = SqliteStore.open(join(tempDir(), "sparekey.db"));
+  const store = openSqliteStore(join(tempDir(), "sparekey.db"));
   onTestFinished(() => store.close());
   await store.addUser({ id: "alice", passwordHash: await hashPassword("alice-password", FAST) }, "admin");
   await store.addTerminal({ serial: "p1", user: "alice" }, "admin");
@@ -30,6 +31,7 @@ async function setup(rateLimit?: RateLimitOptions) {
       jti: "jti-0000000000001",
     },
     "admin",
+    nextGeneration,
   );
   const auth = new KeyServerAuthenticator({
     store,

@@ -1,13 +1,24 @@
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import { describe, expect, it, onTestFinished } from "vitest";
 import { runAdmin } from "../../cli/admin.js";
 import { verifyToken } from "../../common/jws.js";
 import { newJti, signCredential } from "../../keyserver/credentials.js";
-import { type GrantCandidate, type GrantQuery, usableGrants } from "../../keyserver/grants.js";
+import {
+  type DownloadFacts,
+  decideDownload,
+  floorChange,
+  type GrantCandidate,
+  type GrantQuery,
+  nextGeneration,
+  REFUSAL_CODES,
+  REFUSAL_STEPS,
+  usableGrants,
+} from "../../keyserver/grants.js";
 import { RelayLedger } from "../../keyserver/relay-ledger.js";
 import { openKeyServerState } from "../../keyserver/state.js";
-import { MIGRATIONS, SqliteStore } from "../../keyserver/store/sqlite.js";
+import { MIGRATIONS, openSqliteStore } from "../../keyserver/store/sqlite/index.js";
 import type { GrantRow } from "../../schemas/keyserver.js";
 import { TokenType } from "../../schemas/tokens.js";
 import { tempDir } from "../helpers/wait.js";
@@ -162,7 +173,10 @@ describe("sparekey admin grant with limits", () => {
     const now = Math.floor(Date.now() / 1000);
     const jti = newJti();
     const pub = "A".repeat(43);
-    const issued = await state.store.issueStored({ term: "p1", publicKey: pub, now, jti });
+    const facts = { publicKey: pub, now };
+    const issued = await state.store.issueStored({ ...facts, term: "p1", jti }, (read) =>
+      decideDownload(read, facts),
+    );
     const token = signCredential(state.issuer, issued, {
       mode: "stored",
       holder: pub,
@@ -205,7 +219,7 @@ describe("store migration", () => {
       "INSERT INTO grants (user_id, slot, mode, status, nbf, exp, max_uses, created) VALUES ('u', 's', 'relay', 'active', 5, NULL, 3, 1)",
     ).run();
     db.close();
-    const store = SqliteStore.open(path);
+    const store = openSqliteStore(path);
     onTestFinished(() => store.close());
     expect(await store.listGrants()).toEqual([
       {
@@ -313,5 +327,106 @@ describe("RelayLedger", () => {
     expect(ledger.shouldAudit("p1", "d", "s", 59_999)).toBe(false);
     expect(ledger.shouldAudit("p1", "d", "other", 59_999)).toBe(true);
     expect(ledger.shouldAudit("p1", "d", "s", 60_000)).toBe(true);
+  });
+});
+
+describe("decideDownload", () => {
+  const slot = { slot: "s1", gen: 2, min_gen: 2, status: "active" as const, created: 0, tids: ["door-1"] };
+  const grant: GrantRow = {
+    user_id: "u",
+    slot: "s1",
+    mode: "stored",
+    status: "active",
+    nbf: null,
+    exp: null,
+    max_uses: null,
+    created: 0,
+    schedule: null,
+    first_use_ttl_s: null,
+    unlock_password: false,
+  };
+  const phone = { serial: "p1", kind: "phone" as const, user: "u", created: 0, disabled: false };
+  const facts: DownloadFacts = { terminal: phone, candidates: [{ grant, slot }], downloaded: new Set() };
+  const req = { publicKey: "A".repeat(43), now: 1000 };
+  const code = (f: Partial<DownloadFacts>, r: Partial<typeof req> & { tid?: string; slot?: string } = {}) => {
+    try {
+      decideDownload({ ...facts, ...f }, { ...req, ...r });
+      return "ok";
+    } catch (err) {
+      return (err as { code: string }).code;
+    }
+  };
+
+  it("plans the next generation as the new floor, binding the key on first use and copying limits", () => {
+    const limited = { ...grant, nbf: 2000, exp: 9000, max_uses: 2 };
+    expect(decideDownload({ ...facts, candidates: [{ grant: limited, slot }] }, req)).toEqual({
+      bindKey: true,
+      slot,
+      generation: { gen: 3, min_gen: 3 },
+      terms: { nbf: 2000, exp: 9000, max_uses: 2 },
+    });
+    expect(decideDownload({ ...facts, terminal: { ...phone, public_key: req.publicKey } }, req).bindKey).toBe(
+      false,
+    );
+  });
+
+  it("refuses with the same codes as relay and unlock, in the documented order", () => {
+    expect(code({ terminal: undefined })).toBe("forbidden");
+    expect(code({ terminal: { ...phone, disabled: true } })).toBe("forbidden");
+    expect(code({ terminal: { serial: "f", kind: "fob", created: 0, disabled: false } })).toBe("forbidden");
+    expect(code({ terminal: { ...phone, public_key: "B".repeat(43) } })).toBe("terminal_key_mismatch");
+    expect(code({}, { tid: "door-2" })).toBe("no_grant");
+    expect(code({}, { slot: "s2" })).toBe("no_grant");
+    expect(code({ candidates: [{ grant: { ...grant, mode: "relay" }, slot }] })).toBe("no_grant");
+    expect(code({ candidates: [{ grant: { ...grant, status: "revoked" }, slot }] })).toBe("grant_revoked");
+    expect(code({ candidates: [{ grant, slot: { ...slot, status: "suspended" } }] })).toBe("slot_revoked");
+    expect(code({ candidates: [{ grant: { ...grant, exp: 1000 }, slot }] })).toBe("grant_not_valid_now");
+    // A key may be fetched before it starts, or outside its schedule: the target enforces both.
+    expect(code({ candidates: [{ grant: { ...grant, nbf: 5000 }, slot }] })).toBe("ok");
+    const other = { grant: { ...grant, slot: "s2" }, slot: { ...slot, slot: "s2" } };
+    expect(code({ candidates: [{ grant, slot }, other] })).toBe("bad_request");
+    expect(code({ candidates: [{ grant, slot }, other] }, { slot: "s2" })).toBe("ok");
+    const limited = { ...grant, first_use_ttl_s: 60 };
+    expect(code({ candidates: [{ grant: limited, slot }], downloaded: new Set(["s1"]) })).toBe("grant_used");
+    expect(code({ candidates: [{ grant, slot }], downloaded: new Set(["s1"]) })).toBe("ok");
+  });
+});
+
+describe("generation and floor changes", () => {
+  const slot = { slot: "s1", gen: 4, min_gen: 3, status: "active" as const, created: 0, tids: ["d"] };
+
+  it("raises the generation and the floor together, only on an active slot", () => {
+    expect(nextGeneration(slot)).toEqual({ gen: 5, min_gen: 5 });
+    expect(() => nextGeneration({ ...slot, status: "revoked" })).toThrow(
+      expect.objectContaining({ code: "slot_revoked" }),
+    );
+  });
+
+  it("revokes a whole slot, or raises its floor up to the next generation and never lowers it", () => {
+    expect(floorChange(slot, undefined)).toEqual({ status: "revoked" });
+    expect(floorChange(slot, 3)).toEqual({ min_gen: 3 });
+    expect(floorChange(slot, 5)).toEqual({ min_gen: 5 });
+    expect(() => floorChange(slot, 2)).toThrow(expect.objectContaining({ code: "bad_request" }));
+    expect(() => floorChange(slot, 6)).toThrow(expect.objectContaining({ code: "bad_request" }));
+  });
+});
+
+describe("key server refusals in docs/PROTOCOL.md", () => {
+  it("lists exactly the grant module's refusal steps, codes and ops, in order", () => {
+    const doc = readFileSync(new URL("../../docs/PROTOCOL.md", import.meta.url), "utf8");
+    const section = doc.split("\n## Key server refusals\n")[1]?.split("\n## ")[0] ?? "";
+    const table = section
+      .split("\n")
+      .filter((l) => /^\| `/.test(l))
+      .map((l) => l.split("|").map((c) => c.trim()));
+    const ops = ["download", "relay", "unlock"] as const;
+    expect(
+      table.map((cells) => ({
+        step: cells[1]?.replaceAll("`", ""),
+        code: cells[2]?.replaceAll("`", ""),
+        ops: ops.filter((_, i) => cells[3 + i] === "x"),
+      })),
+    ).toEqual(REFUSAL_STEPS.map((s) => ({ step: s.step, code: s.code, ops: [...s.ops] })));
+    expect(new Set(table.map((cells) => cells[2]?.replaceAll("`", "")))).toEqual(new Set(REFUSAL_CODES));
   });
 });

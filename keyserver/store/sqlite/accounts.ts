@@ -1,0 +1,223 @@
+import { Type } from "@sinclair/typebox";
+import { SparekeyError } from "../../../common/errors.js";
+import { Id } from "../../../schemas/common.js";
+import { SlotRow, TargetRecord, UserRecord } from "../../../schemas/keyserver.js";
+import { assertId } from "../../../schemas/topics.js";
+import type { AccountStore, ClientCredentials } from "../store.js";
+import { maybeRow, row, rows, Schedule, type SqliteConnection } from "./connection.js";
+
+const SecretRow = Type.Object({ secret_hash: Type.String() }, { additionalProperties: false });
+const AuthRow = Type.Object(
+  {
+    kind: Type.String(),
+    user_id: Type.Union([Id, Type.Null()]),
+    secret_hash: Type.Union([Type.String(), Type.Null()]),
+    password_hash: Type.Union([Type.String(), Type.Null()]),
+    disabled: Type.Union([Type.Literal(0), Type.Literal(1)]),
+  },
+  { additionalProperties: false },
+);
+const ZoneRow = Type.Object({
+  time_zone: Type.Union([Type.String({ minLength: 1, maxLength: 64 }), Type.Null()]),
+});
+
+/** Users, terminals, targets, slots and grants on SQLite. */
+export function sqliteAccounts(c: SqliteConnection): AccountStore {
+  const { db } = c;
+  return {
+    async addUser(input, actor) {
+      assertId(input.id, "user");
+      c.audited({ actor, op: "user.add", subject: input.id }, () => {
+        if (c.exists("SELECT 1 FROM users WHERE id = ?", input.id))
+          throw new SparekeyError("already_exists", `user ${input.id} already exists`);
+        db.prepare("INSERT INTO users (id, password_hash, created) VALUES (?, ?, ?)").run(
+          input.id,
+          input.passwordHash,
+          c.seconds(),
+        );
+      });
+    },
+
+    async listUsers() {
+      return rows(UserRecord, db.prepare("SELECT id, created FROM users ORDER BY id").all(), "user row");
+    },
+
+    async addTerminal(input, actor) {
+      assertId(input.serial, "serial");
+      c.audited({ actor, op: "terminal.add", subject: input.serial, detail: { user: input.user } }, () => {
+        c.assertNewClientId(input.serial, "terminal");
+        c.requireUser(input.user);
+        db.prepare("INSERT INTO terminals (serial, user_id, kind, created) VALUES (?, ?, 'phone', ?)").run(
+          input.serial,
+          input.user,
+          c.seconds(),
+        );
+      });
+    },
+
+    async getTerminal(serial) {
+      return c.terminal(serial);
+    },
+
+    async listTerminals() {
+      return c.terminals();
+    },
+
+    async addTarget(input, actor) {
+      assertId(input.tid, "tid");
+      const detail = input.timeZone !== undefined ? { time_zone: input.timeZone } : {};
+      c.audited({ actor, op: "target.pair", subject: input.tid, detail }, () => {
+        c.assertNewClientId(input.tid, "target");
+        // Version 1 unpublished: the target gets its (empty) registry as soon as the publisher runs.
+        db.prepare(
+          "INSERT INTO targets (tid, secret_hash, created, registry_version, published_version, time_zone) VALUES (?, ?, ?, 1, 0, ?)",
+        ).run(input.tid, input.secretHash, c.seconds(), input.timeZone ?? null);
+      });
+    },
+
+    async listTargets() {
+      return rows(
+        TargetRecord,
+        db
+          .prepare("SELECT tid, created, registry_version, published_version FROM targets ORDER BY tid")
+          .all(),
+        "target row",
+      );
+    },
+
+    async targetZone(tid) {
+      const r = maybeRow(
+        ZoneRow,
+        db.prepare("SELECT time_zone FROM targets WHERE tid = ?").get(tid),
+        "target row",
+      );
+      if (!r) return undefined;
+      return r.time_zone === null ? {} : { time_zone: r.time_zone };
+    },
+
+    async createSlot(input, actor) {
+      assertId(input.slot, "slot");
+      for (const tid of input.tids) assertId(tid, "tid");
+      const tids = [...new Set(input.tids)].sort();
+      if (tids.length === 0) throw new SparekeyError("bad_request", "a slot needs at least one target");
+      return c.audited({ actor, op: "slot.create", subject: input.slot, detail: { tids } }, () => {
+        if (c.slot(input.slot))
+          throw new SparekeyError("already_exists", `slot ${input.slot} already exists`);
+        for (const tid of tids)
+          if (!c.exists("SELECT 1 FROM targets WHERE tid = ?", tid))
+            throw new SparekeyError("not_found", `target ${tid} not found`);
+        db.prepare(
+          "INSERT INTO slots (slot, gen, min_gen, status, created) VALUES (?, 0, 1, 'active', ?)",
+        ).run(input.slot, c.seconds());
+        const link = db.prepare("INSERT INTO slot_targets (slot, tid) VALUES (?, ?)");
+        for (const tid of tids) link.run(input.slot, tid);
+        c.bumpRegistries(input.slot);
+        return c.requireSlot(input.slot);
+      });
+    },
+
+    async getSlot(slot) {
+      return c.slot(slot);
+    },
+
+    async listSlots() {
+      return c.read(() =>
+        rows(SlotRow, db.prepare("SELECT * FROM slots ORDER BY slot").all(), "slot row").map((s) =>
+          c.requireSlot(s.slot),
+        ),
+      );
+    },
+
+    async addGrant(input, actor) {
+      const detail = {
+        slot: input.slot,
+        mode: input.mode,
+        nbf: input.nbf,
+        exp: input.exp,
+        max_uses: input.max_uses,
+        schedule: input.schedule,
+        first_use_ttl_s: input.first_use_ttl_s,
+        unlock_password: input.unlock_password,
+      };
+      if (input.schedule !== undefined) row(Schedule, input.schedule, "grant schedule");
+      c.audited({ actor, op: "grant.add", subject: input.user, detail }, () => {
+        c.requireUser(input.user);
+        c.requireSlot(input.slot);
+        if (
+          c.exists(
+            "SELECT 1 FROM grants WHERE user_id = ? AND slot = ? AND mode = ?",
+            input.user,
+            input.slot,
+            input.mode,
+          )
+        )
+          throw new SparekeyError(
+            "already_exists",
+            `user ${input.user} already holds a ${input.mode} grant on ${input.slot}`,
+          );
+        db.prepare(
+          "INSERT INTO grants (user_id, slot, mode, status, nbf, exp, max_uses, created, schedule, first_use_ttl_s, unlock_password) VALUES (?, ?, ?, 'active', ?, ?, ?, ?, ?, ?, ?)",
+        ).run(
+          input.user,
+          input.slot,
+          input.mode,
+          input.nbf ?? null,
+          input.exp ?? null,
+          input.max_uses ?? null,
+          c.seconds(),
+          input.schedule !== undefined ? JSON.stringify(input.schedule) : null,
+          input.first_use_ttl_s ?? null,
+          input.unlock_password === true ? 1 : 0,
+        );
+      });
+    },
+
+    async listGrants() {
+      return c.grants("");
+    },
+
+    async grantsOf(user) {
+      return c.grants("WHERE user_id = ?", user);
+    },
+
+    async revokeGrant(input, actor) {
+      c.audited(
+        { actor, op: "grant.revoke", subject: input.user, detail: { slot: input.slot, mode: input.mode } },
+        () => {
+          const changed = db
+            .prepare("UPDATE grants SET status = 'revoked' WHERE user_id = ? AND slot = ? AND mode = ?")
+            .run(input.user, input.slot, input.mode).changes;
+          if (changed === 0)
+            throw new SparekeyError(
+              "not_found",
+              `user ${input.user} holds no ${input.mode} grant on ${input.slot}`,
+            );
+        },
+      );
+    },
+
+    async clientCredentials(clientId): Promise<ClientCredentials | undefined> {
+      const target = maybeRow(
+        SecretRow,
+        db.prepare("SELECT secret_hash FROM targets WHERE tid = ?").get(clientId),
+        "target row",
+      );
+      if (target) return { kind: "target", secretHash: target.secret_hash };
+      const t = maybeRow(
+        AuthRow,
+        db
+          .prepare(
+            "SELECT t.kind AS kind, t.user_id AS user_id, t.secret_hash AS secret_hash, u.password_hash AS password_hash, t.disabled AS disabled FROM terminals t LEFT JOIN users u ON u.id = t.user_id WHERE t.serial = ?",
+          )
+          .get(clientId),
+        "terminal row",
+      );
+      if (!t) return undefined;
+      if (t.kind === "fob" && t.secret_hash !== null)
+        return { kind: "fob", secretHash: t.secret_hash, disabled: t.disabled === 1 };
+      if (t.kind === "phone" && t.user_id !== null && t.password_hash !== null)
+        return { kind: "phone", user: t.user_id, passwordHash: t.password_hash, disabled: t.disabled === 1 };
+      return undefined;
+    },
+  };
+}

@@ -1,0 +1,198 @@
+import { type Static, type TSchema, Type } from "@sinclair/typebox";
+import type Database from "better-sqlite3";
+import { SparekeyError } from "../../../common/errors.js";
+import { Id } from "../../../schemas/common.js";
+import { GrantRow, SlotRow, TerminalRow } from "../../../schemas/keyserver.js";
+import { WeeklyWindow } from "../../../schemas/tokens.js";
+import { assertId } from "../../../schemas/topics.js";
+import { validator } from "../../../schemas/validate.js";
+import type { AuditEntry, SlotRecord, TerminalRecord } from "../store.js";
+import { RESERVED_ID_PREFIX } from "../store.js";
+
+export function row<S extends TSchema>(schema: S, value: unknown, what: string): Static<S> {
+  return validator(schema, what).parse(value);
+}
+export function maybeRow<S extends TSchema>(schema: S, value: unknown, what: string): Static<S> | undefined {
+  return value === undefined ? undefined : row(schema, value, what);
+}
+export function rows<S extends TSchema>(schema: S, values: unknown[], what: string): Static<S>[] {
+  const v = validator(schema, what);
+  return values.map((x) => v.parse(x));
+}
+
+export const Schedule = Type.Array(WeeklyWindow, { minItems: 1, maxItems: 16 });
+const TidRow = Type.Object({ tid: Id }, { additionalProperties: false });
+const MetaRow = Type.Object({ value: Type.Integer({ minimum: 0 }) });
+/** A grant as stored: the schedule is a JSON text, flags are integers. */
+const GrantDbRow = Type.Object({
+  ...Type.Omit(GrantRow, ["schedule", "unlock_password"]).properties,
+  schedule: Type.Union([Type.String({ maxLength: 4096 }), Type.Null()]),
+  unlock_password: Type.Union([Type.Literal(0), Type.Literal(1)]),
+});
+
+function parseJsonText(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+function toTerminal(r: TerminalRow): TerminalRecord {
+  return {
+    serial: r.serial,
+    kind: r.kind,
+    ...(r.user_id !== null ? { user: r.user_id } : {}),
+    ...(r.public_key !== null ? { public_key: r.public_key } : {}),
+    created: r.created,
+    disabled: r.disabled === 1,
+  };
+}
+
+const TERMINAL_COLUMNS = "serial, user_id, kind, public_key, created, disabled";
+
+/**
+ * One SQLite connection shared by the role modules: transactions, audit rows and the reads several
+ * roles need. better-sqlite3 is synchronous, so each write is one real transaction.
+ */
+export class SqliteConnection {
+  /** Fired after a local commit that may need publishing (data_version only counts other connections). */
+  onLocalWrite: () => void = () => {};
+
+  constructor(
+    readonly db: Database.Database,
+    readonly now: () => number,
+  ) {}
+
+  seconds(): number {
+    return Math.floor(this.now() / 1000);
+  }
+
+  /** One IMMEDIATE transaction (takes the write lock at once, so reads and writes see one state). */
+  write<T>(fn: () => T, options: { quiet?: boolean } = {}): T {
+    const result = this.db.transaction(fn).immediate();
+    if (!options.quiet) this.onLocalWrite();
+    return result;
+  }
+
+  /** A deferred read transaction: everything read is one snapshot. */
+  read<T>(fn: () => T): T {
+    return this.db.transaction(fn)();
+  }
+
+  audit(e: AuditEntry): void {
+    this.db
+      .prepare("INSERT INTO audit (ts, actor, op, subject, outcome, detail) VALUES (?, ?, ?, ?, ?, ?)")
+      .run(this.now(), e.actor, e.op, e.subject, e.outcome, JSON.stringify(e.detail ?? {}));
+  }
+
+  /** Run a write op with its audit row; a refusal (SparekeyError) still leaves one naming its code. */
+  audited<T>(
+    e: Omit<AuditEntry, "outcome">,
+    fn: () => T,
+    detailOf?: (result: T) => Record<string, unknown>,
+  ): T {
+    try {
+      return this.write(() => {
+        const result = fn();
+        this.audit({ ...e, outcome: "ok", detail: { ...e.detail, ...detailOf?.(result) } });
+        return result;
+      });
+    } catch (err) {
+      if (err instanceof SparekeyError) this.write(() => this.audit({ ...e, outcome: err.code }));
+      throw err;
+    }
+  }
+
+  exists(sql: string, ...params: unknown[]): boolean {
+    return this.db.prepare(sql).get(...params) !== undefined;
+  }
+
+  /** Terminals and targets share one client id namespace (they are MQTT client ids). */
+  assertNewClientId(id: string, what: string): void {
+    assertId(id, what);
+    if (id.startsWith(RESERVED_ID_PREFIX))
+      throw new SparekeyError(
+        "forbidden",
+        `${what} ${id}: ids starting with ${RESERVED_ID_PREFIX} are reserved`,
+      );
+    if (
+      this.exists("SELECT 1 FROM terminals WHERE serial = ?", id) ||
+      this.exists("SELECT 1 FROM targets WHERE tid = ?", id)
+    )
+      throw new SparekeyError("already_exists", `${what} ${id}: id already in use`);
+  }
+
+  requireUser(id: string): void {
+    if (!this.exists("SELECT 1 FROM users WHERE id = ?", id))
+      throw new SparekeyError("not_found", `user ${id} not found`);
+  }
+
+  slot(slot: string): SlotRecord | undefined {
+    const r = maybeRow(SlotRow, this.db.prepare("SELECT * FROM slots WHERE slot = ?").get(slot), "slot row");
+    if (!r) return undefined;
+    const tids = rows(
+      TidRow,
+      this.db.prepare("SELECT tid FROM slot_targets WHERE slot = ? ORDER BY tid").all(slot),
+      "slot target row",
+    );
+    return { ...r, tids: tids.map((t) => t.tid) };
+  }
+
+  requireSlot(slot: string): SlotRecord {
+    const s = this.slot(slot);
+    if (!s) throw new SparekeyError("not_found", `slot ${slot} not found`);
+    return s;
+  }
+
+  /** Every target of `slot` gets a new registry version (the outbox). */
+  bumpRegistries(slot: string): void {
+    this.db
+      .prepare(
+        "UPDATE targets SET registry_version = registry_version + 1 WHERE tid IN (SELECT tid FROM slot_targets WHERE slot = ?)",
+      )
+      .run(slot);
+  }
+
+  terminal(serial: string): TerminalRecord | undefined {
+    const r = maybeRow(
+      TerminalRow,
+      this.db.prepare(`SELECT ${TERMINAL_COLUMNS} FROM terminals WHERE serial = ?`).get(serial),
+      "terminal row",
+    );
+    return r ? toTerminal(r) : undefined;
+  }
+
+  terminals(): TerminalRecord[] {
+    return rows(
+      TerminalRow,
+      this.db.prepare(`SELECT ${TERMINAL_COLUMNS} FROM terminals ORDER BY serial`).all(),
+      "terminal row",
+    ).map(toTerminal);
+  }
+
+  grants(where: string, ...params: unknown[]): GrantRow[] {
+    return rows(
+      GrantDbRow,
+      this.db.prepare(`SELECT * FROM grants ${where} ORDER BY user_id, slot, mode`).all(...params),
+      "grant row",
+    ).map((r) => {
+      const schedule =
+        r.schedule === null ? null : row(Schedule, parseJsonText(r.schedule), "grant schedule");
+      return { ...r, schedule, unlock_password: r.unlock_password === 1 };
+    });
+  }
+
+  meta(key: string): number {
+    const r = maybeRow(MetaRow, this.db.prepare("SELECT value FROM meta WHERE key = ?").get(key), "meta row");
+    return r?.value ?? 0;
+  }
+
+  /** Set a meta counter; `rising` keeps the larger of the old and new value. */
+  setMeta(key: string, value: number, rising = false): void {
+    const update = rising ? "MAX(value, excluded.value)" : "excluded.value";
+    this.db
+      .prepare(`INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = ${update}`)
+      .run(key, value);
+  }
+}

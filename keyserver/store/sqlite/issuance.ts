@@ -1,0 +1,126 @@
+import { Type } from "@sinclair/typebox";
+import { Id } from "../../../schemas/common.js";
+import type { CredentialTerms, GenerationChange, GrantCandidate } from "../../grants.js";
+import type { IssuanceStore, Issued, SlotRecord } from "../store.js";
+import { rows, type SqliteConnection } from "./connection.js";
+
+const SlotNameRow = Type.Object({ slot: Id }, { additionalProperties: false });
+
+interface CredentialRow {
+  jti: string;
+  term: string;
+  mode: "stored" | "fob";
+  holder: string;
+  now: number;
+}
+
+/**
+ * Write a decided issue: the slot's new generation and floor, its registries' new versions and the
+ * credential row. Runs inside the caller's transaction.
+ */
+function writeIssue(
+  c: SqliteConnection,
+  slot: SlotRecord,
+  generation: GenerationChange,
+  cred: CredentialRow,
+  terms: CredentialTerms,
+): Issued {
+  c.db
+    .prepare("UPDATE slots SET gen = ?, min_gen = ? WHERE slot = ?")
+    .run(generation.gen, generation.min_gen, slot.slot);
+  c.bumpRegistries(slot.slot);
+  c.db
+    .prepare(
+      "INSERT INTO credentials (jti, slot, gen, term, mode, holder, iat, nbf, exp, max_uses, schedule, first_use_ttl_s) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .run(
+      cred.jti,
+      slot.slot,
+      generation.gen,
+      cred.term,
+      cred.mode,
+      cred.holder,
+      cred.now,
+      terms.nbf,
+      terms.exp ?? null,
+      terms.max_uses ?? null,
+      terms.schedule ? JSON.stringify(terms.schedule) : null,
+      terms.first_use_ttl_s ?? null,
+    );
+  return { slot: slot.slot, gen: generation.gen, tids: slot.tids, ...terms };
+}
+
+/** Stored and fob credentials on SQLite: read the facts, apply the decision handed in, write it. */
+export function sqliteIssuance(c: SqliteConnection): IssuanceStore {
+  const { db } = c;
+  const candidatesOf = (user: string | undefined): GrantCandidate[] =>
+    user === undefined
+      ? []
+      : c.grants("WHERE user_id = ?", user).flatMap((grant) => {
+          const slot = c.slot(grant.slot);
+          return slot ? [{ grant, slot }] : [];
+        });
+  const downloadedBy = (user: string | undefined): Set<string> =>
+    new Set(
+      user === undefined
+        ? []
+        : rows(
+            SlotNameRow,
+            db
+              .prepare(
+                "SELECT DISTINCT c.slot AS slot FROM credentials c JOIN terminals t ON t.serial = c.term WHERE t.user_id = ? AND c.mode = 'stored'",
+              )
+              .all(user),
+            "credential row",
+          ).map((r) => r.slot),
+    );
+
+  return {
+    async issueStored(input, decide) {
+      const detail = { slot: input.slot, tid: input.tid };
+      return c.audited(
+        { actor: input.term, op: "credential.download", subject: input.term, detail },
+        () => {
+          const terminal = c.terminal(input.term);
+          const user = terminal?.kind === "phone" ? terminal.user : undefined;
+          const plan = decide({ terminal, candidates: candidatesOf(user), downloaded: downloadedBy(user) });
+          if (plan.bindKey)
+            db.prepare("UPDATE terminals SET public_key = ? WHERE serial = ?").run(
+              input.publicKey,
+              input.term,
+            );
+          return writeIssue(
+            c,
+            plan.slot,
+            plan.generation,
+            { jti: input.jti, term: input.term, mode: "stored", holder: input.publicKey, now: input.now },
+            plan.terms,
+          );
+        },
+        (issued) => ({ slot: issued.slot, gen: issued.gen, jti: input.jti }),
+      );
+    },
+
+    async issueFob(input, actor, next) {
+      return c.audited(
+        { actor, op: "fob.write", subject: input.fob, detail: { slot: input.slot } },
+        () => {
+          c.assertNewClientId(input.fob, "fob");
+          const slot = c.requireSlot(input.slot);
+          const generation = next(slot);
+          db.prepare(
+            "INSERT INTO terminals (serial, user_id, kind, secret_hash, public_key, created) VALUES (?, NULL, 'fob', ?, ?, ?)",
+          ).run(input.fob, input.secretHash, input.publicKey, c.seconds());
+          return writeIssue(
+            c,
+            slot,
+            generation,
+            { jti: input.jti, term: input.fob, mode: "fob", holder: input.publicKey, now: input.now },
+            { nbf: input.now },
+          );
+        },
+        (issued) => ({ gen: issued.gen, jti: input.jti }),
+      );
+    },
+  };
+}

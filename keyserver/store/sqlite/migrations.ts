@@ -1,0 +1,104 @@
+import type Database from "better-sqlite3";
+import { SparekeyError } from "../../../common/errors.js";
+
+/** Schema migrations, applied in order; `PRAGMA user_version` is how many have run. */
+export const MIGRATIONS: readonly string[] = [
+  `
+  CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) STRICT;
+  CREATE TABLE users (id TEXT PRIMARY KEY, password_hash TEXT NOT NULL, created INTEGER NOT NULL) STRICT;
+  CREATE TABLE terminals (
+    serial TEXT PRIMARY KEY,
+    user_id TEXT REFERENCES users(id),
+    kind TEXT NOT NULL CHECK (kind IN ('phone', 'fob')),
+    secret_hash TEXT,
+    public_key TEXT,
+    created INTEGER NOT NULL,
+    disabled INTEGER NOT NULL DEFAULT 0 CHECK (disabled IN (0, 1)),
+    CHECK ((kind = 'phone' AND user_id IS NOT NULL) OR (kind = 'fob' AND secret_hash IS NOT NULL))
+  ) STRICT;
+  CREATE TABLE targets (
+    tid TEXT PRIMARY KEY,
+    secret_hash TEXT NOT NULL,
+    created INTEGER NOT NULL,
+    registry_version INTEGER NOT NULL,
+    published_version INTEGER NOT NULL DEFAULT 0
+  ) STRICT;
+  CREATE TABLE slots (
+    slot TEXT PRIMARY KEY,
+    gen INTEGER NOT NULL DEFAULT 0,
+    min_gen INTEGER NOT NULL DEFAULT 1,
+    status TEXT NOT NULL CHECK (status IN ('active', 'suspended', 'revoked')),
+    created INTEGER NOT NULL
+  ) STRICT;
+  CREATE TABLE slot_targets (
+    slot TEXT NOT NULL REFERENCES slots(slot),
+    tid TEXT NOT NULL REFERENCES targets(tid),
+    PRIMARY KEY (slot, tid)
+  ) STRICT;
+  CREATE INDEX slot_targets_tid ON slot_targets(tid);
+  CREATE TABLE grants (
+    user_id TEXT NOT NULL REFERENCES users(id),
+    slot TEXT NOT NULL REFERENCES slots(slot),
+    mode TEXT NOT NULL CHECK (mode IN ('stored', 'relay')),
+    status TEXT NOT NULL CHECK (status IN ('active', 'revoked')),
+    nbf INTEGER,
+    exp INTEGER,
+    max_uses INTEGER,
+    created INTEGER NOT NULL,
+    PRIMARY KEY (user_id, slot, mode)
+  ) STRICT;
+  CREATE TABLE credentials (
+    jti TEXT PRIMARY KEY,
+    slot TEXT NOT NULL REFERENCES slots(slot),
+    gen INTEGER NOT NULL,
+    term TEXT NOT NULL REFERENCES terminals(serial),
+    mode TEXT NOT NULL,
+    holder TEXT,
+    iat INTEGER NOT NULL,
+    nbf INTEGER NOT NULL,
+    exp INTEGER,
+    max_uses INTEGER
+  ) STRICT;
+  CREATE TABLE audit (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    ts INTEGER NOT NULL,
+    actor TEXT NOT NULL,
+    op TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    detail TEXT NOT NULL
+  ) STRICT;
+  CREATE INDEX targets_pending ON targets(tid) WHERE registry_version > published_version;
+  `,
+  // Issues 3 and 4: grants with limits, target zones, fleet revocations and their confirmations.
+  `
+  ALTER TABLE grants ADD COLUMN schedule TEXT;
+  ALTER TABLE grants ADD COLUMN first_use_ttl_s INTEGER;
+  ALTER TABLE grants ADD COLUMN unlock_password INTEGER NOT NULL DEFAULT 0 CHECK (unlock_password IN (0, 1));
+  ALTER TABLE credentials ADD COLUMN schedule TEXT;
+  ALTER TABLE credentials ADD COLUMN first_use_ttl_s INTEGER;
+  ALTER TABLE targets ADD COLUMN time_zone TEXT;
+  CREATE TABLE fleet_revocations (
+    slot TEXT PRIMARY KEY,
+    below_gen INTEGER,
+    version INTEGER NOT NULL
+  ) STRICT;
+  CREATE TABLE revocation_acks (
+    tid TEXT PRIMARY KEY REFERENCES targets(tid),
+    version INTEGER NOT NULL,
+    ts INTEGER NOT NULL
+  ) STRICT;
+  `,
+];
+
+/** Bring the file to the newest schema in one transaction; refuse a file from a newer sparekey. */
+export function migrate(db: Database.Database): void {
+  const version = Number(db.pragma("user_version", { simple: true }));
+  if (!Number.isInteger(version) || version > MIGRATIONS.length)
+    throw new SparekeyError("config_invalid", "the database was written by a newer sparekey");
+  if (version === MIGRATIONS.length) return;
+  db.transaction(() => {
+    for (const sql of MIGRATIONS.slice(version)) db.exec(sql);
+    db.pragma(`user_version = ${MIGRATIONS.length}`);
+  }).immediate();
+}

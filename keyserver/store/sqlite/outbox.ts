@@ -1,0 +1,47 @@
+import { Type } from "@sinclair/typebox";
+import { Id } from "../../../schemas/common.js";
+import { RegistryEntry } from "../../../schemas/tokens.js";
+import type { RegistryOutbox } from "../store.js";
+import { rows, type SqliteConnection } from "./connection.js";
+
+const PendingRow = Type.Object({ tid: Id, registry_version: Type.Integer({ minimum: 1 }) });
+
+/** The registry outbox on SQLite: targets whose registry_version is above their published_version. */
+export function sqliteOutbox(c: SqliteConnection): RegistryOutbox {
+  const { db } = c;
+  return {
+    async pendingRegistries() {
+      // One read transaction: the versions and the slots are one snapshot.
+      return c.read(() => {
+        const pending = rows(
+          PendingRow,
+          db
+            .prepare(
+              "SELECT tid, registry_version FROM targets WHERE registry_version > published_version ORDER BY tid",
+            )
+            .all(),
+          "target row",
+        );
+        const entries = db.prepare(
+          "SELECT s.slot AS slot, s.min_gen AS min_gen, s.status AS status FROM slot_targets st JOIN slots s ON s.slot = st.slot WHERE st.tid = ? ORDER BY s.slot",
+        );
+        return pending.map((p) => ({
+          tid: p.tid,
+          version: p.registry_version,
+          slots: rows(RegistryEntry, entries.all(p.tid), "registry entry"),
+        }));
+      });
+    },
+
+    async markPublished(tid, version) {
+      // Quiet: publishing must not wake the publisher again.
+      c.write(
+        () =>
+          db
+            .prepare("UPDATE targets SET published_version = MAX(published_version, ?) WHERE tid = ?")
+            .run(version, tid),
+        { quiet: true },
+      );
+    },
+  };
+}

@@ -1,0 +1,140 @@
+import { Type } from "@sinclair/typebox";
+import { Id } from "../../../schemas/common.js";
+import type { RevocationStatus } from "../../../schemas/keyserver.js";
+import { RevocationEntry } from "../../../schemas/tokens.js";
+import type {
+  FloorRule,
+  RevocationStore,
+  RevocationsSnapshot,
+  SlotRecord,
+  SlotRevocation,
+} from "../store.js";
+import { row, rows, type SqliteConnection } from "./connection.js";
+
+const META_REVOCATIONS = "revocations_version";
+const META_REVOCATIONS_PUBLISHED = "revocations_published";
+
+const FleetRow = Type.Object({
+  slot: Id,
+  below_gen: Type.Union([Type.Integer({ minimum: 1 }), Type.Null()]),
+});
+const AckRow = Type.Object({ tid: Id, version: Type.Union([Type.Integer({ minimum: 0 }), Type.Null()]) });
+
+/** Slot revocations and the fleet list on SQLite. */
+export function sqliteRevocations(c: SqliteConnection): RevocationStore {
+  const { db } = c;
+
+  /** Apply the decided change to the slot and bump its registries; inside the caller's transaction. */
+  const applyChange = (input: SlotRevocation, change: FloorRule): SlotRecord => {
+    const slot = c.requireSlot(input.slot);
+    const decided = change(slot, input.belowGen);
+    if ("status" in decided)
+      db.prepare("UPDATE slots SET status = ? WHERE slot = ?").run(decided.status, slot.slot);
+    else db.prepare("UPDATE slots SET min_gen = ? WHERE slot = ?").run(decided.min_gen, slot.slot);
+    c.bumpRegistries(slot.slot);
+    return c.requireSlot(slot.slot);
+  };
+
+  const snapshot = (version: number): RevocationsSnapshot => {
+    const entries = rows(
+      FleetRow,
+      db.prepare("SELECT slot, below_gen FROM fleet_revocations ORDER BY slot").all(),
+      "fleet revocation row",
+    );
+    const revoked = entries.map((e) =>
+      row(
+        RevocationEntry,
+        e.below_gen === null ? { slot: e.slot } : { slot: e.slot, below_gen: e.below_gen },
+        "fleet revocation",
+      ),
+    );
+    return { version, revoked };
+  };
+
+  return {
+    async revoke(input, actor, change) {
+      return c.audited(
+        { actor, op: "slot.revoke", subject: input.slot, detail: { below_gen: input.belowGen } },
+        () => applyChange(input, change),
+      );
+    },
+
+    async revokeFleet(input, actor, change) {
+      return c.audited(
+        { actor, op: "fleet.revoke", subject: input.slot, detail: { below_gen: input.belowGen } },
+        () => {
+          applyChange(input, change);
+          const version = c.meta(META_REVOCATIONS) + 1;
+          c.setMeta(META_REVOCATIONS, version);
+          // One entry per slot: a whole-slot revocation (NULL) wins over any floor, floors only rise.
+          db.prepare(
+            `INSERT INTO fleet_revocations (slot, below_gen, version) VALUES (?, ?, ?)
+             ON CONFLICT(slot) DO UPDATE SET
+               below_gen = CASE WHEN below_gen IS NULL OR excluded.below_gen IS NULL THEN NULL
+                                ELSE MAX(below_gen, excluded.below_gen) END,
+               version = excluded.version`,
+          ).run(input.slot, input.belowGen ?? null, version);
+          return snapshot(version);
+        },
+        (s) => ({ version: s.version }),
+      );
+    },
+
+    async pendingRevocations() {
+      return c.read(() => {
+        const version = c.meta(META_REVOCATIONS);
+        if (version === 0 || version <= c.meta(META_REVOCATIONS_PUBLISHED)) return undefined;
+        return snapshot(version);
+      });
+    },
+
+    async markRevocationsPublished(version) {
+      // Quiet: publishing must not wake the publisher again.
+      c.write(() => c.setMeta(META_REVOCATIONS_PUBLISHED, version, true), { quiet: true });
+    },
+
+    async confirmRevocations(tid, version) {
+      return c.write(
+        () => {
+          if (!c.exists("SELECT 1 FROM targets WHERE tid = ?", tid)) return false;
+          db.prepare(
+            `INSERT INTO revocation_acks (tid, version, ts) VALUES (?, ?, ?)
+             ON CONFLICT(tid) DO UPDATE SET version = MAX(version, excluded.version),
+               ts = CASE WHEN excluded.version > version THEN excluded.ts ELSE ts END`,
+          ).run(tid, version, c.now());
+          return true;
+        },
+        { quiet: true },
+      );
+    },
+
+    async revocationStatus(): Promise<RevocationStatus> {
+      return c.read(() => {
+        const version = c.meta(META_REVOCATIONS);
+        const published = version > 0 && c.meta(META_REVOCATIONS_PUBLISHED) >= version;
+        const acks = rows(
+          AckRow,
+          db
+            .prepare(
+              "SELECT t.tid AS tid, a.version AS version FROM targets t LEFT JOIN revocation_acks a ON a.tid = t.tid ORDER BY t.tid",
+            )
+            .all(),
+          "revocation ack row",
+        );
+        return {
+          version,
+          published,
+          revoked: snapshot(version).revoked,
+          targets: acks.map((a) => ({
+            tid: a.tid,
+            status:
+              version === 0 || (a.version !== null && a.version >= version)
+                ? ("confirmed" as const)
+                : ("pending" as const),
+            confirmed_version: a.version,
+          })),
+        };
+      });
+    },
+  };
+}
