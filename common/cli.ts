@@ -163,6 +163,20 @@ export interface CliNode {
   readonly summary: string;
   help(): string;
   run(argv: readonly string[], io: CliIo, inherited: Options): Promise<number>;
+  /** A group's subcommands (for --help and for tests that walk the tree). */
+  readonly commands?: Readonly<Record<string, CliNode>>;
+  /** A subcommand loaded on use: its real node. */
+  load?(): Promise<CliNode>;
+}
+
+/** A subcommand loaded on use, so `sparekey --help` does not load the broker or the store. */
+export function lazy(summary: string, load: () => Promise<CliNode>): CliNode {
+  return {
+    summary,
+    help: () => summary,
+    load,
+    run: async (argv, io, inherited) => (await load()).run(argv, io, inherited),
+  };
 }
 
 function flagLabel(name: string, o: OptionSpec): string {
@@ -343,6 +357,7 @@ export function groupHelp(spec: GroupSpec, inherited: Options = {}): string {
 export function group(spec: GroupSpec): CliNode {
   return {
     summary: spec.summary,
+    commands: spec.commands,
     help: () => groupHelp(spec),
     async run(argv, io, inherited) {
       const globals: Options = { ...inherited, ...(spec.globals ?? {}), ...BUILT_IN };
