@@ -53,7 +53,7 @@ function terminalDir(dir: string | undefined): string {
   return resolveTerminalDir(dir, {});
 }
 
-const login_ = (extras: Extras) =>
+const loginCommand = (extras: Extras) =>
   command(
     {
       name: "sparekey terminal login",
@@ -95,7 +95,7 @@ const login_ = (extras: Extras) =>
     },
   );
 
-const download_ = (extras: Extras) =>
+const downloadCommand = (extras: Extras) =>
   command(
     {
       name: "sparekey terminal download",
@@ -130,7 +130,7 @@ const download_ = (extras: Extras) =>
     },
   );
 
-const use_ = (extras: Extras) =>
+const useCommand = (extras: Extras) =>
   command(
     {
       name: "sparekey terminal use",
@@ -153,7 +153,12 @@ const use_ = (extras: Extras) =>
           default: "5",
         },
         "max-seconds": { type: "string", help: "stop after this many seconds" },
-        dir: { ...dirOption, env: undefined },
+        // Not read from SPAREKEY_TERMINAL_DIR here: --fob refuses a --dir the user gave, not one in the env.
+        dir: {
+          type: "string",
+          help: "terminal dir",
+          defaultText: "$SPAREKEY_TERMINAL_DIR, else ~/.sparekey/terminal",
+        },
       },
     },
     async (p, io) => {
@@ -226,7 +231,7 @@ const use_ = (extras: Extras) =>
     },
   );
 
-const unlock_ = (extras: Extras) =>
+const unlockCommand = (extras: Extras) =>
   command(
     {
       name: "sparekey terminal unlock",
@@ -284,7 +289,7 @@ const unlock_ = (extras: Extras) =>
     },
   );
 
-const status_ = (extras: Extras) =>
+const statusCommand = (extras: Extras) =>
   command(
     {
       name: "sparekey terminal status",
@@ -331,11 +336,11 @@ export function terminalGroup(extras: Partial<Extras> = {}): CliNode {
     name: "sparekey terminal",
     summary: "the phone (or a fob) as a spare key: login, download a key, use it at a target",
     commands: {
-      login: login_(e),
-      download: download_(e),
-      use: use_(e),
-      unlock: unlock_(e),
-      status: status_(e),
+      login: loginCommand(e),
+      download: downloadCommand(e),
+      use: useCommand(e),
+      unlock: unlockCommand(e),
+      status: statusCommand(e),
     },
   });
 }
