@@ -211,12 +211,3 @@ export class TargetWatcher implements AsyncIterable<Observed> {
 function invalidError(bad: InvalidPayload): SparekeyError {
   return new SparekeyError("schema_violation", `invalid payload on ${bad.topic}: ${bad.issues.join("; ")}`);
 }
-
-/** Connect-free convenience: a watcher on an already connected client, subscribed. */
-export async function watchTarget(
-  deps: ConstructorParameters<typeof TargetWatcher>[0],
-): Promise<TargetWatcher> {
-  const watcher = new TargetWatcher(deps);
-  await watcher.start();
-  return watcher;
-}
