@@ -4,9 +4,9 @@ import { connect, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { GATEWAY_DEFAULTS, startGateway } from "../cli/gateway.js";
 import { silentLogger } from "../common/log.js";
 import { connectMqtt, type MqttClient } from "../common/mqtt.js";
+import { GATEWAY_DEFAULTS, startGateway } from "../gateway/gateway.js";
 import { addGrant, addTerminal, addUser } from "../keyserver/admin/accounts.js";
 import type { AdminContext } from "../keyserver/admin/context.js";
 import { createSlot, pairTarget } from "../keyserver/admin/targets.js";
@@ -151,8 +151,11 @@ async function runBroker(
     let secret: string;
     let admin: AdminContext;
     if (name === "aedes") {
-      const gw = await startGateway({ ...GATEWAY_DEFAULTS, data_dir: join(dir, "data"), port: 0 }, logger);
-      stops.push(() => gw.stop());
+      const gw = await startGateway({
+        config: { ...GATEWAY_DEFAULTS, data_dir: join(dir, "data"), port: 0 },
+        logger,
+      });
+      stops.push(() => gw.close());
       url = gw.url;
       secret = gw.state.secret;
       admin = { store: gw.state.store, issuer: gw.state.issuer, actor: "bench", now: Date.now };

@@ -1,88 +1,26 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type CommandSpec, optionalInt, parseCommand } from "../common/cli.js";
+import { type CliIo, command, EXIT } from "../common/cli.js";
 import { SparekeyError } from "../common/errors.js";
 import { createLogger, type Logger } from "../common/log.js";
 import { connectMqtt, type MqttClient } from "../common/mqtt.js";
+import { type Observed, TargetWatcher } from "../common/target-watcher.js";
+import { GATEWAY_DEFAULTS, type RunningGateway, startGateway } from "../gateway/gateway.js";
 import { addGrant, addTerminal, addUser } from "../keyserver/admin/accounts.js";
 import type { AdminContext } from "../keyserver/admin/context.js";
 import { writeFob } from "../keyserver/admin/fob.js";
 import { createSlot, pairTarget } from "../keyserver/admin/targets.js";
 import { randomSecret } from "../keyserver/passwords.js";
-import { TargetEvent, TargetState } from "../schemas/messages.js";
-import { Topics } from "../schemas/topics.js";
-import { parseJson, validator } from "../schemas/validate.js";
+import type { TargetEvent, TargetState } from "../schemas/messages.js";
 import { Target } from "../target/target.js";
 import { download } from "../terminal/download.js";
 import { login } from "../terminal/login.js";
 import { startFobUse, startRelayUse, startUse } from "../terminal/use.js";
-import { GATEWAY_DEFAULTS, type RunningGateway, startGateway } from "./gateway.js";
+import { untilAborted } from "./signals.js";
 
-const SPEC: CommandSpec = {
-  name: "sparekey demo",
-  summary: "play the lost-key, relay and security-guard stories end to end (ephemeral ports, temp dirs)",
-  options: {
-    "period-ms": { type: "string", help: "the target's challenge period", default: "500" },
-    "keep-data": {
-      type: "boolean",
-      help: "keep the temp dir (data dir, configs, audit log) and print its path",
-    },
-  },
-};
-
-type Observed = { kind: "state"; msg: TargetState } | { kind: "event"; msg: TargetEvent };
-
-/**
- * Watches what a dashboard would see (the target's retained state and its events) and lets the story
- * wait for a given message with a deadline.
- */
-class Observer {
-  private readonly seen: Observed[] = [];
-  private waiters: Array<{ match: (o: Observed) => boolean; resolve: (o: Observed) => void }> = [];
-  private readonly states = validator(TargetState, "state");
-  private readonly events = validator(TargetEvent, "event");
-
-  constructor(
-    private readonly client: MqttClient,
-    private readonly topics: { state: string; events: string },
-    private readonly print: (line: string) => void,
-  ) {
-    client.on("message", (topic, payload) => {
-      const value = parseJson(payload.toString("utf8"));
-      let o: Observed | undefined;
-      if (topic === topics.state && this.states.is(value)) o = { kind: "state", msg: value };
-      if (topic === topics.events && this.events.is(value)) o = { kind: "event", msg: value };
-      if (!o) return;
-      this.seen.push(o);
-      this.print(describe(o));
-      for (const w of [...this.waiters]) {
-        if (w.match(o)) {
-          this.waiters = this.waiters.filter((x) => x !== w);
-          w.resolve(o);
-        }
-      }
-    });
-  }
-
-  async start(): Promise<void> {
-    await this.client.subscribeAsync([this.topics.state, this.topics.events], { qos: 1 });
-  }
-
-  waitFor(what: string, match: (o: Observed) => boolean, timeoutMs: number): Promise<Observed> {
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.waiters = this.waiters.filter((x) => x.resolve !== done);
-        reject(new SparekeyError("timeout", `the demo waited ${timeoutMs} ms for ${what}`));
-      }, timeoutMs);
-      const done = (o: Observed) => {
-        clearTimeout(timer);
-        resolve(o);
-      };
-      this.waiters.push({ match, resolve: done });
-    });
-  }
-}
+/** Ctrl-C during a story: the wait in progress ends, the story's cleanups run. */
+class Interrupted extends Error {}
 
 function describe(o: Observed): string {
   if (o.kind === "state") {
@@ -90,6 +28,7 @@ function describe(o: Observed): string {
     const who = m.term ? ` (slot ${m.slot}, by ${m.term})` : "";
     return `    ${m.tid} is ${m.state.toUpperCase()}${who} [${m.reason}]`;
   }
+  if (o.kind === "challenge") return `    challenge ${o.msg.nonce}`;
   const m = o.msg;
   const parts = [
     m.type,
@@ -99,6 +38,44 @@ function describe(o: Observed): string {
   ];
   if (m.version !== undefined) parts.push(`version=${m.version}`);
   return `    event: ${parts.filter(Boolean).join(" ")}`;
+}
+
+/**
+ * What a dashboard would see of a target, printed as it comes; the story waits for a given message
+ * (only one that arrives after the wait starts) with a deadline.
+ */
+class Observer {
+  private readonly watcher: TargetWatcher;
+
+  constructor(
+    client: MqttClient,
+    tid: string,
+    say: (line: string) => void,
+    private readonly timeoutMs: number,
+    private readonly signal: AbortSignal,
+  ) {
+    this.watcher = new TargetWatcher({
+      client,
+      tid,
+      prefix: GATEWAY_DEFAULTS.prefix,
+      onObserved: (o) => say(describe(o)),
+    });
+  }
+
+  start(): Promise<void> {
+    return this.watcher.start();
+  }
+
+  waitFor(what: string, match: (o: Observed) => boolean): Promise<Observed> {
+    const seen = this.watcher.waitFor(match, { what, timeoutMs: this.timeoutMs, from: this.watcher.mark() });
+    const interrupted = untilAborted(this.signal).then(() => {
+      throw new Interrupted();
+    });
+    // The loser of the race must not surface as an unhandled rejection.
+    seen.catch(() => undefined);
+    interrupted.catch(() => undefined);
+    return Promise.race([seen, interrupted]);
+  }
 }
 
 const isState = (state: TargetState["state"], term?: string) => (o: Observed) =>
@@ -115,6 +92,7 @@ interface StoryContext {
   logger: Logger;
   periodMs: number;
   deadline: number;
+  signal: AbortSignal;
   say: (line: string) => void;
   cleanups: Array<() => Promise<unknown>>;
   observerClient: MqttClient;
@@ -122,14 +100,14 @@ interface StoryContext {
 
 /** The core claim: a relay key works only while the terminal's line to the key server is up. */
 async function relayStory(ctx: StoryContext, observer: Observer): Promise<void> {
-  const { root, gateway, admin, logger, deadline, say } = ctx;
+  const { root, gateway, admin, logger, say } = ctx;
   say("");
   say("The relay key: Bob's phone keeps no key; the key server signs each frame while the line is up.");
   const password = randomSecret();
   await addUser(admin, { user: "bob", password });
   await addTerminal(admin, { serial: "PHONE-BOB", user: "bob" });
   await createSlot(admin, { slot: "bob-relay", tids: ["front-door"] });
-  const registry = observer.waitFor("the registry update", isEvent("registry_applied"), deadline);
+  const registry = observer.waitFor("the registry update", isEvent("registry_applied"));
   await addGrant(admin, { slot: "bob-relay", user: "bob", mode: "relay" });
   await gateway.keyserver.publishNow();
   await registry;
@@ -137,13 +115,13 @@ async function relayStory(ctx: StoryContext, observer: Observer): Promise<void> 
   await login({ dir: bobDir, brokerUrl: gateway.url, serial: "PHONE-BOB", user: "bob", password, logger });
 
   say("7. Bob's phone relays frames the key server signs for each challenge; the lock opens.");
-  const opens = observer.waitFor("the relay session", isState("available", "PHONE-BOB"), deadline);
+  const opens = observer.waitFor("the relay session", isState("available", "PHONE-BOB"));
   const relay = await startRelayUse({ dir: bobDir, tid: "front-door", logger, keepalive: 2 });
   ctx.cleanups.push(() => relay.close());
   await opens;
 
   say("8. The phone's line is cut mid-session (its socket dies without a goodbye).");
-  const dropped = observer.waitFor("the lock to drop the relay session", isState("unavailable"), deadline);
+  const dropped = observer.waitFor("the lock to drop the relay session", isState("unavailable"));
   relay.client.stream.destroy();
   const drop = await dropped;
   say(
@@ -151,13 +129,13 @@ async function relayStory(ctx: StoryContext, observer: Observer): Promise<void> 
   );
 
   say("9. The line comes back: the phone resumes only with a freshly signed frame.");
-  const back = observer.waitFor("the relay session to resume", isState("available", "PHONE-BOB"), deadline);
+  const back = observer.waitFor("the relay session to resume", isState("available", "PHONE-BOB"));
   await back;
 
   say(
     "10. Now the key server goes down: the phone's line monitor stops it, the lock drops the relay session.",
   );
-  const ksDown = observer.waitFor("the lock to drop the relay session", isState("unavailable"), deadline);
+  const ksDown = observer.waitFor("the lock to drop the relay session", isState("unavailable"));
   await gateway.keyserver.stop();
   await ksDown;
   const framesAtCut = relay.sender.snapshot().framesSent;
@@ -177,12 +155,7 @@ async function guardStory(ctx: StoryContext): Promise<void> {
   const { root, gateway, admin, logger, deadline, say, periodMs } = ctx;
   say("");
   say("The security guard: a 2-use key valid for the next hour, for warehouse-7 outside the guard's area.");
-  const topics = new Topics(GATEWAY_DEFAULTS.prefix);
-  const observer = new Observer(
-    ctx.observerClient,
-    { state: topics.state("warehouse-7"), events: topics.events("warehouse-7") },
-    say,
-  );
+  const observer = new Observer(ctx.observerClient, "warehouse-7", say, deadline, ctx.signal);
   await observer.start();
   const config = await pairTarget(admin, {
     tid: "warehouse-7",
@@ -224,11 +197,11 @@ async function guardStory(ctx: StoryContext): Promise<void> {
 
   for (const n of [1, 2]) {
     say(`${11 + n}. Use ${n} of 2.`);
-    const opens = observer.waitFor(`use ${n}`, isState("available", "PHONE-GUARD-17"), deadline);
+    const opens = observer.waitFor(`use ${n}`, isState("available", "PHONE-GUARD-17"));
     const use = await startUse({ dir: guardDir, tid: "warehouse-7", logger });
     const opened = await opens;
     if (opened.kind === "state") say(`    uses left: ${opened.msg.uses_left ?? "?"}`);
-    const closes = observer.waitFor("the session to end", isState("unavailable"), deadline);
+    const closes = observer.waitFor("the session to end", isState("unavailable"));
     await use.sender.stop();
     await closes;
     await use.close();
@@ -237,7 +210,6 @@ async function guardStory(ctx: StoryContext): Promise<void> {
   const refused = observer.waitFor(
     "the third try to be refused",
     isEvent("auth_refused", (m) => m.term === "PHONE-GUARD-17"),
-    deadline,
   );
   const third = await startUse({ dir: guardDir, tid: "warehouse-7", logger });
   const refusal = await refused;
@@ -248,26 +220,50 @@ async function guardStory(ctx: StoryContext): Promise<void> {
   say("    refused: uses exhausted.");
 }
 
-export async function runDemo(argv: string[]): Promise<number> {
-  const parsed = parseCommand(SPEC, argv);
-  if (!parsed) return 0;
-  const periodMs = optionalInt(parsed.values, "period-ms", SPEC.name, 100, 5000) ?? 500;
-  const keep = parsed.values["keep-data"] === true;
+export const DEMO_COMMAND = command(
+  {
+    name: "sparekey demo",
+    summary: "play the lost-key, relay and security-guard stories end to end (ephemeral ports, temp dirs)",
+    logLevel: "error",
+    options: {
+      "period-ms": { type: "string", help: "the target's challenge period", default: "500" },
+      "keep-data": {
+        type: "boolean",
+        help: "keep the temp dir (data dir, configs, audit log) and print its path",
+      },
+    },
+  },
+  async (p, io) => {
+    try {
+      return await playDemo({
+        periodMs: p.int("period-ms", 100, 5000),
+        keep: p.values["keep-data"],
+        logger: createLogger("sparekey-demo", { level: p.logLevel }),
+        io,
+      });
+    } catch (err) {
+      if (!(err instanceof Interrupted)) throw err;
+      io.stderr.write("demo interrupted\n");
+      return EXIT.failed;
+    }
+  },
+);
+
+async function playDemo(o: { periodMs: number; keep: boolean; logger: Logger; io: CliIo }): Promise<number> {
+  const { periodMs, keep, logger, io } = o;
   const started = Date.now();
   const clock = () => `[+${((Date.now() - started) / 1000).toFixed(2).padStart(6)}s]`;
-  const say = (line: string) => process.stdout.write(`${clock()} ${line}\n`);
-  const logger = createLogger("sparekey-demo", { level: process.env.SPAREKEY_LOG_LEVEL ?? "error" });
+  const say = (line: string) => io.stdout.write(`${clock()} ${line}\n`);
   const root = mkdtempSync(join(tmpdir(), "sparekey-demo-"));
   const cleanups: Array<() => Promise<unknown>> = [];
   const deadline = periodMs * 10 + 5000;
-
   try {
     say("sparekey demo: the lost-key story. A gateway (broker + key server) starts on a free port.");
-    const gateway = await startGateway(
-      { ...GATEWAY_DEFAULTS, data_dir: join(root, "gateway"), port: 0 },
+    const gateway = await startGateway({
+      config: { ...GATEWAY_DEFAULTS, data_dir: join(root, "gateway"), port: 0 },
       logger,
-    );
-    cleanups.push(() => gateway.stop());
+    });
+    cleanups.push(() => gateway.close());
     const admin: AdminContext = {
       store: gateway.state.store,
       issuer: gateway.state.issuer,
@@ -298,7 +294,6 @@ export async function runDemo(argv: string[]): Promise<number> {
       `admin: user alice, phone PHONE-ALICE, lock front-door, slot alice-key; fob FOB-ALICE written (gen ${fob.gen})`,
     );
 
-    const topics = new Topics(targetConfig.prefix);
     const observerClient = await connectMqtt({
       url: gateway.url,
       clientId: "keyserver-demo-dashboard",
@@ -307,19 +302,11 @@ export async function runDemo(argv: string[]): Promise<number> {
       reconnectPeriod: 0,
     });
     cleanups.push(() => observerClient.endAsync());
-    const observer = new Observer(
-      observerClient,
-      { state: topics.state("front-door"), events: topics.events("front-door") },
-      say,
-    );
+    const observer = new Observer(observerClient, "front-door", say, deadline, io.signal);
     await observer.start();
 
     const target = new Target({ config: targetConfig, logger });
-    const targetReady = observer.waitFor(
-      "the registry to reach the lock",
-      isEvent("registry_applied"),
-      deadline,
-    );
+    const targetReady = observer.waitFor("the registry to reach the lock", isEvent("registry_applied"));
     await target.start();
     cleanups.push(() => target.stop());
     await targetReady;
@@ -328,16 +315,12 @@ export async function runDemo(argv: string[]): Promise<number> {
     );
 
     say("1. Alice holds her fob (gen 1) to the lock.");
-    const fobOpens = observer.waitFor(
-      "the fob to open the lock",
-      isState("available", "FOB-ALICE"),
-      deadline,
-    );
+    const fobOpens = observer.waitFor("the fob to open the lock", isState("available", "FOB-ALICE"));
     const fobUse = await startFobUse({ fobFile, tid: "front-door", logger });
     await fobOpens;
 
     say("2. Alice loses the fob somewhere: its frames stop reaching the lock.");
-    const fobGone = observer.waitFor("the lock to fall back", isState("unavailable"), deadline);
+    const fobGone = observer.waitFor("the lock to fall back", isState("unavailable"));
     await fobUse.sender.stop();
     await fobGone;
     await fobUse.close();
@@ -352,17 +335,13 @@ export async function runDemo(argv: string[]): Promise<number> {
       password,
       logger,
     });
-    const registryBumped = observer.waitFor("the registry update", isEvent("registry_applied"), deadline);
+    const registryBumped = observer.waitFor("the registry update", isEvent("registry_applied"));
     const cred = await download({ dir: phoneDir, target: "front-door", logger });
     say(`   the key server issued gen ${cred.gen} of slot ${cred.slot} to the phone's own key pair`);
     await registryBumped;
 
     say("4. The phone opens the lock.");
-    const phoneOpens = observer.waitFor(
-      "the phone to open the lock",
-      isState("available", "PHONE-ALICE"),
-      deadline,
-    );
+    const phoneOpens = observer.waitFor("the phone to open the lock", isState("available", "PHONE-ALICE"));
     const phoneUse = await startUse({ dir: phoneDir, tid: "front-door", logger });
     cleanups.push(() => phoneUse.close());
     await phoneOpens;
@@ -371,7 +350,6 @@ export async function runDemo(argv: string[]): Promise<number> {
     const fobRefused = observer.waitFor(
       "the lost fob to be refused",
       isEvent("auth_refused", (m) => m.term === "FOB-ALICE"),
-      deadline,
     );
     const finder = await startFobUse({ fobFile, tid: "front-door", logger });
     const refusal = await fobRefused;
@@ -383,7 +361,7 @@ export async function runDemo(argv: string[]): Promise<number> {
 
     say("6. Alice walks away with her phone: its frames stop reaching the lock.");
     const walkedAway = Date.now();
-    const phoneGone = observer.waitFor("the lock to fall back", isState("unavailable"), deadline);
+    const phoneGone = observer.waitFor("the lock to fall back", isState("unavailable"));
     // Out of range: the phone's frames stop while it stays online, so the lock's own timeout decides.
     await phoneUse.sender.stop();
     await phoneGone;
@@ -400,6 +378,7 @@ export async function runDemo(argv: string[]): Promise<number> {
       logger,
       periodMs,
       deadline,
+      signal: io.signal,
       say,
       cleanups,
       observerClient,
@@ -407,7 +386,7 @@ export async function runDemo(argv: string[]): Promise<number> {
     await relayStory(ctx, observer);
     await guardStory(ctx);
     say("done: every step of every story held.");
-    return 0;
+    return EXIT.ok;
   } finally {
     for (const cleanup of cleanups.reverse()) {
       try {
@@ -416,7 +395,7 @@ export async function runDemo(argv: string[]): Promise<number> {
         // Teardown of a demo: keep going so every part is stopped.
       }
     }
-    if (keep) process.stdout.write(`data kept in ${root}\n`);
+    if (keep) io.stdout.write(`data kept in ${root}\n`);
     else rmSync(root, { recursive: true, force: true });
   }
 }

@@ -1,17 +1,26 @@
-/** The one SIGINT/SIGTERM handler of a long-running command: resolves on the first signal. */
-export function untilSignal(signal?: AbortSignal): Promise<NodeJS.Signals | "abort"> {
-  return new Promise((resolve) => {
-    const done = (s: NodeJS.Signals | "abort") => {
-      process.off("SIGINT", onInt);
-      process.off("SIGTERM", onTerm);
-      signal?.removeEventListener("abort", onAbort);
-      resolve(s);
-    };
-    const onInt = () => done("SIGINT");
-    const onTerm = () => done("SIGTERM");
-    const onAbort = () => done("abort");
-    process.once("SIGINT", onInt);
-    process.once("SIGTERM", onTerm);
-    signal?.addEventListener("abort", onAbort, { once: true });
-  });
+/**
+ * The one SIGINT/SIGTERM handler, installed by the entry point only: the first signal aborts the
+ * returned signal (commands stop cleanly on it); a second one exits at once, for a stop that hangs.
+ */
+export function stopOnSignals(): { signal: AbortSignal; dispose(): void } {
+  const controller = new AbortController();
+  const onSignal = (name: NodeJS.Signals) => {
+    if (controller.signal.aborted) process.exit(name === "SIGINT" ? 130 : 143);
+    controller.abort(name);
+  };
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
+  return {
+    signal: controller.signal,
+    dispose() {
+      process.off("SIGINT", onSignal);
+      process.off("SIGTERM", onSignal);
+    },
+  };
+}
+
+/** Resolves when `signal` is aborted (at once if it already is). */
+export function untilAborted(signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.resolve();
+  return new Promise((resolve) => signal.addEventListener("abort", () => resolve(), { once: true }));
 }

@@ -1,14 +1,13 @@
 import { join } from "node:path";
 import { onTestFinished } from "vitest";
-import { GATEWAY_DEFAULTS, type RunningGateway, startGateway } from "../../cli/gateway.js";
 import { silentLogger } from "../../common/log.js";
 import { connectMqtt, type MqttClient } from "../../common/mqtt.js";
+import { TargetWatcher } from "../../common/target-watcher.js";
+import { GATEWAY_DEFAULTS, type RunningGateway, startGateway } from "../../gateway/gateway.js";
 import type { AdminContext } from "../../keyserver/admin/context.js";
 import type { GatewayConfig } from "../../schemas/config.js";
-import { Challenge, TargetEvent, TargetState } from "../../schemas/messages.js";
-import { Topics } from "../../schemas/topics.js";
-import { parseJson, validator } from "../../schemas/validate.js";
-import { tempDir, waitFor } from "./wait.js";
+import type { Challenge, TargetEvent, TargetState } from "../../schemas/messages.js";
+import { tempDir } from "./wait.js";
 
 /**
  * The real gateway (aedes + key server + SQLite store + the store's authenticator) on an ephemeral
@@ -16,11 +15,11 @@ import { tempDir, waitFor } from "./wait.js";
  */
 export async function startTestGateway(overrides: Partial<GatewayConfig> = {}): Promise<RunningGateway> {
   const root = tempDir("sparekey-gateway-");
-  const gateway = await startGateway(
-    { ...GATEWAY_DEFAULTS, data_dir: join(root, "data"), port: 0, ...overrides },
-    silentLogger(),
-  );
-  onTestFinished(() => gateway.stop());
+  const gateway = await startGateway({
+    config: { ...GATEWAY_DEFAULTS, data_dir: join(root, "data"), port: 0, ...overrides },
+    logger: silentLogger(),
+  });
+  onTestFinished(() => gateway.close());
   return gateway;
 }
 
@@ -51,69 +50,31 @@ export async function connectAsKeyserver(gateway: RunningGateway, name: string):
   return client;
 }
 
-const states = validator(TargetState, "state");
-const events = validator(TargetEvent, "event");
-const challenges = validator(Challenge, "challenge");
-
 /**
- * What a dashboard sees of one target: every state, event and challenge, validated, in arrival order.
- * Waits take a position (`mark()`) so a test only matches what came after a step.
+ * What a dashboard sees of one target: every state, event and challenge, validated by the one
+ * target watcher, in arrival order. Waits take a position (`mark()`) so a test only matches what came
+ * after a step; a payload that fails its schema fails every wait.
  */
 export async function observeTarget(gateway: RunningGateway, tid: string, prefix?: string) {
-  const topics = new Topics(prefix);
   const client = await connectAsKeyserver(gateway, `observer-${tid}`);
-  const seen = {
-    states: [] as TargetState[],
-    events: [] as TargetEvent[],
-    challenges: [] as Challenge[],
-    /** Messages that failed their schema: a test may assert there were none. */
-    invalid: [] as Array<{ topic: string; payload: string }>,
-  };
-  const t = { state: topics.state(tid), events: topics.events(tid), challenge: topics.challenge(tid) };
-  client.on("message", (topic, payload) => {
-    const value = parseJson(payload.toString("utf8"));
-    if (topic === t.state && states.is(value)) seen.states.push(value);
-    else if (topic === t.events && events.is(value)) seen.events.push(value);
-    else if (topic === t.challenge && challenges.is(value)) seen.challenges.push(value);
-    else seen.invalid.push({ topic, payload: payload.toString("utf8") });
-  });
-  await client.subscribeAsync([t.state, t.events, t.challenge], { qos: 1 });
-
-  async function find<T>(
-    list: T[],
-    from: number,
-    accept: (m: T) => boolean,
-    what: string,
-    timeoutMs: number,
-  ) {
-    let found: T | undefined;
-    await waitFor(
-      () => {
-        found = list.slice(from).find(accept);
-        return found !== undefined;
-      },
-      what,
-      timeoutMs,
-    );
-    if (found === undefined) throw new Error(`no ${what}`);
-    return found;
-  }
-
+  const watcher = new TargetWatcher({ client, tid, prefix, kinds: ["state", "event", "challenge"] });
+  await watcher.start();
   return {
     client,
-    topics,
-    ...seen,
-    /** Positions to pass to the waits: only later messages match. */
-    mark(): { states: number; events: number; challenges: number } {
-      return { states: seen.states.length, events: seen.events.length, challenges: seen.challenges.length };
-    },
+    topics: watcher.topics,
+    states: watcher.states,
+    events: watcher.events,
+    challenges: watcher.challenges,
+    /** Messages that failed their schema: a test may assert there were none. */
+    invalid: watcher.invalid,
+    mark: () => watcher.mark(),
     state(
       from: { states: number },
       accept: (s: TargetState) => boolean,
       what: string,
       timeoutMs = 5000,
     ): Promise<TargetState> {
-      return find(seen.states, from.states, accept, what, timeoutMs);
+      return watcher.state(accept, { from, what, timeoutMs });
     },
     event(
       from: { events: number },
@@ -121,10 +82,10 @@ export async function observeTarget(gateway: RunningGateway, tid: string, prefix
       what: string,
       timeoutMs = 5000,
     ): Promise<TargetEvent> {
-      return find(seen.events, from.events, accept, what, timeoutMs);
+      return watcher.event(accept, { from, what, timeoutMs });
     },
     challenge(from: { challenges: number }, what: string, timeoutMs = 5000): Promise<Challenge> {
-      return find(seen.challenges, from.challenges, () => true, what, timeoutMs);
+      return watcher.challenge(() => true, { from, what, timeoutMs });
     },
   };
 }

@@ -13,8 +13,15 @@ interface Run {
   stderr: string;
 }
 
-/** The real `sparekey` entry point, run by tsx in its own process; killed if it outlives its deadline. */
-function sparekey(args: string[], timeoutMs = 15_000): Promise<Run> {
+/**
+ * The real `sparekey` entry point, run by tsx in its own process; killed if it outlives its deadline.
+ * `onStdout` sees the output as it comes (to signal the process once it is up).
+ */
+function sparekey(
+  args: string[],
+  timeoutMs = 15_000,
+  onStdout?: (soFar: string, proc: ReturnType<typeof spawn>) => void,
+): Promise<Run> {
   return new Promise((resolve, reject) => {
     const proc = spawn(process.execPath, ["--import", "tsx", "cli/sparekey.ts", ...args], {
       cwd: ROOT,
@@ -25,6 +32,7 @@ function sparekey(args: string[], timeoutMs = 15_000): Promise<Run> {
     let stderr = "";
     proc.stdout.on("data", (d: Buffer) => {
       stdout += d.toString();
+      onStdout?.(stdout, proc);
     });
     proc.stderr.on("data", (d: Buffer) => {
       stderr += d.toString();
@@ -129,6 +137,38 @@ describe("the sparekey command", () => {
       expect(match, `${step} after offset ${from} in:\n${run.stdout}`).not.toBeNull();
       from += (match?.index ?? 0) + (match?.[0].length ?? 0);
     }
+  });
+
+  it.each(["SIGTERM", "SIGINT"] as const)("stops the gateway cleanly on %s with exit 0", async (signal) => {
+    const data = tempDir();
+    let sent = false;
+    const run = await sparekey(["gateway", "--port", "0", "--data", data], 15_000, (soFar, proc) => {
+      if (!sent && soFar.includes("Ctrl-C to stop")) {
+        sent = true;
+        proc.kill(signal);
+      }
+    });
+    expect({ code: run.code, signal: run.signal, stderr: run.stderr }).toEqual({
+      code: 0,
+      signal: null,
+      stderr: "",
+    });
+  });
+
+  it("takes admin's global --data before or after the subcommand", async () => {
+    const data = tempDir();
+    const before = await sparekey(["admin", "--data", data, "list", "users"]);
+    const after = await sparekey(["admin", "list", "users", "--data", data]);
+    expect(before).toEqual({ code: 0, signal: null, stdout: "id  created\n0 users\n", stderr: "" });
+    expect(after).toEqual(before);
+  });
+
+  it("prints `error <code>: …` and exits 1 when the target's config is missing", async () => {
+    const run = await sparekey(["target", "--config", "/nonexistent/target.json"]);
+    expect({ code: run.code, stderr: run.stderr }).toEqual({
+      code: 1,
+      stderr: "error config_invalid: target config /nonexistent/target.json: file not found\n",
+    });
   });
 
   it("refuses a port already in use with port_in_use and the port number", async () => {

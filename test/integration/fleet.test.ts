@@ -1,8 +1,8 @@
 import { join } from "node:path";
 import { describe, expect, it, onTestFinished } from "vitest";
-import type { RunningGateway } from "../../cli/gateway.js";
 import { signToken } from "../../common/jws.js";
 import { silentLogger } from "../../common/log.js";
+import type { RunningGateway } from "../../gateway/gateway.js";
 import { addGrant, addTerminal, addUser } from "../../keyserver/admin/accounts.js";
 import { createSlot, pairTarget, revocationStatus, revokeFleet } from "../../keyserver/admin/targets.js";
 import type { TargetConfig } from "../../schemas/config.js";

@@ -1,10 +1,10 @@
 import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 import { describe, expect, it, onTestFinished } from "vitest";
-import type { RunningGateway } from "../../cli/gateway.js";
 import { decodeToken } from "../../common/jws.js";
 import { silentLogger } from "../../common/log.js";
 import { connectMqtt, type MqttClient } from "../../common/mqtt.js";
+import type { RunningGateway } from "../../gateway/gateway.js";
 import { addGrant, addTerminal, addUser, revokeGrant } from "../../keyserver/admin/accounts.js";
 import { createSlot, pairTarget } from "../../keyserver/admin/targets.js";
 import type { TargetConfig } from "../../schemas/config.js";

@@ -1,10 +1,10 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it, onTestFinished } from "vitest";
-import type { RunningGateway } from "../../cli/gateway.js";
 import { SparekeyError } from "../../common/errors.js";
 import { silentLogger } from "../../common/log.js";
 import { connectMqtt } from "../../common/mqtt.js";
+import type { RunningGateway } from "../../gateway/gateway.js";
 import { addGrant, addTerminal, addUser } from "../../keyserver/admin/accounts.js";
 import { writeFob } from "../../keyserver/admin/fob.js";
 import { createSlot, pairTarget } from "../../keyserver/admin/targets.js";

@@ -1,8 +1,9 @@
 import { onTestFinished } from "vitest";
 import { silentLogger } from "../../common/log.js";
 import { connectMqtt } from "../../common/mqtt.js";
+import { TargetWatcher } from "../../common/target-watcher.js";
 import type { TargetConfig } from "../../schemas/config.js";
-import type { Challenge, TargetEvent, TargetState } from "../../schemas/messages.js";
+import type { TargetEvent, TargetState } from "../../schemas/messages.js";
 import type { CredentialPayload, FramePayload, RelayPayload, UnlockPayload } from "../../schemas/tokens.js";
 import { Topics } from "../../schemas/topics.js";
 import { Target } from "../../target/target.js";
@@ -19,7 +20,7 @@ import {
   registryEntry,
   type TestHolder,
 } from "../helpers/issuer.js";
-import { tempDir, waitFor } from "../helpers/wait.js";
+import { tempDir } from "../helpers/wait.js";
 
 export const TID = "lock-1";
 const SECRET = "target-secret-0123456789abcdef-0123";
@@ -63,17 +64,16 @@ export async function targetHarness(
     username: "term-1",
     password: "term-password",
   });
-  const events: TargetEvent[] = [];
-  const states: TargetState[] = [];
-  let challenge: Challenge | undefined;
-  // The key server's client watches what a dashboard would: the ACL lets a terminal see none of it.
-  ks.on("message", (topic, payload) => {
-    const value = JSON.parse(payload.toString()) as unknown;
-    if (topic === topics.events(TID)) events.push(value as TargetEvent);
-    else if (topic === topics.state(TID)) states.push(value as TargetState);
-    else if (topic === topics.challenge(TID)) challenge = value as Challenge;
+  // The key server's client watches what a dashboard would (the ACL lets a terminal see none of it),
+  // every payload validated: a target publishing a malformed state fails the test's next wait.
+  const watcher = new TargetWatcher({
+    client: ks,
+    tid: TID,
+    prefix: topics.prefix,
+    kinds: ["state", "event", "challenge"],
   });
-  await ks.subscribeAsync([topics.events(TID), topics.state(TID), topics.challenge(TID)], { qos: 1 });
+  await watcher.start();
+  const { events, states } = watcher;
 
   let target: Target | undefined;
   let seq = 0;
@@ -91,6 +91,7 @@ export async function targetHarness(
     config,
     ks,
     term,
+    watcher,
     events,
     states,
     get target(): Target {
@@ -105,13 +106,10 @@ export async function targetHarness(
     },
     /** Start (or start again) a Target on the same config and state dir. */
     async startTarget(): Promise<Target> {
-      const mark = states.length;
+      const mark = watcher.mark();
       target = new Target({ config, logger: silentLogger() });
       await target.start();
-      await waitFor(
-        () => states.slice(mark).some((s) => s.reason === "started"),
-        "the target's started state",
-      );
+      await watcher.state((s) => s.reason === "started", { from: mark, what: "the target's started state" });
       return target;
     },
     async stopTarget(): Promise<void> {
@@ -120,6 +118,7 @@ export async function targetHarness(
     },
     /** The nonce of the latest challenge the terminal saw. */
     nonce(): string {
+      const challenge = watcher.challenges.at(-1);
       if (!challenge) throw new Error("no challenge seen yet");
       return challenge.nonce;
     },
@@ -179,32 +178,16 @@ export async function targetHarness(
       );
     },
     /** Wait for an event after position `from` in the log that matches `accept`. */
-    async event(from: number, accept: (e: TargetEvent) => boolean, what: string): Promise<TargetEvent> {
-      let found: TargetEvent | undefined;
-      await waitFor(() => {
-        found = events.slice(from).find(accept);
-        return found !== undefined;
-      }, what);
-      if (!found) throw new Error(`no ${what}`);
-      return found;
+    event(from: number, accept: (e: TargetEvent) => boolean, what: string): Promise<TargetEvent> {
+      return watcher.event(accept, { from: { events: from }, what });
     },
-    async state(
+    state(
       from: number,
       accept: (s: TargetState) => boolean,
       what: string,
       timeoutMs = 5000,
     ): Promise<TargetState> {
-      let found: TargetState | undefined;
-      await waitFor(
-        () => {
-          found = states.slice(from).find(accept);
-          return found !== undefined;
-        },
-        what,
-        timeoutMs,
-      );
-      if (!found) throw new Error(`no ${what}`);
-      return found;
+      return watcher.state(accept, { from: { states: from }, what, timeoutMs });
     },
   };
   return h;

@@ -1,7 +1,7 @@
 import { join } from "node:path";
 import { describe, expect, it, onTestFinished } from "vitest";
-import type { RunningGateway } from "../../cli/gateway.js";
 import { silentLogger } from "../../common/log.js";
+import type { RunningGateway } from "../../gateway/gateway.js";
 import { addGrant, addTerminal, addUser } from "../../keyserver/admin/accounts.js";
 import { createSlot, pairTarget } from "../../keyserver/admin/targets.js";
 import type { NewGrant } from "../../keyserver/store/store.js";

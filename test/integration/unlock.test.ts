@@ -1,9 +1,9 @@
 import { join } from "node:path";
 import { describe, expect, it, onTestFinished } from "vitest";
-import type { RunningGateway } from "../../cli/gateway.js";
 import { SparekeyError } from "../../common/errors.js";
 import { decodeToken, signToken } from "../../common/jws.js";
 import { silentLogger } from "../../common/log.js";
+import type { RunningGateway } from "../../gateway/gateway.js";
 import { addGrant, addTerminal, addUser } from "../../keyserver/admin/accounts.js";
 import { createSlot, pairTarget } from "../../keyserver/admin/targets.js";
 import type { TargetConfig } from "../../schemas/config.js";

@@ -107,7 +107,7 @@ describe("sparekey admin", () => {
     const without = harness();
     const r = await without.run("user", "add", "--user", "bob");
     expect(r.code).toBe(2);
-    expect(r.err).toBe("error bad_request: user add: give --password-file FILE or set SPAREKEY_PASSWORD\n");
+    expect(r.err).toBe("error bad_request: give the password with --password-file or SPAREKEY_PASSWORD\n");
   });
 
   it("write-fob issues the next generation to a new fob and writes a FobFile 0600", async () => {

@@ -7,7 +7,11 @@ import { tempDir } from "../helpers/wait.js";
 function capture() {
   const out: string[] = [];
   const err: string[] = [];
-  return { io: { out: (t: string) => out.push(t), err: (t: string) => err.push(t) }, out, err };
+  return {
+    io: { stdout: { write: (t: string) => out.push(t) }, stderr: { write: (t: string) => err.push(t) } },
+    out,
+    err,
+  };
 }
 
 describe("sparekey target", () => {
@@ -20,7 +24,7 @@ describe("sparekey target", () => {
   it("exits 2 naming --config when it is missing", async () => {
     const c = capture();
     expect(await runTarget([], c.io)).toBe(2);
-    expect(c.err).toEqual(["error: sparekey target: --config is required\n"]);
+    expect(c.err).toEqual(["error bad_request: sparekey target: --config is required\n"]);
   });
 
   it("exits 2 on an unknown flag", async () => {
@@ -33,7 +37,7 @@ describe("sparekey target", () => {
     const path = join(tempDir(), "missing.json");
     const c = capture();
     expect(await runTarget(["--config", path], c.io)).toBe(1);
-    expect(c.err).toEqual([`error: target config ${path}: file not found\n`]);
+    expect(c.err).toEqual([`error config_invalid: target config ${path}: file not found\n`]);
   });
 
   it("exits 1 naming the file and the problem when the config is invalid", async () => {
@@ -54,7 +58,7 @@ describe("sparekey target", () => {
     const c = capture();
     expect(await runTarget(["--config", path], c.io)).toBe(1);
     expect(c.err.join("")).toBe(
-      `error: target config ${path}: /tid must match pattern "^[A-Za-z0-9_-]{1,64}$"\n`,
+      `error config_invalid: target config ${path}: /tid must match pattern "^[A-Za-z0-9_-]{1,64}$"\n`,
     );
   });
 
@@ -63,6 +67,6 @@ describe("sparekey target", () => {
     writeFileSync(path, "{ nope");
     const c = capture();
     expect(await runTarget(["--config", path], c.io)).toBe(1);
-    expect(c.err).toEqual([`error: target config ${path}: not valid JSON\n`]);
+    expect(c.err).toEqual([`error config_invalid: target config ${path}: not valid JSON\n`]);
   });
 });

@@ -1,0 +1,84 @@
+import {
+  type CliIo,
+  type CliNode,
+  type CommandSpec,
+  command,
+  EXIT,
+  type Options,
+  type Parsed,
+} from "../../common/cli.js";
+import { SparekeyError } from "../../common/errors.js";
+import { type AdminContext, DEFAULT_CONFIG_BROKER_URL } from "../../keyserver/admin/context.js";
+import { openKeyServerState } from "../../keyserver/state.js";
+import { DEFAULT_PREFIX } from "../../schemas/topics.js";
+import { readSecret } from "../secret.js";
+
+/** Accepted before or after the admin subcommand. */
+export const ADMIN_GLOBALS = {
+  data: {
+    type: "string",
+    help: "the key server's data dir",
+    env: "SPAREKEY_DATA",
+    default: "./sparekey-data",
+  },
+} as const satisfies Options;
+export type AdminGlobals = typeof ADMIN_GLOBALS;
+
+/**
+ * An admin subcommand: opens the data dir's store and issuer, runs, prints the one result line it
+ * returns, closes the store whatever happened.
+ */
+export function adminCommand<const O extends Options>(
+  spec: Omit<CommandSpec<O, AdminGlobals>, "globals">,
+  run: (ctx: AdminContext, p: Parsed<O, AdminGlobals>, io: CliIo) => Promise<string>,
+): CliNode {
+  return command({ ...spec, globals: ADMIN_GLOBALS }, async (p, io) => {
+    const state = openKeyServerState(p.globals.data);
+    try {
+      const ctx: AdminContext = { store: state.store, issuer: state.issuer, actor: "admin", now: Date.now };
+      io.stdout.write(`${await run(ctx, p, io)}\n`);
+      return EXIT.ok;
+    } finally {
+      await state.close();
+    }
+  });
+}
+
+// Display only: the admin functions apply these defaults themselves, once.
+export const brokerUrlOption = {
+  type: "string",
+  help: "broker URL written to the file",
+  defaultText: DEFAULT_CONFIG_BROKER_URL,
+} as const;
+export const prefixOption = {
+  type: "string",
+  help: "topic prefix written to the file",
+  defaultText: DEFAULT_PREFIX,
+} as const;
+export const modeOption = { type: "string", help: "stored or relay", default: "stored" } as const;
+
+export function grantMode(p: { name: string; values: { mode: string } }): "stored" | "relay" {
+  const mode = p.values.mode;
+  if (mode !== "stored" && mode !== "relay")
+    throw new SparekeyError("bad_request", `${p.name}: --mode must be stored or relay`);
+  return mode;
+}
+
+export function readPassword(file: string | undefined, io: CliIo): Promise<string> {
+  return readSecret({ what: "password", file, envName: "SPAREKEY_PASSWORD" }, io);
+}
+
+export function table(rows: Record<string, unknown>[], columns: string[]): string {
+  const cell = (v: unknown) =>
+    v === undefined || v === null ? "-" : typeof v === "string" ? v : JSON.stringify(v);
+  const grid = [columns, ...rows.map((r) => columns.map((c) => cell(r[c])))];
+  const widths = columns.map((_, i) => Math.max(...grid.map((line) => (line[i] ?? "").length)));
+  return `${grid
+    .map((line) =>
+      line
+        .map((c, i) => c.padEnd(widths[i] ?? 0))
+        .join("  ")
+        .trimEnd(),
+    )
+    .join("\n")}\n`;
+}

@@ -1,0 +1,132 @@
+import { SparekeyError } from "../../common/errors.js";
+import { writeFob } from "../../keyserver/admin/fob.js";
+import {
+  createSlot,
+  pairTarget,
+  revocationStatus,
+  revokeFleet,
+  revokeSlot,
+} from "../../keyserver/admin/targets.js";
+import { adminCommand, brokerUrlOption, prefixOption, table } from "./common.js";
+
+export const targetPair = adminCommand(
+  {
+    name: "sparekey admin target pair",
+    summary: "pair a target and write its config file (mode 0600, holds its secret)",
+    options: {
+      tid: { type: "string", help: "target id" },
+      out: { type: "string", help: "config file to write (must not exist)" },
+      "broker-url": brokerUrlOption,
+      prefix: prefixOption,
+      "state-dir": { type: "string", help: "the target's state dir", defaultText: "./sparekey-target-TID" },
+      "period-ms": { type: "string", help: "challenge period in ms", defaultText: "1000" },
+      "time-zone": { type: "string", help: "IANA zone the target reads schedules in", defaultText: "UTC" },
+    },
+  },
+  async (ctx, p) => {
+    const tid = p.required("tid");
+    const out = p.required("out");
+    const v = p.values;
+    const periodMs = p.int("period-ms", 50, 60_000);
+    await pairTarget(ctx, {
+      tid,
+      out,
+      ...(v["time-zone"] !== undefined ? { timeZone: v["time-zone"] } : {}),
+      ...(v["broker-url"] !== undefined ? { brokerUrl: v["broker-url"] } : {}),
+      ...(v.prefix !== undefined ? { prefix: v.prefix } : {}),
+      ...(v["state-dir"] !== undefined ? { stateDir: v["state-dir"] } : {}),
+      ...(periodMs !== undefined ? { periodMs } : {}),
+    });
+    return `target ${tid} paired; config written to ${out}`;
+  },
+);
+
+export const slotCreate = adminCommand(
+  {
+    name: "sparekey admin slot create",
+    summary: "create a key slot paired with one or more targets",
+    options: {
+      slot: { type: "string", help: "slot id" },
+      target: { type: "string", multiple: true, help: "target id" },
+    },
+  },
+  async (ctx, p) => {
+    const slot = p.required("slot");
+    if (p.values.target.length === 0)
+      throw new SparekeyError("bad_request", `${p.name}: --target is required`);
+    const created = await createSlot(ctx, { slot, tids: p.values.target });
+    return `slot ${slot} created for ${created.tids.join(", ")}`;
+  },
+);
+
+export const writeFobCommand = adminCommand(
+  {
+    name: "sparekey admin write-fob",
+    summary: "write the slot's key to a replacement fob (the next generation: older holders stop working)",
+    options: {
+      slot: { type: "string", help: "slot id" },
+      fob: { type: "string", help: "the fob's id (its MQTT client id)" },
+      out: { type: "string", help: "fob file to write (must not exist)" },
+      "broker-url": brokerUrlOption,
+      prefix: prefixOption,
+    },
+  },
+  async (ctx, p) => {
+    const slot = p.required("slot");
+    const fob = p.required("fob");
+    const out = p.required("out");
+    const v = p.values;
+    const r = await writeFob(ctx, {
+      slot,
+      fob,
+      out,
+      ...(v["broker-url"] !== undefined ? { brokerUrl: v["broker-url"] } : {}),
+      ...(v.prefix !== undefined ? { prefix: v.prefix } : {}),
+    });
+    return `fob ${fob} written with slot ${slot} gen ${r.gen} to ${out}`;
+  },
+);
+
+export const revoke = adminCommand(
+  {
+    name: "sparekey admin revoke",
+    summary: "revoke a slot, or only its generations below N; --fleet also publishes it to every target",
+    options: {
+      slot: { type: "string", help: "slot id" },
+      "below-gen": { type: "string", help: "revoke generations below N (raise the floor)" },
+      fleet: { type: "boolean", help: "add it to the signed fleet/revocations list" },
+    },
+  },
+  async (ctx, p) => {
+    const slot = p.required("slot");
+    const belowGen = p.int("below-gen", 1, 2_147_483_647);
+    const input = { slot, ...(belowGen !== undefined ? { belowGen } : {}) };
+    const what = belowGen === undefined ? `slot ${slot}` : `slot ${slot} generations below ${belowGen}`;
+    if (p.values.fleet) {
+      const r = await revokeFleet(ctx, input);
+      return `${what} revoked fleet-wide (revocations version ${r.version})`;
+    }
+    const s = await revokeSlot(ctx, input);
+    return belowGen === undefined
+      ? `slot ${slot} revoked`
+      : `slot ${slot} generations below ${s.min_gen} revoked`;
+  },
+);
+
+export const revocations = adminCommand(
+  {
+    name: "sparekey admin revocations",
+    summary: "show which targets confirmed the latest fleet revocation list",
+    options: { json: { type: "boolean", help: "print JSON" } },
+  },
+  async (ctx, p, io) => {
+    const status = await revocationStatus(ctx);
+    if (p.values.json) return JSON.stringify(status);
+    io.stdout.write(
+      `fleet revocations version ${status.version}${status.version > 0 && !status.published ? " (not yet published)" : ""}\n`,
+    );
+    io.stdout.write(table(status.targets, ["tid", "status", "confirmed_version"]));
+    const confirmed = status.targets.filter((t) => t.status === "confirmed").length;
+    return `${confirmed} confirmed, ${status.targets.length - confirmed} pending`;
+  },
+);

@@ -1,0 +1,29 @@
+import { group, lazy } from "../common/cli.js";
+
+/** The `sparekey` command tree; each subcommand's module is loaded only when it runs. */
+export const SPAREKEY = group({
+  name: "sparekey",
+  summary: "a phone as a spare electronic key, over MQTT",
+  commands: {
+    gateway: lazy(
+      "run the broker and the key server in one process (the first thing to run)",
+      async () => (await import("./gateway.js")).GATEWAY_COMMAND,
+    ),
+    demo: lazy(
+      "play the lost-key story end to end on this machine",
+      async () => (await import("./demo.js")).DEMO_COMMAND,
+    ),
+    admin: lazy(
+      "manage users, terminals, targets, slots, grants and revocations",
+      async () => (await import("./admin.js")).ADMIN_GROUP,
+    ),
+    target: lazy(
+      "run a lock (target) from its config file",
+      async () => (await import("./target.js")).TARGET_COMMAND,
+    ),
+    terminal: lazy("the phone: login, download a key, use it at a target", async () =>
+      (await import("./terminal.js")).terminalGroup(),
+    ),
+  },
+  footer: "`sparekey --version` prints the version. Exit codes: see the README's CLI section.",
+});

@@ -1,0 +1,78 @@
+import { type RunningBroker, startBroker } from "../broker/server.js";
+import type { Logger } from "../common/log.js";
+import { MQTT_PORT } from "../common/mqtt.js";
+import { KeyServer } from "../keyserver/service.js";
+import { createAuthenticator, type KeyServerState, openKeyServerState } from "../keyserver/state.js";
+import type { GatewayConfig } from "../schemas/config.js";
+import { DEFAULT_PREFIX } from "../schemas/topics.js";
+
+export const GATEWAY_DEFAULTS: GatewayConfig = {
+  data_dir: "./sparekey-data",
+  // Loopback by default: exposing door keys to a network is a decision the operator makes with --host.
+  host: "127.0.0.1",
+  port: MQTT_PORT,
+  prefix: DEFAULT_PREFIX,
+  max_packet_bytes: 65_536,
+  connect_timeout_ms: 5000,
+  keepalive_max_s: 300,
+};
+
+export interface GatewayOptions {
+  config: Readonly<GatewayConfig>;
+  logger: Logger;
+}
+
+export interface RunningGateway {
+  readonly broker: RunningBroker;
+  readonly keyserver: KeyServer;
+  readonly state: KeyServerState;
+  readonly url: string;
+  close(): Promise<void>;
+}
+
+/** Broker and key server sharing one data dir: the broker authenticates against the key server's store. */
+export async function startGateway({ config, logger }: GatewayOptions): Promise<RunningGateway> {
+  const state = openKeyServerState(config.data_dir);
+  let broker: RunningBroker;
+  try {
+    broker = await startBroker({
+      host: config.host,
+      port: config.port,
+      prefix: config.prefix,
+      authenticator: createAuthenticator(state, logger),
+      logger,
+      maxPacketBytes: config.max_packet_bytes,
+      connectTimeoutMs: config.connect_timeout_ms,
+      keepaliveMaxS: config.keepalive_max_s,
+    });
+  } catch (err) {
+    await state.close();
+    throw err;
+  }
+  const keyserver = new KeyServer({
+    dataDir: config.data_dir,
+    brokerUrl: broker.url,
+    prefix: config.prefix,
+    logger,
+    state,
+  });
+  try {
+    await keyserver.start();
+  } catch (err) {
+    await broker.close();
+    await state.close();
+    throw err;
+  }
+  return {
+    broker,
+    keyserver,
+    state,
+    url: broker.url,
+    async close() {
+      // Key server first, so its offline status goes out through a broker that is still up.
+      await keyserver.stop();
+      await broker.close();
+      await state.close();
+    },
+  };
+}
