@@ -79,7 +79,7 @@ async function startMosquitto(dir: string): Promise<{ url: string; stop(): Promi
   const port = await freePort();
   mkdirSync(dir, { recursive: true });
   const conf = join(dir, "mosquitto.conf");
-  // Anonymous on loopback only: Mosquitto here stands in for an existing broker cluster (DESIGN §6).
+  // Anonymous on loopback only: Mosquitto here stands in for an existing broker cluster.
   // set_tcp_nodelay: without it Nagle's algorithm holds the will and the state for ~40 ms.
   writeFileSync(
     conf,

@@ -12,7 +12,7 @@ import { TargetEngine } from "../target/engine.js";
 import { printJson, printTable } from "./report.js";
 
 /**
- * Frames per second that the target's whole decision (DESIGN §4) accepts, beside raw node:crypto
+ * Frames per second that the target's whole decision accepts, beside raw node:crypto
  * Ed25519 verifies per second of the same frames in the same run: the ceiling, since each frame costs
  * one holder-signature verify once the session's credential has been verified.
  */

@@ -1,7 +1,7 @@
 import { Type } from "@sinclair/typebox";
 
 /**
- * Why a target refused a frame or a command (DESIGN §4). A closed set: codes are never reused for
+ * Why a target refused a frame or a command (docs/PROTOCOL.md, the target's decision). A closed set: codes are never reused for
  * another meaning and new ones go at the end; docs/PROTOCOL.md explains each and the order of checks.
  */
 export const REFUSAL_REASONS = [

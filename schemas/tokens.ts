@@ -12,7 +12,7 @@ import {
   Version,
 } from "./common.js";
 
-/** The `typ` header of each signed message type (DESIGN §2). A signature made for one is never another. */
+/** The `typ` header of each signed message type (docs/PROTOCOL.md, signed messages). A signature made for one is never another. */
 export const TokenType = {
   credential: "sparekey-credential+jws",
   frame: "sparekey-frame+jws",

@@ -39,7 +39,7 @@ export interface FrameSenderDeps {
   signer: FrameSigner;
   seq: SeqSource;
   logger: Logger;
-  /** Out of reach after this many periods without a fresh challenge (DESIGN: 2). */
+  /** Out of reach after this many periods without a fresh challenge (the protocol's default: 2). */
   timeoutPeriods?: number;
   /** How long to wait for the very first challenge, whose period is not known yet. */
   firstChallengeTimeoutMs?: number;

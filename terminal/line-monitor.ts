@@ -37,7 +37,7 @@ const statusValidator = validator(LinkStatus, "keyserver status");
 /**
  * Watches the terminal's own connection and, in relay mode, the retained `keyserver/status`. A status
  * with an older epoch than the latest seen is a late will of an old connection and is ignored
- * (DESIGN §3). No status seen yet counts as up: the relay RPC itself proves the key server is there.
+ * (docs/PROTOCOL.md, link state and epochs). No status seen yet counts as up: the relay RPC itself proves the key server is there.
  */
 export class LineMonitor {
   private connected = false;

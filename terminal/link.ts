@@ -70,7 +70,7 @@ export async function connectOnce(
 }
 
 /**
- * Connect with a will that says `offline`. The epoch rises with every connection (DESIGN §3) so a
+ * Connect with a will that says `offline`. The epoch rises with every connection (docs/PROTOCOL.md, link state and epochs) so a
  * target can tell an old connection's late will from the current status; MQTT.js reads
  * `options.will` at each CONNECT, so it is renewed before every reconnect.
  */

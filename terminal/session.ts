@@ -30,7 +30,7 @@ export function loadIdentity(dir: string): { profile: TerminalProfile; key: Sign
   return { profile, key };
 }
 
-/** Connect as the phone of `profile`: client id = serial, user id and password (DESIGN §5). */
+/** Connect as the phone of `profile`: client id = serial, user id and password (docs/ARCHITECTURE.md). */
 export function connectProfile(
   profile: TerminalProfile,
   topics: Topics,

@@ -14,7 +14,7 @@ import {
 } from "../../schemas/tokens.js";
 
 /**
- * Test helpers that mint the signed messages of DESIGN §2 with real Ed25519 keys: an issuer (the key
+ * Test helpers that mint the signed messages of docs/PROTOCOL.md with real Ed25519 keys: an issuer (the key
  * server's key), holders (a terminal's or fob's key), credentials, registries and frames.
  */
 

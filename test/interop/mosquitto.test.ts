@@ -16,7 +16,7 @@ import { MOSQUITTO_URL, requireService } from "../helpers/services.js";
 import { nextJson, tempDir } from "../helpers/wait.js";
 
 /**
- * DESIGN §6: terminals and targets are plain MQTT clients, so an existing broker can replace the
+ * Terminals and targets are plain MQTT clients, so an existing broker can replace the
  * embedded one. These run the real Target and the real terminal frame loop over the machine's
  * Mosquitto, under a prefix unique to the run (Mosquitto keeps retained messages across runs).
  */

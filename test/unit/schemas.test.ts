@@ -28,7 +28,7 @@ interface Fixture {
   name: string;
   schema: TSchema;
   valid: Record<string, unknown>;
-  /** Paths whose value is an id (DESIGN §3: `^[A-Za-z0-9_-]{1,64}$`). */
+  /** Paths whose value is an id (docs/PROTOCOL.md, ids: `^[A-Za-z0-9_-]{1,64}$`). */
   ids: Path[];
   /** Members whose schema accepts any JSON type. */
   anyType?: string[];

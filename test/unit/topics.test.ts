@@ -31,7 +31,7 @@ function codeOf(fn: () => unknown): string {
 describe("Topics", () => {
   const topics = new Topics();
 
-  it("builds the DESIGN §3 topics under the default prefix", () => {
+  it("builds the protocol's topics under the default prefix", () => {
     expect(DEFAULT_PREFIX).toBe("sparekey/v1");
     expect({
       challenge: topics.challenge("lock-1"),
@@ -165,7 +165,7 @@ describe("assertId / isId", () => {
 });
 
 describe("TOPICS table", () => {
-  it("states the QoS and retain flags of DESIGN §3", () => {
+  it("states the QoS and retain flags of docs/PROTOCOL.md", () => {
     const flags = Object.fromEntries(Object.entries(TOPICS).map(([name, s]) => [name, [s.qos, s.retain]]));
     expect(flags).toEqual({
       challenge: [0, true],

@@ -15,7 +15,7 @@ import {
 } from "../../schemas/tokens.js";
 
 /**
- * Protocol test vectors (DESIGN §2): fixed seeds, fixed payloads and the tokens they give. Ed25519
+ * Protocol test vectors (docs/PROTOCOL.md, test vectors): fixed seeds, fixed payloads and the tokens they give. Ed25519
  * (RFC 8032) is deterministic, so the file is reproducible byte for byte; firmware in another
  * language proves it speaks the protocol by verifying every accept entry and refusing every reject
  * entry. Run `npx tsx test/vectors/generate.ts` to rewrite test/vectors/protocol.json.
