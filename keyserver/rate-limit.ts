@@ -63,7 +63,7 @@ export class FailureLimiter {
 }
 
 export interface BackoffOptions {
-  /** Failures a key may have before it must wait. */
+  /** Failures a key may have before it must wait (the `free`-th failure starts the first wait). */
   free: number;
   /** The first wait; each further failure doubles it. */
   baseMs: number;
@@ -81,8 +81,8 @@ interface BackoffEntry {
 }
 
 /**
- * Failures per key with exponential back-off: after `free` failures each further one makes the key
- * wait `baseMs * 2^k` (at most `maxMs`) before it is tried again. Bounded like FailureLimiter: the
+ * Failures per key with exponential back-off: the `free`-th failure makes the key wait `baseMs`, and
+ * each further one twice as long as the last (at most `maxMs`), before it is tried again. Bounded like FailureLimiter: the
  * entry touched longest ago goes first.
  */
 export class Backoff {
@@ -105,7 +105,7 @@ export class Backoff {
     e.lastFailure = t;
     const over = e.failures - free;
     // 2^30 is far beyond any sane maxMs: stop the exponent before it overflows.
-    if (over > 0) e.blockedUntil = t + Math.min(maxMs, baseMs * 2 ** Math.min(over - 1, 30));
+    if (over >= 0) e.blockedUntil = t + Math.min(maxMs, baseMs * 2 ** Math.min(over, 30));
     this.entries.delete(key);
     this.entries.set(key, e);
     if (this.entries.size > capacity) {

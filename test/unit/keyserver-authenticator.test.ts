@@ -117,8 +117,7 @@ describe("KeyServerAuthenticator", () => {
   it("makes an address that keeps failing on one id wait twice as long after each further failure", async () => {
     let now = 0;
     const { login } = await setup({ perIdFree: 2, perAddressFree: 100, baseDelayMs: 1_000, now: () => now });
-    for (let i = 0; i < 2; i++)
-      expect(await loginFrom(login, ATTACKER, "p1", "alice", "guess")).toBeUndefined();
+    expect(await loginFrom(login, ATTACKER, "p1", "alice", "guess")).toBeUndefined();
     for (const wait of [1_000, 2_000, 4_000]) {
       expect(await loginFrom(login, ATTACKER, "p1", "alice", "guess")).toBeUndefined();
       expect(await loginFrom(login, ATTACKER, "p1", "alice", "alice-password")).toBe(LOGIN_LIMITED);
@@ -225,5 +224,21 @@ describe("KeyServerAuthenticator", () => {
     );
     expect(results).toEqual([undefined, undefined, undefined, LOGIN_LIMITED]);
     expect(hashes).toBe(3);
+  });
+
+  it("regression: 500 wrong logins from one address cost a handful of hashes, and a real login from another still gets in", async () => {
+    let hashes = 0;
+    const verify = async (password: string, encoded: string) => {
+      hashes++;
+      return verifyPassword(password, encoded);
+    };
+    const { login } = await setup({ now: () => 0 }, { verifyPassword: verify });
+    const flood = Array.from({ length: 500 }, (_, i) => login(`x${i % 50}`, "alice", `guess-${i}`, ATTACKER));
+    const owner = login("p1", "alice", "alice-password", OWNER);
+    expect(await owner).toEqual({ role: "terminal", id: "p1" });
+    const results = await Promise.all(flood);
+    // The first few wait for a hash (two run, four queue); every other one is refused without one.
+    expect(results.filter((r) => r === LOGIN_LIMITED)).toHaveLength(500 - (hashes - 1));
+    expect(hashes).toBeLessThanOrEqual(1 + 6);
   });
 });
