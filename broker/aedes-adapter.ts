@@ -178,8 +178,10 @@ export function aedesHooks(deps: AdapterDeps): Hooks {
         log.warn({ client_id: client.id, topic: logged(topic) }, "publish refused");
         return done(new Error("publish not authorised"));
       }
-      // The client's own will, fired as it goes: not subject to its publish rate.
-      if (client.closed) return done(null);
+      // The client's own will, fired as it goes: not subject to its publish rate. Nor is the key
+      // server: it answers every caller, its output is bounded by their rates and its RPC quotas, and
+      // dropping it for their floods would take the key server off the line.
+      if (client.closed || principal.role === "keyserver") return done(null);
       const delay = session.rate.admit(now());
       if (delay === 0) return done(null);
       if (delay === REFUSE) {
