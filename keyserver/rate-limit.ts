@@ -1,6 +1,6 @@
 /**
- * Failed-login limiter, in memory: after `maxFailures` failures within `windowMs` a key is refused
- * for `blockMs`. Bounded: when full, the entry that was touched longest ago is dropped, so hostile
+ * Failure limiter (the remote-unlock password's), in memory: after `maxFailures` failures within
+ * `windowMs` a key is refused for `blockMs`. Logins use `Backoff` through `login-limits.ts` instead. Bounded: when full, the entry that was touched longest ago is dropped, so hostile
  * client ids cannot grow it without limit.
  */
 export interface RateLimitOptions {
