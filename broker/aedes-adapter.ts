@@ -3,7 +3,7 @@ import type { Logger } from "../common/log.js";
 import { isId, type Topics } from "../schemas/topics.js";
 import { authorizePublish, authorizeSubscribe } from "./acl.js";
 import { type BrokerLimits, PublishRate, REFUSE } from "./limits.js";
-import type { Authenticator, Principal } from "./principal.js";
+import { type Authenticator, LOGIN_LIMITED, type Principal } from "./principal.js";
 import type { BrokerStats } from "./stats.js";
 
 export interface AdapterDeps {
@@ -23,6 +23,8 @@ interface Session {
   readonly idOk: boolean;
   readonly will: { readonly topic: string; readonly retain: boolean } | undefined;
   readonly rate: PublishRate;
+  /** The peer's IP address when the connection's stream knows it (a TCP socket or the size guard). */
+  readonly source: string | undefined;
   principal: Principal | undefined;
 }
 
@@ -42,7 +44,7 @@ const KEEPALIVE_RETURN_CODE = 6;
 /** Topics from the wire can be as long as a packet; a log line keeps the start. */
 const LOGGED_TOPIC_CHARS = 200;
 
-function authError(code: 2 | 4 | 5, message: string): AuthenticateError {
+function authError(code: 2 | 3 | 4 | 5, message: string): AuthenticateError {
   return Object.assign(new Error(message), { returnCode: code }) as AuthenticateError;
 }
 
@@ -57,6 +59,11 @@ function tooDeep(topic: string, max: number): boolean {
 
 function logged(topic: string): string {
   return topic.length > LOGGED_TOPIC_CHARS ? `${topic.slice(0, LOGGED_TOPIC_CHARS)}…` : topic;
+}
+
+function remoteAddress(client: Client): string | undefined {
+  const address: unknown = (client.conn as { remoteAddress?: unknown }).remoteAddress;
+  return typeof address === "string" ? address : undefined;
 }
 
 function releaseHeld(client: Client, done: (error?: Error | null) => void): void {
@@ -102,6 +109,7 @@ export function aedesHooks(deps: AdapterDeps): Hooks {
         idOk: isId(packet.clientId),
         will,
         rate: new PublishRate(limits.publishRatePerS, limits.publishBurst, limits.publishMaxDelayMs),
+        source: remoteAddress(client),
         principal: undefined,
       });
       done(null, true);
@@ -115,8 +123,14 @@ export function aedesHooks(deps: AdapterDeps): Hooks {
         done(authError(2, "identifier rejected"), false);
         return;
       }
-      authenticator.authenticate(client.id, username, password).then(
+      authenticator.authenticate(client.id, username, password, session.source).then(
         (principal) => {
+          if (principal === LOGIN_LIMITED) {
+            stats.connect_refused++;
+            log.info({ client_id: client.id }, "connect refused: login limited, try later");
+            done(authError(3, "server unavailable"), false);
+            return;
+          }
           if (!principal || principal.id !== client.id) {
             stats.connect_refused++;
             log.info({ client_id: client.id }, "connect refused: bad user name or password");
@@ -164,8 +178,10 @@ export function aedesHooks(deps: AdapterDeps): Hooks {
         log.warn({ client_id: client.id, topic: logged(topic) }, "publish refused");
         return done(new Error("publish not authorised"));
       }
-      // The client's own will, fired as it goes: not subject to its publish rate.
-      if (client.closed) return done(null);
+      // The client's own will, fired as it goes: not subject to its publish rate. Nor is the key
+      // server: it answers every caller, its output is bounded by their rates and its RPC quotas, and
+      // dropping it for their floods would take the key server off the line.
+      if (client.closed || principal.role === "keyserver") return done(null);
       const delay = session.rate.admit(now());
       if (delay === 0) return done(null);
       if (delay === REFUSE) {

@@ -60,6 +60,8 @@ export class PacketSizeScanner {
  */
 export class PacketSizeGuard extends Duplex {
   private readonly scanner: PacketSizeScanner;
+  /** The peer's IP address, for the authenticator's per-address login limits. */
+  readonly remoteAddress: string | undefined;
 
   constructor(
     private readonly socket: Socket,
@@ -68,6 +70,7 @@ export class PacketSizeGuard extends Duplex {
   ) {
     super({ allowHalfOpen: false });
     this.scanner = new PacketSizeScanner(maxPacketBytes);
+    this.remoteAddress = socket.remoteAddress;
     socket.on("data", (chunk: Buffer) => this.onData(chunk));
     socket.on("end", () => this.push(null));
     socket.on("error", (err) => this.destroy(err));

@@ -10,13 +10,21 @@ export interface Principal {
 }
 
 /**
+ * Resolved when a login was not checked: its source failed too often lately, or too many logins wait
+ * for a password hash. The broker tells the client with CONNACK 3 (server unavailable: try later).
+ */
+export const LOGIN_LIMITED = "limited";
+
+/**
  * Checks a CONNECT. Implemented by the key server over its store; the broker knows nothing else of
- * users. Resolves undefined for "bad username or password"; never throws for bad input.
+ * users. Resolves undefined for "bad username or password"; never throws for bad input. `source` is
+ * the peer's IP address, when the listener knows it.
  */
 export interface Authenticator {
   authenticate(
     clientId: string,
     username: string | undefined,
     password: Buffer | undefined,
-  ): Promise<Principal | undefined>;
+    source?: string,
+  ): Promise<Principal | typeof LOGIN_LIMITED | undefined>;
 }

@@ -1,8 +1,9 @@
-import type { Authenticator, Principal } from "../broker/principal.js";
+import { type Authenticator, LOGIN_LIMITED, type Principal } from "../broker/principal.js";
 import type { Logger } from "../common/log.js";
 import { isId } from "../schemas/topics.js";
+import { HashQueue, type HashQueueOptions } from "./login-hash-queue.js";
+import { type LoginLimitOptions, LoginLimits, sourceKey } from "./login-limits.js";
 import { hashPassword, secretsEqual, verifyPassword, verifySecret } from "./passwords.js";
-import { FailureLimiter, type RateLimitOptions } from "./rate-limit.js";
 import { type KeyStore, RESERVED_ID_PREFIX } from "./store/store.js";
 
 export interface KeyServerAuthenticatorDeps {
@@ -10,22 +11,31 @@ export interface KeyServerAuthenticatorDeps {
   /** The key server's own MQTT password (keyserver.secret). */
   keyserverSecret: string;
   logger: Logger;
-  rateLimit?: RateLimitOptions;
+  loginLimits?: LoginLimitOptions;
+  hashQueue?: HashQueueOptions;
+  /** The password check; tests wrap the real one to watch how many run at once. */
+  verifyPassword?: (password: string, encoded: string) => Promise<boolean>;
 }
 
+type Outcome = Principal | typeof LOGIN_LIMITED | undefined;
+
 /**
- * CONNECT checks over the store (DESIGN §5). Limits apply to password logins only: those run scrypt
- * (CPU an attacker could spend) and guard guessable secrets. Targets, fobs and the key server hold 32
- * random bytes, which no rate of guessing reaches, and locking them out would let anyone who knows an
- * id take a lock or the key server off the line.
+ * CONNECT checks over the store. Limits apply to password logins only: those run scrypt (CPU an
+ * attacker could spend) and guard guessable secrets. Targets, fobs and the key server hold 32 random
+ * bytes, which no rate of guessing reaches, and locking them out would let anyone who knows an id
+ * take a lock or the key server off the line.
  */
 export class KeyServerAuthenticator implements Authenticator {
-  private readonly limiter: FailureLimiter;
+  private readonly limits: LoginLimits;
+  private readonly hashes: HashQueue;
+  private readonly verify: (password: string, encoded: string) => Promise<boolean>;
   private readonly log: Logger;
   private dummyHash: Promise<string> | undefined;
 
   constructor(private readonly deps: KeyServerAuthenticatorDeps) {
-    this.limiter = new FailureLimiter(deps.rateLimit);
+    this.limits = new LoginLimits(deps.loginLimits);
+    this.hashes = new HashQueue(deps.hashQueue);
+    this.verify = deps.verifyPassword ?? verifyPassword;
     this.log = deps.logger.child({ component: "authenticator" });
   }
 
@@ -33,7 +43,8 @@ export class KeyServerAuthenticator implements Authenticator {
     clientId: string,
     username: string | undefined,
     password: Buffer | undefined,
-  ): Promise<Principal | undefined> {
+    source?: string,
+  ): Promise<Outcome> {
     if (!isId(clientId)) return undefined;
     const secret = password?.toString("utf8") ?? "";
     if (clientId.startsWith(RESERVED_ID_PREFIX)) {
@@ -52,28 +63,29 @@ export class KeyServerAuthenticator implements Authenticator {
       const ok = !creds.disabled && username === clientId && verifySecret(secret, creds.secretHash);
       return this.outcome(ok, clientId, "terminal");
     }
-    const userKey = `user:${username ?? ""}`;
-    const clientKey = `client:${clientId}`;
-    if (this.limiter.isBlocked(clientKey) || this.limiter.isBlocked(userKey)) {
-      this.log.warn({ client_id: clientId, user: username }, "login refused: too many failures");
-      return undefined;
-    }
-    let ok: boolean;
-    if (creds?.kind === "phone") {
-      // Always spend the scrypt, even for a wrong user name, so timing does not tell which part was wrong.
-      const matches = await verifyPassword(secret, creds.passwordHash);
-      ok = matches && username === creds.user && !creds.disabled;
-    } else {
-      await verifyPassword(secret, await this.dummy());
-      ok = false;
-    }
-    if (!ok) {
-      this.limiter.fail(clientKey);
-      this.limiter.fail(userKey);
-    } else {
-      this.limiter.succeed(clientKey);
-      this.limiter.succeed(userKey);
-    }
+    const from = sourceKey(source);
+    // A user name that is no valid id matches no user: one key for all of them keeps entries small.
+    const ids = [`c:${clientId}`, `u:${username !== undefined && isId(username) ? username : "~"}`];
+    const log = { client_id: clientId, source: from };
+    const refused = (why: string, retryAfterMs?: number): Outcome => {
+      this.log.warn({ ...log, retry_after_ms: retryAfterMs }, `login refused: ${why}`);
+      return LOGIN_LIMITED;
+    };
+    const wait = this.limits.retryAfterMs(from, ids);
+    if (wait > 0) return refused("too many failures from this address", wait);
+    // Unknown ids hash against a dummy, so timing does not tell which ids exist; through the same cap.
+    const encoded = creds?.kind === "phone" ? creds.passwordHash : undefined;
+    const check = this.hashes.run(from, async () => {
+      // Failures may have piled up while this login waited for its turn.
+      if (this.limits.retryAfterMs(from, ids) > 0) return LOGIN_LIMITED;
+      return this.verify(secret, encoded ?? (await this.dummy()));
+    });
+    if (check === undefined) return refused("too many logins waiting for a password check");
+    const matches = await check;
+    if (matches === LOGIN_LIMITED) return refused("too many failures from this address");
+    const ok = creds?.kind === "phone" && matches && username === creds.user && !creds.disabled;
+    if (ok) this.limits.succeed(from, ids);
+    else this.limits.fail(from, ids);
     return this.outcome(ok, clientId, "terminal");
   }
 

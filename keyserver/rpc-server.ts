@@ -5,6 +5,7 @@ import { RpcEnvelope, RpcId, type RpcReply } from "../schemas/rpc.js";
 import { TOPICS, type Topics } from "../schemas/topics.js";
 import { parseJson, validator } from "../schemas/validate.js";
 import type { OpContext, OpDef } from "./ops/context.js";
+import { RpcQuota, type RpcQuotaOptions } from "./rpc-quota.js";
 
 export interface RpcServerDeps {
   client: MqttClient;
@@ -12,6 +13,7 @@ export interface RpcServerDeps {
   ops: ReadonlyMap<string, OpDef>;
   context: OpContext;
   logger: Logger;
+  quota?: RpcQuotaOptions;
 }
 
 const envelope = validator(RpcEnvelope, "rpc request");
@@ -24,12 +26,14 @@ const rpcId = validator(RpcId, "rpc id");
 export class RpcServer {
   private readonly log: Logger;
   private readonly filter: string;
+  private readonly quota: RpcQuota;
   private readonly onMessage = (topic: string, payload: Buffer): void => {
     void this.handle(topic, payload);
   };
 
   constructor(private readonly deps: RpcServerDeps) {
     this.log = deps.logger.child({ component: "rpc" });
+    this.quota = new RpcQuota({ logger: deps.logger, ...(deps.quota ? { options: deps.quota } : {}) });
     this.filter = deps.topics.filter("rpcRequest", { term: "+", op: "+" });
   }
 
@@ -69,7 +73,7 @@ export class RpcServer {
       });
       return;
     }
-    await this.reply(term, await this.run(log, term, op, request));
+    await this.reply(term, await this.quota.guard(term, request.id, () => this.run(log, term, op, request)));
   }
 
   private async run(log: Logger, term: string, op: string, request: RpcEnvelope): Promise<RpcReply> {

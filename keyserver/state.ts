@@ -2,7 +2,7 @@ import type { Logger } from "../common/log.js";
 import { KeyServerAuthenticator } from "./authenticator.js";
 import { initDataDir, readKeyServerSecret } from "./data-dir.js";
 import { Issuer } from "./issuer.js";
-import type { RateLimitOptions } from "./rate-limit.js";
+import type { LoginLimitOptions } from "./login-limits.js";
 import { openSqliteStore } from "./store/sqlite/index.js";
 import type { KeyStore } from "./store/store.js";
 
@@ -27,12 +27,12 @@ export function openKeyServerState(dataDir: string, options: { now?: () => numbe
 export function createAuthenticator(
   state: KeyServerState,
   logger: Logger,
-  rateLimit?: RateLimitOptions,
+  loginLimits?: LoginLimitOptions,
 ): KeyServerAuthenticator {
   return new KeyServerAuthenticator({
     store: state.store,
     keyserverSecret: state.secret,
     logger,
-    ...(rateLimit ? { rateLimit } : {}),
+    ...(loginLimits ? { loginLimits } : {}),
   });
 }

@@ -1,10 +1,17 @@
 import { join } from "node:path";
 import { describe, expect, it, onTestFinished } from "vitest";
+import { LOGIN_LIMITED } from "../../broker/principal.js";
 import { silentLogger } from "../../common/log.js";
-import { KeyServerAuthenticator } from "../../keyserver/authenticator.js";
+import { KeyServerAuthenticator, type KeyServerAuthenticatorDeps } from "../../keyserver/authenticator.js";
 import { nextGeneration } from "../../keyserver/grants.js";
-import { hashPassword, hashSecret } from "../../keyserver/passwords.js";
-import type { RateLimitOptions } from "../../keyserver/rate-limit.js";
+import type { LoginLimitOptions } from "../../keyserver/login-limits.js";
+import {
+  DEFAULT_SCRYPT,
+  hashPassword,
+  hashSecret,
+  parsePasswordHash,
+  verifyPassword,
+} from "../../keyserver/passwords.js";
 import { openSqliteStore } from "../../keyserver/store/sqlite/index.js";
 import { tempDir } from "../helpers/wait.js";
 
@@ -14,7 +21,10 @@ const TARGET_SECRET = "t".repeat(43);
 const FOB_SECRET = "f".repeat(43);
 const PUB = "A".repeat(43);
 
-async function setup(rateLimit?: RateLimitOptions) {
+const OWNER = "198.51.100.7";
+const ATTACKER = "192.0.2.66";
+
+async function setup(loginLimits?: LoginLimitOptions, extra: Partial<KeyServerAuthenticatorDeps> = {}) {
   const store = openSqliteStore(join(tempDir(), "sparekey.db"));
   onTestFinished(() => store.close());
   await store.addUser({ id: "alice", passwordHash: await hashPassword("alice-password", FAST) }, "admin");
@@ -37,12 +47,22 @@ async function setup(rateLimit?: RateLimitOptions) {
     store,
     keyserverSecret: KS_SECRET,
     logger: silentLogger(),
-    ...(rateLimit ? { rateLimit } : {}),
+    ...(loginLimits ? { loginLimits } : {}),
+    ...extra,
   });
-  const login = (clientId: string, username: string | undefined, password: string | undefined) =>
-    auth.authenticate(clientId, username, password === undefined ? undefined : Buffer.from(password));
+  const login = (
+    clientId: string,
+    username: string | undefined,
+    password: string | undefined,
+    source: string = OWNER,
+  ) =>
+    auth.authenticate(clientId, username, password === undefined ? undefined : Buffer.from(password), source);
   return { store, auth, login };
 }
+
+type Login = Awaited<ReturnType<typeof setup>>["login"];
+const loginFrom = (login: Login, source: string, clientId: string, username: string, password: string) =>
+  login(clientId, username, password, source);
 
 describe("KeyServerAuthenticator", () => {
   it("accepts each role with its own secret", async () => {
@@ -83,36 +103,144 @@ describe("KeyServerAuthenticator", () => {
     expect(await login("keyserver-x", "door-1", TARGET_SECRET)).toBeUndefined();
   });
 
-  it("refuses even the right password after N failures, until the block ends", async () => {
-    let now = 1_000_000;
-    const { login } = await setup({ maxFailures: 3, windowMs: 60_000, blockMs: 60_000, now: () => now });
-    for (let i = 0; i < 3; i++) expect(await login("p1", "alice", "wrong")).toBeUndefined();
-    expect(await login("p1", "alice", "alice-password")).toBeUndefined();
-    now += 59_000;
-    expect(await login("p1", "alice", "alice-password")).toBeUndefined();
-    now += 1_001;
-    expect(await login("p1", "alice", "alice-password")).toEqual({ role: "terminal", id: "p1" });
+  it("regression: five wrong guesses naming the owner's serial or user id do not lock the owner out", async () => {
+    const { login } = await setup({ perIdFree: 3, now: () => 0 });
+    for (let i = 0; i < 6; i++) {
+      await loginFrom(login, ATTACKER, "p1", "alice", "guess");
+      await loginFrom(login, ATTACKER, "x1", "alice", "guess");
+    }
+    expect(await loginFrom(login, ATTACKER, "p1", "alice", "alice-password")).toBe(LOGIN_LIMITED);
+    expect(await loginFrom(login, OWNER, "p1", "alice", "alice-password")).toEqual({
+      role: "terminal",
+      id: "p1",
+    });
   });
 
-  it("blocks per user too, whichever client id the guesses come from", async () => {
+  it("makes an address that keeps failing on one id wait twice as long after each further failure", async () => {
     let now = 0;
-    const { store, login } = await setup({ maxFailures: 3, now: () => now });
-    await store.addTerminal({ serial: "p2", user: "alice" }, "admin");
-    await login("x1", "alice", "guess");
-    await login("x2", "alice", "guess");
-    await login("x3", "alice", "guess");
-    expect(await login("p2", "alice", "alice-password")).toBeUndefined();
-    now += 61_000;
-    expect(await login("p2", "alice", "alice-password")).toEqual({ role: "terminal", id: "p2" });
+    const { login } = await setup({ perIdFree: 2, perAddressFree: 100, baseDelayMs: 1_000, now: () => now });
+    expect(await loginFrom(login, ATTACKER, "p1", "alice", "guess")).toBeUndefined();
+    for (const wait of [1_000, 2_000, 4_000]) {
+      expect(await loginFrom(login, ATTACKER, "p1", "alice", "guess")).toBeUndefined();
+      expect(await loginFrom(login, ATTACKER, "p1", "alice", "alice-password")).toBe(LOGIN_LIMITED);
+      now += wait - 1;
+      expect(await loginFrom(login, ATTACKER, "p1", "alice", "alice-password")).toBe(LOGIN_LIMITED);
+      now += 1;
+    }
+    expect(await loginFrom(login, ATTACKER, "p1", "alice", "alice-password")).toEqual({
+      role: "terminal",
+      id: "p1",
+    });
+  });
+
+  it("limits an address across ids, and only that address", async () => {
+    const { login } = await setup({ perAddressFree: 4, perIdFree: 100, now: () => 0 });
+    for (let i = 0; i < 5; i++) await loginFrom(login, ATTACKER, `guess-${i}`, `user-${i}`, "guess");
+    expect(await loginFrom(login, ATTACKER, "p1", "alice", "alice-password")).toBe(LOGIN_LIMITED);
+    expect(await loginFrom(login, "::ffff:192.0.2.66", "p1", "alice", "alice-password")).toBe(LOGIN_LIMITED);
+    expect(await loginFrom(login, OWNER, "p1", "alice", "alice-password")).toEqual({
+      role: "terminal",
+      id: "p1",
+    });
   });
 
   it("does not lock out targets or the key server, whose secrets cannot be guessed", async () => {
-    const { login } = await setup({ maxFailures: 2 });
+    const { login } = await setup({ perIdFree: 1, perAddressFree: 1 });
     for (let i = 0; i < 5; i++) {
       await login("door-1", "door-1", "guess");
       await login("keyserver", "keyserver", "guess");
     }
     expect(await login("door-1", "door-1", TARGET_SECRET)).toEqual({ role: "target", id: "door-1" });
     expect(await login("keyserver", "keyserver", KS_SECRET)).toEqual({ role: "keyserver", id: "keyserver" });
+  });
+
+  it("never runs more password hashes at once than the cap, known and unknown ids alike", async () => {
+    let running = 0;
+    let peak = 0;
+    const hashed: string[] = [];
+    const verify = async (password: string, encoded: string) => {
+      running++;
+      peak = Math.max(peak, running);
+      hashed.push(encoded);
+      try {
+        return await verifyPassword(password, encoded);
+      } finally {
+        running--;
+      }
+    };
+    const { login } = await setup(undefined, { verifyPassword: verify, hashQueue: { maxRunning: 2 } });
+    const sources = ["192.0.2.1", "192.0.2.2", "192.0.2.3", "192.0.2.4"];
+    const results = await Promise.all(
+      sources.flatMap((source) => [
+        login("p1", "alice", "alice-password", source),
+        login("nobody", "alice", "guess", source),
+        login("p1", "alice", "guess", source),
+      ]),
+    );
+    expect(results).toEqual(sources.flatMap(() => [{ role: "terminal", id: "p1" }, undefined, undefined]));
+    expect(peak).toBe(2);
+    expect(hashed).toHaveLength(12);
+    // The unknown id was hashed against a dummy at the default cost, as a real user's would be.
+    const dummy = hashed.find((h) => !h.startsWith("scrypt$1024$"));
+    expect(parsePasswordHash(dummy ?? "")?.params).toEqual(DEFAULT_SCRYPT);
+  });
+
+  it("serves waiting addresses round-robin, so one flooding address cannot starve another", async () => {
+    const order: string[] = [];
+    const verify = async (password: string, encoded: string) => {
+      order.push(password);
+      return verifyPassword(password, encoded);
+    };
+    const { login } = await setup(undefined, {
+      verifyPassword: verify,
+      hashQueue: { maxRunning: 1, maxQueuedPerSource: 4 },
+    });
+    const flood = Array.from({ length: 6 }, (_, i) => login("p1", "alice", `guess-${i}`, ATTACKER));
+    const owner = login("p1", "alice", "alice-password", OWNER);
+    const results = await Promise.all([...flood, owner]);
+    // One runs, four wait, the sixth finds its address's queue full and is refused without a hash.
+    expect(results).toEqual([
+      undefined,
+      undefined,
+      undefined,
+      undefined,
+      undefined,
+      LOGIN_LIMITED,
+      { role: "terminal", id: "p1" },
+    ]);
+    expect(order).toEqual(["guess-0", "guess-1", "alice-password", "guess-2", "guess-3", "guess-4"]);
+  });
+
+  it("refuses at once, without a hash, when every address together fills the queue", async () => {
+    let hashes = 0;
+    const verify = async (password: string, encoded: string) => {
+      hashes++;
+      return verifyPassword(password, encoded);
+    };
+    const { login } = await setup(undefined, {
+      verifyPassword: verify,
+      hashQueue: { maxRunning: 1, maxQueued: 2 },
+    });
+    const results = await Promise.all(
+      ["192.0.2.1", "192.0.2.2", "192.0.2.3", "192.0.2.4"].map((s) => login("p1", "alice", "guess", s)),
+    );
+    expect(results).toEqual([undefined, undefined, undefined, LOGIN_LIMITED]);
+    expect(hashes).toBe(3);
+  });
+
+  it("regression: 500 wrong logins from one address cost a handful of hashes, and a real login from another still gets in", async () => {
+    let hashes = 0;
+    const verify = async (password: string, encoded: string) => {
+      hashes++;
+      return verifyPassword(password, encoded);
+    };
+    const { login } = await setup({ now: () => 0 }, { verifyPassword: verify });
+    const flood = Array.from({ length: 500 }, (_, i) => login(`x${i % 50}`, "alice", `guess-${i}`, ATTACKER));
+    const owner = login("p1", "alice", "alice-password", OWNER);
+    expect(await owner).toEqual({ role: "terminal", id: "p1" });
+    const results = await Promise.all(flood);
+    // The first few wait for a hash (two run, four queue); every other one is refused without one.
+    expect(results.filter((r) => r === LOGIN_LIMITED)).toHaveLength(500 - (hashes - 1));
+    expect(hashes).toBeLessThanOrEqual(1 + 6);
   });
 });
