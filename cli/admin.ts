@@ -10,7 +10,8 @@ import {
 } from "../common/cli.js";
 import { isSparekeyError, SparekeyError } from "../common/errors.js";
 import { DEFAULT_BROKER_URL } from "../common/mqtt.js";
-import { formatWall, localZone, parseDuration, parseInstant, parseSchedule } from "../common/time-input.js";
+import { parseDuration, parseInstant, parseSchedule } from "../common/time-input.js";
+import { formatWall, localZone } from "../common/time-zone.js";
 import { addGrant, addTerminal, addUser, revokeGrant } from "../keyserver/admin/accounts.js";
 import type { AdminContext } from "../keyserver/admin/context.js";
 import { writeFob } from "../keyserver/admin/fob.js";

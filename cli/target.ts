@@ -2,8 +2,8 @@ import { readJsonFile } from "../common/atomic-file.js";
 import { type CommandSpec, optionalString, parseCommand, requireString } from "../common/cli.js";
 import { isSparekeyError, SparekeyError } from "../common/errors.js";
 import { createLogger } from "../common/log.js";
+import { assertTimeZone } from "../common/time-zone.js";
 import { TargetConfig } from "../schemas/config.js";
-import { assertTimeZone } from "../target/schedule.js";
 import { Target } from "../target/target.js";
 
 export const TARGET_COMMAND: CommandSpec = {

@@ -1,5 +1,5 @@
 import { SparekeyError } from "../common/errors.js";
-import { inSchedule } from "../common/time-input.js";
+import { inSchedule } from "../common/schedule.js";
 import type { GrantMode, GrantRow } from "../schemas/keyserver.js";
 import type { SlotRecord } from "./store/store.js";
 

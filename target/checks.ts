@@ -1,6 +1,7 @@
 import type { KeyObject } from "node:crypto";
 import { type DecodedToken, decodeToken, verifySignature } from "../common/jws.js";
 import { fromB64urlStrict, type PublicKeyCache } from "../common/keys.js";
+import { inSchedule } from "../common/schedule.js";
 import type { RefusalReason } from "../schemas/reasons.js";
 import {
   type CredentialPayload,
@@ -14,7 +15,6 @@ import {
 } from "../schemas/tokens.js";
 import { parseJson, validator } from "../schemas/validate.js";
 import type { StateLookups } from "./memory.js";
-import { inSchedule } from "./schedule.js";
 
 /**
  * The target's decision (DESIGN §4) as a named list of checks, cheapest first. Each check returns a

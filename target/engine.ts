@@ -1,6 +1,8 @@
 import type { KeyObject } from "node:crypto";
 import { PublicKeyCache } from "../common/keys.js";
 import type { Logger } from "../common/log.js";
+import { inSchedule, nextMinuteBoundary } from "../common/schedule.js";
+import { assertTimeZone } from "../common/time-zone.js";
 import type { TargetConfig } from "../schemas/config.js";
 import type { Challenge, EventType, LockState, TargetState } from "../schemas/messages.js";
 import type { RefusalReason, StateReason } from "../schemas/reasons.js";
@@ -26,7 +28,6 @@ import {
 import { issuerKeyMap, verifyIssuerToken } from "./issuer-tokens.js";
 import { LinkStates, parseLinkStatus } from "./link-status.js";
 import { TargetMemory, usesKey } from "./memory.js";
-import { assertTimeZone, inSchedule, nextMinuteBoundary } from "./schedule.js";
 import { type Session, SessionTable } from "./sessions.js";
 import { TargetStore } from "./store.js";
 import { decideUnlock } from "./unlock.js";
