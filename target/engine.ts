@@ -4,7 +4,7 @@ import type { Logger } from "../common/log.js";
 import { nextMinuteBoundary } from "../common/schedule.js";
 import { assertTimeZone } from "../common/time-zone.js";
 import type { TargetConfig } from "../schemas/config.js";
-import type { Challenge, EventType, LockState, TargetState } from "../schemas/messages.js";
+import type { Challenge, EventType, LinkStatus, LockState, TargetState } from "../schemas/messages.js";
 import type { RefusalReason, StateReason } from "../schemas/reasons.js";
 import { TokenType } from "../schemas/tokens.js";
 import { Actuator } from "./actuator.js";
@@ -246,31 +246,29 @@ export class TargetEngine {
 
   /** `keyserver/status`: an `offline` ends every relay session; stored keys keep working. */
   handleKeyserverStatus(raw: Buffer): void {
-    const status = parseLinkStatus(raw);
-    if (!status) return;
-    if (!this.keyserverLink.accept(KEYSERVER, status)) {
-      this.counters.status_ignored++;
-      this.log.debug({ epoch: status.epoch }, "older key server status ignored");
-      return;
+    if (this.takeStatus(this.keyserverLink, KEYSERVER, raw) === "offline") {
+      this.log.info("key server offline");
+      this.review();
     }
-    this.counters.status_accepted++;
-    if (status.state !== "offline") return;
-    this.log.info({ epoch: status.epoch }, "key server offline");
-    this.review();
   }
 
   /** `terminals/{term}/status` of a followed terminal: an `offline` ends its session, whatever the mode. */
   handleTerminalStatus(term: string, raw: Buffer): void {
     if (!this.followed.has(term)) return; // unfollowed while the message travelled
+    if (this.takeStatus(this.terminalLinks, term, raw) === "offline") this.review();
+  }
+
+  /** A valid status not older (by epoch) than the latest from its source: its state, else nothing. */
+  private takeStatus(links: LinkStates, source: string, raw: Buffer): LinkStatus["state"] | undefined {
     const status = parseLinkStatus(raw);
-    if (!status) return;
-    if (!this.terminalLinks.accept(term, status)) {
+    if (!status) return undefined;
+    if (!links.accept(source, status)) {
       this.counters.status_ignored++;
-      this.log.debug({ term, epoch: status.epoch }, "older terminal status ignored");
-      return;
+      this.log.debug({ source, epoch: status.epoch }, "older status ignored");
+      return undefined;
     }
     this.counters.status_accepted++;
-    if (status.state === "offline") this.review();
+    return status.state;
   }
 
   /** One payload from `targets/{tid}/unlock`: applied at most once, persisted before it opens. */
