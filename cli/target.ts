@@ -2,8 +2,8 @@ import { readJsonFile } from "../common/atomic-file.js";
 import { type CliIo, cliIo, command, EXIT, runCli } from "../common/cli.js";
 import { SparekeyError } from "../common/errors.js";
 import { createLogger } from "../common/log.js";
+import { assertTimeZone } from "../common/time-zone.js";
 import { TargetConfig } from "../schemas/config.js";
-import { assertTimeZone } from "../target/schedule.js";
 import { Target } from "../target/target.js";
 import { untilAborted } from "./signals.js";
 

@@ -1,86 +1,14 @@
 import type { WeeklyWindow } from "../schemas/tokens.js";
 import { SparekeyError } from "./errors.js";
+import { assertZone, offsetMs, type WallTime, WEEKDAYS } from "./time-zone.js";
 
 /**
- * Human time input for the CLI (dates, durations, weekly schedules) and the one schedule evaluator.
- * Pure: every function takes the zone and the instant it works on; zones are IANA names resolved
- * through Intl, so DST follows the runtime's tz database.
+ * Human time input for the CLI (dates, durations, weekly schedules). Pure: every function takes the
+ * zone it reads in; zones and wall clocks come from `time-zone.ts`, schedules are judged by `schedule.ts`.
  */
 
 function bad(message: string): SparekeyError {
   return new SparekeyError("bad_request", message);
-}
-
-/** The system's local zone (what `--tz` defaults to). */
-export function localZone(): string {
-  return Intl.DateTimeFormat().resolvedOptions().timeZone;
-}
-
-const formatters = new Map<string, Intl.DateTimeFormat>();
-
-function formatter(zone: string): Intl.DateTimeFormat {
-  let f = formatters.get(zone);
-  if (!f) {
-    try {
-      f = new Intl.DateTimeFormat("en-US", {
-        timeZone: zone,
-        hourCycle: "h23",
-        year: "numeric",
-        month: "2-digit",
-        day: "2-digit",
-        hour: "2-digit",
-        minute: "2-digit",
-        second: "2-digit",
-        weekday: "short",
-      });
-    } catch {
-      throw bad(`unknown time zone "${zone.slice(0, 64)}"`);
-    }
-    formatters.set(zone, f);
-  }
-  return f;
-}
-
-/** Throws a bad_request naming the zone when it is not an IANA zone the runtime knows. */
-export function assertZone(zone: string): string {
-  formatter(zone);
-  return zone;
-}
-
-const WEEKDAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"] as const;
-
-export interface WallTime {
-  year: number;
-  month: number;
-  day: number;
-  hour: number;
-  minute: number;
-  second: number;
-  /** ISO weekday, 1 = Monday. */
-  weekday: number;
-}
-
-/** The wall-clock time in `zone` at `unixMs`. */
-export function wallTimeIn(zone: string, unixMs: number): WallTime {
-  const parts: Record<string, string> = {};
-  for (const p of formatter(zone).formatToParts(new Date(unixMs))) parts[p.type] = p.value;
-  const weekday = WEEKDAYS.indexOf((parts.weekday ?? "") as (typeof WEEKDAYS)[number]) + 1;
-  return {
-    year: Number(parts.year),
-    month: Number(parts.month),
-    day: Number(parts.day),
-    hour: Number(parts.hour),
-    minute: Number(parts.minute),
-    second: Number(parts.second),
-    weekday,
-  };
-}
-
-/** UTC offset of `zone` at `unixMs`, in milliseconds (east positive). */
-export function offsetMs(zone: string, unixMs: number): number {
-  const w = wallTimeIn(zone, unixMs);
-  const asUtc = Date.UTC(w.year, w.month - 1, w.day, w.hour, w.minute, w.second);
-  return asUtc - Math.floor(unixMs / 1000) * 1000;
 }
 
 type Fields = Omit<WallTime, "weekday">;
@@ -244,32 +172,4 @@ export function parseSchedule(value: string): WeeklyWindow {
   if (!time.test(start ?? "")) throw bad(`schedule "${value}": bad start time "${start}"`);
   if (end !== "24:00" && !time.test(end ?? "")) throw bad(`schedule "${value}": bad end time "${end}"`);
   return { days: parseDays(days ?? "", value), start: start ?? "", end: end ?? "" };
-}
-
-function minutesOf(hhmm: string): number {
-  const [h, m] = hhmm.split(":");
-  return Number(h) * 60 + Number(m);
-}
-
-/**
- * Is `unixMs` inside any of the windows, read in `zone`? `start` inclusive, `end` exclusive; an end at
- * or before the start runs into the next day and belongs to the day it starts on.
- */
-export function inSchedule(windows: readonly WeeklyWindow[], unixMs: number, zone: string): boolean {
-  const w = wallTimeIn(zone, unixMs);
-  const now = w.hour * 60 + w.minute;
-  const yesterday = w.weekday === 1 ? 7 : w.weekday - 1;
-  return windows.some((win) => {
-    const s = minutesOf(win.start);
-    const e = minutesOf(win.end);
-    if (e > s) return win.days.includes(w.weekday) && now >= s && now < e;
-    return (win.days.includes(w.weekday) && now >= s) || (win.days.includes(yesterday) && now < e);
-  });
-}
-
-/** `2006-01-26 21:00:00 Europe/Berlin` for an instant, to echo what a zone made of it. */
-export function formatWall(unix: number, zone: string): string {
-  const w = wallTimeIn(zone, unix * 1000);
-  const p = (x: number) => String(x).padStart(2, "0");
-  return `${w.year}-${p(w.month)}-${p(w.day)} ${p(w.hour)}:${p(w.minute)}:${p(w.second)} ${zone}`;
 }

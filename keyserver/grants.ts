@@ -1,5 +1,5 @@
 import { type ErrorCode, SparekeyError } from "../common/errors.js";
-import { inSchedule } from "../common/time-input.js";
+import { inSchedule } from "../common/schedule.js";
 import type { GrantMode, GrantRow } from "../schemas/keyserver.js";
 import type { WeeklyWindow } from "../schemas/tokens.js";
 import type { SlotRecord, TerminalRecord } from "./store/store.js";

@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 
-/** 16 random bytes, base64url: the nonce a frame must echo (DESIGN §3). */
+/** 16 random bytes, base64url: the nonce a frame must echo. */
 export function freshNonce(): string {
   return randomBytes(16).toString("base64url");
 }

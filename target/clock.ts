@@ -4,7 +4,7 @@ export const CLOCK_EPOCH_MS = Date.UTC(2024, 0, 1);
 export const CLOCK_TOLERANCE_MS = 5 * 60_000;
 
 /**
- * The target's own clock (DESIGN §4): never runs backwards past a persisted high-water mark, and says
+ * The target's own clock: never runs backwards past a persisted high-water mark, and says
  * when it cannot be trusted, so time-limited keys are refused rather than judged by a wrong clock.
  */
 export class TargetClock {

@@ -61,7 +61,7 @@ export interface TargetOutbox {
   state(message: TargetState): void;
   event(message: TargetEvent): void;
   challenge(message: Challenge): void;
-  /** Follow `terminals/{term}/status` while the terminal holds a session (DESIGN §4 fan-out). */
+  /** Follow `terminals/{term}/status` while the terminal holds a session. */
   follow?(term: string): void;
   unfollow?(term: string): void;
 }

@@ -11,7 +11,7 @@ export function parseLinkStatus(raw: Buffer): LinkStatus | undefined {
 }
 
 /**
- * The latest link state per source (`keyserver`, or a terminal id), with the epoch rule of DESIGN §3:
+ * The latest link state per source (`keyserver`, or a terminal id), with the epoch rule:
  * MQTT orders messages only within a topic and a broker may deliver an old connection's will after the
  * new `online`, so a status whose epoch is below the latest seen from that source is ignored. An equal
  * epoch is the same connection: its own will (`offline`) after its `online` must count.

@@ -1,7 +1,7 @@
 import type { TargetStateFile } from "../schemas/records.js";
 import type { RegistryEntry, RevocationEntry } from "../schemas/tokens.js";
 
-/** Read-only lookups the decision needs (DESIGN §4). */
+/** Read-only lookups the decision needs. */
 export interface StateLookups {
   entry(slot: string): RegistryEntry | undefined;
   revocation(slot: string): RevocationEntry | undefined;
@@ -11,6 +11,24 @@ export interface StateLookups {
   uses(slot: string, gen: number): number;
   /** Unix ms of the first accepted use of `slot` at `gen`, when recorded (first-use expiry). */
   firstUse(slot: string, gen: number): number | undefined;
+}
+
+/** The facts of an accepted frame that change the persisted state. */
+export interface FrameFacts {
+  readonly term: string;
+  readonly slot: string;
+  readonly gen: number;
+  readonly seq: number;
+  readonly opensSession: boolean;
+  readonly firstUseAt?: number | undefined;
+}
+
+/** One change to the persisted state; `snapshot` gives its file form, `apply` commits it. */
+export interface StateChange {
+  readonly frame?: FrameFacts;
+  readonly unlock?: { readonly cmdId: string; readonly exp: number; readonly nowS: number };
+  readonly registry?: { readonly version: number; readonly slots: RegistryEntry[] };
+  readonly revocations?: { readonly version: number; readonly revoked: RevocationEntry[] };
 }
 
 export function usesKey(slot: string, gen: number): string {
@@ -34,7 +52,7 @@ export function emptyState(tid: string): TargetStateFile {
 
 /**
  * The target's state in memory. Maps, not the file's plain objects: ids such as `__proto__` are valid
- * and must stay data. `snapshot()` gives the file form to persist.
+ * and must stay data. Changed only through `apply`, after `snapshot` gave the form that was persisted.
  */
 export class TargetMemory implements StateLookups {
   readonly tid: string;
@@ -44,12 +62,12 @@ export class TargetMemory implements StateLookups {
   private revokedList: RevocationEntry[];
   private entries: Map<string, RegistryEntry>;
   private revoked: Map<string, RevocationEntry>;
-  readonly floors: Map<string, number>;
-  readonly seqs: Map<string, number>;
-  readonly useCounts: Map<string, number>;
-  readonly firstUses: Map<string, number>;
+  private readonly floors: Map<string, number>;
+  private readonly seqs: Map<string, number>;
+  private readonly useCounts: Map<string, number>;
+  private readonly firstUses: Map<string, number>;
   /** Applied unlock commands: cmd_id -> exp (Unix s). */
-  readonly unlocks: Map<string, number>;
+  private unlocks: Map<string, number>;
 
   constructor(file: TargetStateFile) {
     this.tid = file.tid;
@@ -84,43 +102,85 @@ export class TargetMemory implements StateLookups {
   firstUse(slot: string, gen: number): number | undefined {
     return this.firstUses.get(usesKey(slot, gen));
   }
-  /** Forget applied unlock commands whose exp has passed: a replay of one is refused as expired anyway. */
-  pruneUnlocks(nowS: number): void {
-    for (const [cmd, exp] of this.unlocks) if (exp <= nowS) this.unlocks.delete(cmd);
+  /** The unlock command was applied (kept until its exp). */
+  unlockApplied(cmdId: string): boolean {
+    return this.unlocks.has(cmdId);
   }
   registryEntries(): readonly RegistryEntry[] {
     return this.registry;
   }
 
-  setRegistry(version: number, slots: RegistryEntry[]): void {
-    this.registryVersion = version;
-    this.registry = slots;
-    this.entries = new Map(slots.map((e) => [e.slot, e]));
-  }
-
-  setRevocations(version: number, revoked: RevocationEntry[]): void {
-    this.revocationsVersion = version;
-    this.revokedList = revoked;
-    this.revoked = new Map(revoked.map((r) => [r.slot, r]));
-  }
-
-  /** The file form; `overrides` lets a caller persist a change before applying it in memory. */
-  snapshot(timeFloorMs: number, overrides: Partial<TargetStateFile> = {}): TargetStateFile {
+  /**
+   * The file form after `change`, without applying it: the engine persists this and only then
+   * commits the same change in memory (`apply`), so a failed write leaves memory as it was.
+   */
+  snapshot(timeFloorMs: number, change: StateChange = {}): TargetStateFile {
+    const { frame, unlock } = change;
+    const usesKeyOf = frame && usesKey(frame.slot, frame.gen);
+    const unlocks = unlock ? this.unlocksAfter(unlock) : this.unlocks;
+    const firstUses =
+      frame?.firstUseAt !== undefined && usesKeyOf
+        ? with1(this.firstUses, usesKeyOf, frame.firstUseAt)
+        : this.firstUses;
     return {
       v: 1,
       tid: this.tid,
-      registry_version: this.registryVersion,
-      registry: this.registry,
-      revocations_version: this.revocationsVersion,
-      revoked: this.revokedList,
-      floors: Object.fromEntries(this.floors),
-      seqs: Object.fromEntries(this.seqs),
-      uses: Object.fromEntries(this.useCounts),
+      registry_version: change.registry?.version ?? this.registryVersion,
+      registry: change.registry?.slots ?? this.registry,
+      revocations_version: change.revocations?.version ?? this.revocationsVersion,
+      revoked: change.revocations?.revoked ?? this.revokedList,
+      floors: Object.fromEntries(
+        frame && this.raisesFloor(frame) ? with1(this.floors, frame.slot, frame.gen) : this.floors,
+      ),
+      seqs: Object.fromEntries(frame ? with1(this.seqs, frame.term, frame.seq) : this.seqs),
+      uses: Object.fromEntries(
+        frame?.opensSession && usesKeyOf
+          ? with1(this.useCounts, usesKeyOf, this.uses(frame.slot, frame.gen) + 1)
+          : this.useCounts,
+      ),
       time_floor_ms: timeFloorMs,
       // Optional members stay out of the file until used: older state files and tools read the same.
-      ...(this.firstUses.size > 0 ? { first_use: Object.fromEntries(this.firstUses) } : {}),
-      ...(this.unlocks.size > 0 ? { unlocks: Object.fromEntries(this.unlocks) } : {}),
-      ...overrides,
+      ...(firstUses.size > 0 ? { first_use: Object.fromEntries(firstUses) } : {}),
+      ...(unlocks.size > 0 ? { unlocks: Object.fromEntries(unlocks) } : {}),
     };
   }
+
+  /** Commit a change that `snapshot(…, change)` gave the persisted form of. */
+  apply(change: StateChange): void {
+    const { frame, unlock, registry, revocations } = change;
+    if (registry) {
+      this.registryVersion = registry.version;
+      this.registry = registry.slots;
+      this.entries = new Map(registry.slots.map((e) => [e.slot, e]));
+    }
+    if (revocations) {
+      this.revocationsVersion = revocations.version;
+      this.revokedList = revocations.revoked;
+      this.revoked = new Map(revocations.revoked.map((r) => [r.slot, r]));
+    }
+    if (unlock) this.unlocks = this.unlocksAfter(unlock);
+    if (frame) {
+      const key = usesKey(frame.slot, frame.gen);
+      this.seqs.set(frame.term, frame.seq);
+      if (this.raisesFloor(frame)) this.floors.set(frame.slot, frame.gen);
+      if (frame.opensSession) this.useCounts.set(key, this.uses(frame.slot, frame.gen) + 1);
+      if (frame.firstUseAt !== undefined) this.firstUses.set(key, frame.firstUseAt);
+    }
+  }
+
+  /** Does the frame raise its slot's floor (a newer generation seen there)? */
+  raisesFloor(frame: FrameFacts): boolean {
+    return frame.gen > this.floor(frame.slot);
+  }
+
+  /** The applied commands with this one added and those past their exp forgotten (refused as expired anyway). */
+  private unlocksAfter(unlock: NonNullable<StateChange["unlock"]>): Map<string, number> {
+    const next = new Map([...this.unlocks].filter(([, exp]) => exp > unlock.nowS));
+    return next.set(unlock.cmdId, unlock.exp);
+  }
+}
+
+/** A copy of `map` with one member set. */
+function with1(map: ReadonlyMap<string, number>, key: string, value: number): Map<string, number> {
+  return new Map(map).set(key, value);
 }

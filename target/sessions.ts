@@ -1,4 +1,5 @@
-import type { KeyMode, TokenTypeValue, WeeklyWindow } from "../schemas/tokens.js";
+import type { TokenTypeValue } from "../schemas/tokens.js";
+import type { HeldKey } from "./standing.js";
 
 /** Delays above this overflow Node's timers (they would fire at once). */
 const MAX_DELAY_MS = 2_147_483_647;
@@ -6,20 +7,12 @@ const MAX_DELAY_MS = 2_147_483_647;
 export type SessionEndReason = "frame_timeout" | "expired";
 
 /** One terminal's open session. Several may be open at once; the target is available while any is. */
-export interface Session {
-  readonly term: string;
-  readonly slot: string;
-  readonly gen: number;
-  readonly mode: KeyMode;
+export interface Session extends HeldKey {
   /** Which frame type opened it: the relay type will end on the key server's status too. */
   readonly typ: TokenTypeValue;
   readonly openedAt: number;
-  /** Unix ms when the key stops working, if time-limited. */
-  readonly expMs: number | undefined;
-  /** Uses left after this session opened, for a count-limited key. */
+  /** Uses left after this session opened, for a count-limited key: 0 means it used the last one. */
   readonly usesLeft?: number | undefined;
-  /** Weekly windows of the key: the session ends when the window closes. */
-  readonly schedule?: readonly WeeklyWindow[] | undefined;
 }
 
 interface Entry {
@@ -33,8 +26,8 @@ export interface SessionTableDeps {
   timeoutMs: number;
   /** The target's clock (Unix ms), to arm expiry timers. */
   now: () => number;
-  /** Called when a session's own timer ends it; the table has already removed it. */
-  onTimerEnd: (session: Session, reason: SessionEndReason) => void;
+  /** Called when a session's own timer says it is over; the caller ends it (and removes it). */
+  onTimer: (term: string, reason: SessionEndReason) => void;
 }
 
 /** Open sessions by terminal, each with a frame timeout and an expiry timer. */
@@ -74,11 +67,6 @@ export class SessionTable {
     return e.session;
   }
 
-  /** Sessions whose key expired by `nowMs` (a backstop to the timers when the clock jumps). */
-  expired(nowMs: number): Session[] {
-    return this.all().filter((s) => s.expMs !== undefined && nowMs >= s.expMs);
-  }
-
   clear(): void {
     for (const term of [...this.entries.keys()]) this.remove(term);
   }
@@ -97,7 +85,6 @@ export class SessionTable {
   }
 
   private fire(term: string, reason: SessionEndReason): void {
-    const session = this.remove(term);
-    if (session) this.deps.onTimerEnd(session, reason);
+    if (this.entries.has(term)) this.deps.onTimer(term, reason);
   }
 }

@@ -2,8 +2,9 @@ import type { KeyObject } from "node:crypto";
 import { type DecodedToken, decodeToken, TokenError, verifySignature } from "../common/jws.js";
 import type { RefusalReason } from "../schemas/reasons.js";
 import { TokenType, type UnlockPayload } from "../schemas/tokens.js";
-import { MAX_FRAME_BYTES } from "./checks.js";
+import { NOT_RETAINED, type RawFrame, SIZE } from "./checks.js";
 import { reasonOfTokenError } from "./issuer-tokens.js";
+import { Checks, type NamedCheck, Refused } from "./pipeline.js";
 
 /** What deciding on an unlock command may read. */
 export interface UnlockView {
@@ -16,44 +17,97 @@ export interface UnlockView {
   terminalOffline(term: string): boolean;
 }
 
-export type UnlockDecision =
-  | { readonly ok: true; readonly command: UnlockPayload }
-  | { readonly ok: false; readonly reason: RefusalReason; readonly cmdId?: string; readonly term?: string };
-
-function refuse(reason: RefusalReason, command?: UnlockPayload): UnlockDecision {
-  return command ? { ok: false, reason, cmdId: command.cmd_id, term: command.term } : { ok: false, reason };
+interface UnlockContext {
+  readonly view: UnlockView;
+  readonly issuers: ReadonlyMap<string, KeyObject>;
 }
 
+export type UnlockDecision =
+  | { readonly ok: true; readonly command: UnlockPayload }
+  | {
+      readonly ok: false;
+      readonly reason: RefusalReason;
+      readonly check: string;
+      readonly cmdId?: string;
+      readonly term?: string;
+    };
+
+type Decoded = DecodedToken<typeof TokenType.unlock>;
+type UnlockCheck = NamedCheck<Decoded, UnlockContext>;
+
+function decode({ raw }: RawFrame): Decoded | Refused {
+  try {
+    return decodeToken(raw.toString("utf8"), TokenType.unlock);
+  } catch (err) {
+    if (err instanceof TokenError) return new Refused(reasonOfTokenError(err) ?? "malformed");
+    throw err;
+  }
+}
+
+const CHECKS: readonly UnlockCheck[] = [
+  { name: "tid", run: ({ payload }, { view }) => (payload.tid === view.tid ? undefined : "wrong_target") },
+  {
+    name: "nonce",
+    run: ({ payload: { nonce } }, { view }) =>
+      nonce === view.currentNonce || nonce === view.previousNonce ? undefined : "stale_nonce",
+  },
+  {
+    name: "expiry",
+    run: ({ payload }, { view }) => (Math.floor(view.nowMs / 1000) >= payload.exp ? "expired" : undefined),
+  },
+  {
+    name: "not_applied",
+    run: ({ payload }, { view }) => (view.applied(payload.cmd_id) ? "unlock_replayed" : undefined),
+  },
+  {
+    name: "line_status",
+    run: ({ payload }, { view }) => (view.terminalOffline(payload.term) ? "terminal_offline" : undefined),
+  },
+  {
+    name: "issuer_known",
+    run: ({ header }, { issuers }) => (issuers.has(header.kid) ? undefined : "unknown_issuer"),
+  },
+  {
+    name: "issuer_signature",
+    run: (d, { issuers }) => {
+      const key = issuers.get(d.header.kid);
+      return key && verifySignature(d, key) ? undefined : "bad_issuer_signature";
+    },
+  },
+];
+
 /**
- * A one-time unlock command from `targets/{tid}/unlock`, checked cheapest first; pure, never throws for
- * bad input. Bound to the current or previous challenge: a command the key server sent before a line
- * drop is not applied late, because the nonce has moved on by then. The clock only judges `exp`; the
- * nonce already makes the command fresh, so an untrusted clock does not refuse it.
+ * A one-time unlock command from `targets/{tid}/unlock`, checked cheapest first. Bound to the current
+ * or previous challenge: a command the key server sent before a line drop is not applied late, because
+ * the nonce has moved on by then. The clock only judges `exp`; the nonce already makes the command
+ * fresh, so an untrusted clock does not refuse it.
  */
+export const UNLOCK_CHECKS = Checks.over<RawFrame, UnlockContext>()
+  // A retained command would be delivered again to every reconnect of the target.
+  .check(SIZE, NOT_RETAINED)
+  .stage({ name: "token", run: decode })
+  .check(...CHECKS);
+
+/** Decide on one raw unlock command; pure, never throws for bad input. */
 export function decideUnlock(
   raw: Buffer,
   retain: boolean,
   view: UnlockView,
   issuers: ReadonlyMap<string, KeyObject>,
 ): UnlockDecision {
-  if (raw.length > MAX_FRAME_BYTES) return refuse("payload_too_large");
-  // A retained command would be delivered again to every reconnect of the target.
-  if (retain) return refuse("retained_frame");
-  let decoded: DecodedToken<typeof TokenType.unlock>;
-  try {
-    decoded = decodeToken(raw.toString("utf8"), TokenType.unlock);
-  } catch (err) {
-    if (err instanceof TokenError) return refuse(reasonOfTokenError(err) ?? "malformed");
-    throw err;
-  }
-  const c = decoded.payload;
-  if (c.tid !== view.tid) return refuse("wrong_target", c);
-  if (c.nonce !== view.currentNonce && c.nonce !== view.previousNonce) return refuse("stale_nonce", c);
-  if (Math.floor(view.nowMs / 1000) >= c.exp) return refuse("expired", c);
-  if (view.applied(c.cmd_id)) return refuse("unlock_replayed", c);
-  if (view.terminalOffline(c.term)) return refuse("terminal_offline", c);
-  const key = issuers.get(decoded.header.kid);
-  if (!key) return refuse("unknown_issuer", c);
-  if (!verifySignature(decoded, key)) return refuse("bad_issuer_signature", c);
-  return { ok: true, command: c };
+  const outcome = UNLOCK_CHECKS.run({ raw, retain }, { view, issuers });
+  if (outcome.ok) return { ok: true, command: outcome.value.payload };
+  const { reason, check, last } = outcome;
+  const who = commandOf(last);
+  return who ? { ok: false, reason, check, ...who } : { ok: false, reason, check };
+}
+
+/** The command's id and terminal, once the refusal came after the token decoded. */
+function commandOf(last: unknown): { cmdId: string; term: string } | undefined {
+  if (typeof last !== "object" || last === null || !("payload" in last)) return undefined;
+  const p: unknown = last.payload;
+  if (typeof p !== "object" || p === null || !("cmd_id" in p) || !("term" in p)) return undefined;
+  return typeof p.cmd_id === "string" && typeof p.term === "string"
+    ? { cmdId: p.cmd_id, term: p.term }
+    : undefined;
 }

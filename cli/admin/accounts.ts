@@ -1,10 +1,5 @@
-import {
-  formatWall,
-  localZone,
-  parseDuration,
-  parseInstant,
-  parseSchedule,
-} from "../../common/time-input.js";
+import { parseDuration, parseInstant, parseSchedule } from "../../common/time-input.js";
+import { formatWall, localZone } from "../../common/time-zone.js";
 import { addGrant, addTerminal, addUser, revokeGrant } from "../../keyserver/admin/accounts.js";
 import { adminCommand, grantMode, modeOption, readPassword } from "./common.js";
 

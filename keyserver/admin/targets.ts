@@ -1,7 +1,7 @@
 import { rmSync } from "node:fs";
 import { resolve } from "node:path";
 import { writeJsonAtomic } from "../../common/atomic-file.js";
-import { assertZone } from "../../common/time-input.js";
+import { assertZone } from "../../common/time-zone.js";
 import { TargetConfig } from "../../schemas/config.js";
 import type { RevocationStatus } from "../../schemas/keyserver.js";
 import { assertId, DEFAULT_PREFIX } from "../../schemas/topics.js";

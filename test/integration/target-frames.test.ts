@@ -46,8 +46,10 @@ describe("target over MQTT", () => {
       term: "term-1",
       gen: 1,
     });
-    // 2 periods of 150 ms after the last frame, plus delivery: the deadline is 5 periods.
-    const ended = await h.state(mark, (s) => s.state === "unavailable", "unavailable state", 750);
+    const nonceWhenOpen = h.nonce();
+    const ended = await h.state(mark, (s) => s.state === "unavailable", "unavailable state");
+    // Ended by the frame timeout (two periods), not at once: the challenge rotated in between.
+    expect(h.nonce()).not.toBe(nonceWhenOpen);
     expect(ended).toEqual({
       v: 1,
       tid: TID,

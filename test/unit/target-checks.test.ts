@@ -3,15 +3,21 @@ import { describe, expect, it } from "vitest";
 import { PublicKeyCache } from "../../common/keys.js";
 import type { TargetStateFile } from "../../schemas/records.js";
 import type { CredentialPayload, FramePayload } from "../../schemas/tokens.js";
+import { TokenType } from "../../schemas/tokens.js";
 import {
+  type DecisionContext,
   type DecisionKeys,
   type DecisionView,
   decideFrame,
+  decisionOrder,
+  type Envelope,
   MAX_FRAME_BYTES,
   VerifiedCredentials,
 } from "../../target/checks.js";
 import { issuerKeyMap } from "../../target/issuer-tokens.js";
 import { emptyState, TargetMemory } from "../../target/memory.js";
+import { Checks } from "../../target/pipeline.js";
+import { GENERATION, HEADER, SUBJECT_CHECKS } from "../../target/stages.js";
 import {
   makeHolder,
   makeIssuer,
@@ -353,6 +359,7 @@ describe("the target's decision", () => {
     expect(decide(frame({ nonce: "C".repeat(22) }))).toEqual({
       ok: false,
       reason: "stale_nonce",
+      check: "nonce",
       slot: "slot-1",
       term: "term-1",
     });
@@ -364,7 +371,11 @@ describe("the target's decision", () => {
   });
 
   it("reports a retained frame before its malformed content", () => {
-    expect(decide(Buffer.from("junk"), {}, true)).toEqual({ ok: false, reason: "retained_frame" });
+    expect(decide(Buffer.from("junk"), {}, true)).toEqual({
+      ok: false,
+      reason: "retained_frame",
+      check: "not_retained",
+    });
   });
 
   it("reports a revoked slot before an old generation", () => {
@@ -372,6 +383,72 @@ describe("the target's decision", () => {
       state: { registry: [registryEntry("slot-1", { status: "revoked", min_gen: 5 })] },
     };
     expect(decide(frame(), setup)).toMatchObject({ ok: false, reason: "slot_revoked" });
+  });
+
+  it("reports the key's own limits before its line: an expired key of an offline terminal is expired", () => {
+    const raw = frame({ cred: credential({ exp: NOW_S }) });
+    expect(decide(raw, { offlineTerminals: ["term-1"] })).toMatchObject({
+      reason: "expired",
+      check: "expiry",
+    });
+    expect(decide(frame(), { offlineTerminals: ["term-1"] })).toMatchObject({
+      reason: "terminal_offline",
+      check: "line_status",
+    });
+  });
+
+  it("verifies the holder signature last: a badly signed frame of an offline terminal is terminal_offline", () => {
+    const raw = Buffer.from(mintFrame(otherHolder, payload()));
+    expect(decide(raw, { offlineTerminals: ["term-1"] })).toMatchObject({ reason: "terminal_offline" });
+  });
+
+  it("names, in order, every check a stored frame and a relay frame pass", () => {
+    const envelope = [
+      "size",
+      "not_retained",
+      "envelope",
+      "alg",
+      "signature_length",
+      "typ",
+      "header",
+      "schema",
+    ];
+    const subject = ["tid", "nonce", "seq", "slot_known", "slot_status"];
+    const limits = ["clock", "not_before", "expiry"];
+    expect(decisionOrder(TokenType.frame)).toEqual([
+      ...envelope,
+      ...subject,
+      "credential_decodes",
+      "credential_matches",
+      "credential_target",
+      "generation",
+      "issuer_known",
+      "issuer_signature",
+      ...limits,
+      "schedule",
+      "uses",
+      "line_status",
+      "holder_signature",
+    ]);
+    expect(decisionOrder(TokenType.relay)).toEqual([
+      ...envelope,
+      ...subject,
+      "generation",
+      ...limits,
+      "uses",
+      "line_status",
+      "issuer_known",
+      "issuer_signature",
+    ]);
+  });
+
+  it("does not compile a check placed before the stage that fills its input", () => {
+    const early = Checks.over<Envelope, DecisionContext>().stage(HEADER);
+    // @ts-expect-error the generation check reads the key's gen, which no stage has filled in yet
+    early.check(GENERATION);
+    // @ts-expect-error the subject checks read the payload, which only the schema stage gives
+    early.check(...SUBJECT_CHECKS);
+    expect(early.names).toEqual(["header"]);
   });
 
   it("verifies a session's credential once and reuses the verification for later frames", () => {

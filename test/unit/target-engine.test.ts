@@ -1,4 +1,5 @@
-import { readFileSync } from "node:fs";
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { writeJsonAtomic } from "../../common/atomic-file.js";
 import { silentLogger } from "../../common/log.js";
@@ -179,6 +180,34 @@ describe("target engine timers and state", () => {
       term: "term-1",
       gen: 1,
       uses_left: 2,
+    });
+    engine.close();
+  });
+
+  it("drops a frame whose write fails and keeps memory as it was: the same frame counts once the disk is back", () => {
+    const s = setup();
+    const engine = s.open();
+    const path = stateFilePath(s.config.state_dir, TID);
+    const onDisk = readFileSync(path, "utf8");
+    // A non-empty directory where the state file goes: the atomic rename onto it fails.
+    rmSync(path);
+    mkdirSync(path);
+    writeFileSync(join(path, "x"), "");
+    const raw = frame(engine, { max_uses: 3 });
+    expect(engine.handleFrame(raw, false).ok).toBe(true);
+    expect(engine.state().state).toBe("unavailable");
+    expect(engine.stats()).toMatchObject({ accepted: 0, persist_failures: 1, sessions: 0 });
+    rmSync(path, { recursive: true });
+    writeFileSync(path, onDisk);
+    // Neither the seq nor the use was committed: the very same frame opens with all but one use left.
+    expect(engine.handleFrame(raw, false)).toMatchObject({
+      ok: true,
+      frame: { opensSession: true, usesLeft: 2 },
+    });
+    expect(engine.state()).toMatchObject({ state: "available", uses_left: 2 });
+    expect(JSON.parse(readFileSync(path, "utf8"))).toMatchObject({
+      seqs: { "term-1": expect.any(Number) },
+      uses: { "slot-1:1": 1 },
     });
     engine.close();
   });

@@ -72,6 +72,23 @@ describe("relay frames and line status", () => {
     engine.close();
   });
 
+  it("judges the key server's line before the relay frame's issuer signature", () => {
+    const s = engineSetup();
+    const engine = s.open();
+    const stranger = makeIssuer();
+    engine.handleKeyserverStatus(s.status("offline", 1));
+    const forged = mintRelay(
+      { ...stranger.key, kid: s.config.issuer_keys[0]?.kid ?? "" },
+      { tid: TID, nonce: engine.challenge().nonce, seq: 1 },
+    );
+    expect(engine.handleFrame(Buffer.from(forged), false)).toMatchObject({
+      ok: false,
+      reason: "keyserver_offline",
+      check: "line_status",
+    });
+    engine.close();
+  });
+
   it("refuses a relay frame replayed after the nonce moved on with stale_nonce", () => {
     const s = engineSetup({ timeoutPeriods: 60 });
     const engine = s.open();
@@ -80,6 +97,7 @@ describe("relay frames and line status", () => {
     expect(engine.handleFrame(frame, false)).toEqual({
       ok: false,
       reason: "stale_nonce",
+      check: "nonce",
       slot: "slot-1",
       term: "term-1",
     });

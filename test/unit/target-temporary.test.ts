@@ -44,10 +44,39 @@ describe("count-limited keys", () => {
     expect(engine.handleFrame(s.frame(engine, { max_uses: 2 }), false)).toEqual({
       ok: false,
       reason: "uses_exhausted",
+      check: "uses",
       slot: "slot-1",
       term: "term-1",
     });
     expect(eventsOf(s.rec, "auth_established").map((e) => e.uses_left)).toEqual([1, 0]);
+    engine.close();
+  });
+
+  it("ends the session that used the last use with uses_exhausted, and an earlier one with frame_timeout", () => {
+    const s = engineSetup({ timeoutPeriods: 1 });
+    const engine = s.open();
+    expect(engine.handleFrame(s.frame(engine, { max_uses: 2 }), false).ok).toBe(true);
+    vi.advanceTimersByTime(1000);
+    expect(lastState(s.rec)).toEqual({
+      v: 1,
+      tid: TID,
+      state: "unavailable",
+      since: START_MS + 1000,
+      reason: "frame_timeout",
+    });
+    expect(engine.handleFrame(s.frame(engine, { max_uses: 2 }), false).ok).toBe(true);
+    vi.advanceTimersByTime(1000);
+    expect(lastState(s.rec)).toEqual({
+      v: 1,
+      tid: TID,
+      state: "unavailable",
+      since: START_MS + 2000,
+      reason: "uses_exhausted",
+    });
+    expect(eventsOf(s.rec, "session_ended").map((e) => e.reason)).toEqual([
+      "frame_timeout",
+      "uses_exhausted",
+    ]);
     engine.close();
   });
 
@@ -63,6 +92,7 @@ describe("count-limited keys", () => {
     expect(second.handleFrame(s.frame(second, { max_uses: 1 }), false)).toMatchObject({
       ok: false,
       reason: "uses_exhausted",
+      check: "uses",
     });
     second.close();
   });
@@ -83,6 +113,7 @@ describe("time-limited keys", () => {
     expect(engine.handleFrame(s.frame(engine), false)).toEqual({
       ok: false,
       reason: "not_yet_valid",
+      check: "not_before",
       slot: "slot-1",
       term: "term-1",
     });
@@ -96,6 +127,7 @@ describe("time-limited keys", () => {
     expect(engine.handleFrame(s.frame(engine, { nbf, exp: nbf + 60 }), false)).toMatchObject({
       ok: false,
       reason: "not_yet_valid",
+      check: "not_before",
     });
     engine.close();
   });
@@ -204,6 +236,7 @@ describe("scheduled keys", () => {
     expect(inUtc.handleFrame(utc.frame(inUtc, { schedule: weekdays }), false)).toEqual({
       ok: false,
       reason: "outside_schedule",
+      check: "schedule",
       slot: "slot-1",
       term: "term-1",
     });

@@ -1,11 +1,6 @@
 import { describe, expect, it } from "vitest";
-import {
-  inSchedule,
-  parseDuration,
-  parseInstant,
-  parseSchedule,
-  wallToUnixMs,
-} from "../../common/time-input.js";
+import { inSchedule } from "../../common/schedule.js";
+import { parseDuration, parseInstant, parseSchedule, wallToUnixMs } from "../../common/time-input.js";
 
 const utc = (iso: string) => Date.parse(iso);
 
@@ -130,7 +125,7 @@ describe("parseSchedule", () => {
   });
 });
 
-describe("inSchedule", () => {
+describe("schedules read from the command line, judged by the one evaluator", () => {
   const office = [parseSchedule("Mon-Fri 08:00-18:00")];
 
   it("opens inside the window in the target's zone and not outside it (start inclusive, end exclusive)", () => {

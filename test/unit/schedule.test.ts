@@ -1,13 +1,14 @@
 import { describe, expect, it } from "vitest";
 import { SparekeyError } from "../../common/errors.js";
-import type { WeeklyWindow } from "../../schemas/tokens.js";
 import {
-  assertTimeZone,
+  formatWindow,
   inSchedule,
   localWeekMinute,
   nextMinuteBoundary,
   windowContains,
-} from "../../target/schedule.js";
+} from "../../common/schedule.js";
+import { assertTimeZone, assertZone, formatInstant, offsetMs } from "../../common/time-zone.js";
+import type { WeeklyWindow } from "../../schemas/tokens.js";
 
 const utc = (iso: string) => Date.parse(`${iso}Z`);
 const MON = 0;
@@ -121,5 +122,35 @@ describe("weekly schedules", () => {
       message:
         'target config: time_zone "Mars/Olympus_Mons" is not a known IANA time zone (e.g. "Europe/Berlin")',
     });
+  });
+});
+
+describe("time zones", () => {
+  it("gives the UTC offset of a zone at an instant, DST and half hours included", () => {
+    expect(offsetMs("Europe/Berlin", utc("2030-01-15T12:00:00"))).toBe(3_600_000);
+    expect(offsetMs("Europe/Berlin", utc("2030-07-15T12:00:00"))).toBe(7_200_000);
+    expect(offsetMs("America/New_York", utc("2030-01-15T12:00:00"))).toBe(-5 * 3_600_000);
+    expect(offsetMs("Asia/Kolkata", utc("2030-01-15T12:00:00"))).toBe(5.5 * 3_600_000);
+  });
+
+  it("prints an instant as wall time with its offset, west of UTC and in half-hour zones too", () => {
+    expect(formatInstant(utc("2030-01-15T12:00:00") / 1000, "America/New_York")).toBe(
+      "2030-01-15 07:00:00 UTC-05:00",
+    );
+    expect(formatInstant(utc("2030-01-15T12:00:00") / 1000, "Asia/Kolkata")).toBe(
+      "2030-01-15 17:30:00 UTC+05:30",
+    );
+  });
+
+  it("refuses an unknown zone given on the command line as bad_request", () => {
+    expect(() => assertZone("Mars/Olympus")).toThrow('unknown time zone "Mars/Olympus"');
+  });
+
+  it("writes days as ranges and marks a window that ends the next day", () => {
+    expect(formatWindow({ days: [1, 2, 3, 5], start: "08:00", end: "18:00" })).toBe(
+      "Mon-Wed,Fri 08:00-18:00",
+    );
+    expect(formatWindow({ days: [5], start: "22:00", end: "06:00" })).toBe("Fri 22:00-06:00 (ends next day)");
+    expect(formatWindow({ days: [6, 7], start: "00:00", end: "24:00" })).toBe("Sat,Sun 00:00-24:00");
   });
 });

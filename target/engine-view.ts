@@ -1,0 +1,52 @@
+import type { TargetConfig } from "../schemas/config.js";
+import type { ChallengeRotator } from "./challenge.js";
+import type { DecisionView } from "./checks.js";
+import type { TargetClock } from "./clock.js";
+import type { LinkStates } from "./link-status.js";
+import type { TargetMemory } from "./memory.js";
+import type { SessionTable } from "./sessions.js";
+
+/** The key server's source name in its LinkStates (a table of its own, so no terminal id can clash). */
+export const KEYSERVER = "keyserver";
+
+export interface EngineParts {
+  config: TargetConfig;
+  clock: TargetClock;
+  memory: TargetMemory;
+  rotator: ChallengeRotator;
+  sessions: SessionTable;
+  terminalLinks: LinkStates;
+  keyserverLink: LinkStates;
+}
+
+/** The engine's live state as the decision and the standing rule read it (getters: always current). */
+export function decisionView(p: EngineParts): DecisionView {
+  const { config, clock, memory, rotator, sessions, terminalLinks, keyserverLink } = p;
+  return {
+    tid: config.tid,
+    get currentNonce() {
+      return rotator.currentNonce;
+    },
+    get previousNonce() {
+      return rotator.previous;
+    },
+    get nowMs() {
+      return clock.now();
+    },
+    get clockTrusted() {
+      return clock.trusted();
+    },
+    timeZone: config.time_zone ?? "UTC",
+    get keyserverOffline() {
+      return keyserverLink.offline(KEYSERVER);
+    },
+    terminalOffline: (term) => terminalLinks.offline(term),
+    session: (term) => sessions.get(term),
+    entry: (slot) => memory.entry(slot),
+    revocation: (slot) => memory.revocation(slot),
+    floor: (slot) => memory.floor(slot),
+    lastSeq: (term) => memory.lastSeq(term),
+    uses: (slot, gen) => memory.uses(slot, gen),
+    firstUse: (slot, gen) => memory.firstUse(slot, gen),
+  };
+}
