@@ -42,6 +42,7 @@ export class RegistryPublisher {
   private running: Promise<void> | undefined;
   private again = false;
   private everything = false;
+  private retryEverything = false;
   private readonly onConnect = () => {
     this.everything = true;
     this.wake();
@@ -75,10 +76,13 @@ export class RegistryPublisher {
   }
 
   /** No change may come to wake the publisher after a failure, so it tries again by itself. */
-  private retryLater(): void {
+  private retryLater(everything = false): void {
+    if (everything) this.retryEverything = true;
     if (!this.off || this.retry) return;
     this.retry = setTimeout(() => {
       this.retry = undefined;
+      if (this.retryEverything) this.everything = true;
+      this.retryEverything = false;
       this.wake();
     }, this.deps.pollMs ?? 200);
   }
@@ -130,7 +134,7 @@ export class RegistryPublisher {
         ...(after !== undefined ? { after } : {}),
         limit: REPUBLISH_PAGE,
       });
-      for (const snapshot of page) if (!(await this.publishRegistry(snapshot))) failed = true;
+      for (const snapshot of page) if (!(await this.publishRegistry(snapshot, false))) failed = true;
       count += page.length;
       const last = page.at(-1);
       if (!last || page.length < REPUBLISH_PAGE) break;
@@ -138,14 +142,13 @@ export class RegistryPublisher {
       await nextTurn();
     }
     this.log.info({ registries: count }, "registries and fleet list republished");
-    if (failed) {
-      this.everything = true;
-      this.retryLater();
-    }
+    // Marking is left to a pending pass (a write per registry): it publishes the few that were pending.
+    this.again = true;
+    if (failed) this.retryLater(true);
   }
 
   /** False when the registry could not be published. */
-  private async publishRegistry(snapshot: RegistrySnapshot): Promise<boolean> {
+  private async publishRegistry(snapshot: RegistrySnapshot, mark = true): Promise<boolean> {
     const iat = Math.floor((this.deps.now ?? Date.now)() / 1000);
     const jws = signToken(
       TokenType.registry,
@@ -154,7 +157,7 @@ export class RegistryPublisher {
     );
     try {
       await this.deps.topics.publish(this.deps.client, "registry", { tid: snapshot.tid }, jws);
-      await this.deps.store.markPublished(snapshot.tid, snapshot.version);
+      if (mark) await this.deps.store.markPublished(snapshot.tid, snapshot.version);
       this.log.debug({ tid: snapshot.tid, version: snapshot.version }, "registry published");
       return true;
     } catch (err) {
