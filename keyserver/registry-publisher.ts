@@ -4,7 +4,7 @@ import type { MqttClient } from "../common/mqtt.js";
 import { TokenType } from "../schemas/tokens.js";
 import type { Topics } from "../schemas/topics.js";
 import type { Issuer } from "./issuer.js";
-import type { KeyStore } from "./store/store.js";
+import type { KeyStore, RegistrySnapshot, RevocationsSnapshot } from "./store/store.js";
 
 export interface RegistryPublisherDeps {
   client: MqttClient;
@@ -17,12 +17,23 @@ export interface RegistryPublisherDeps {
   now?: () => number;
 }
 
+/** Registries read (synchronously, for SQLite) and signed per turn of the event loop when republishing all. */
+export const REPUBLISH_PAGE = 200;
+
+function nextTurn(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
 /**
  * The store is the outbox: a target whose registry_version is above its published_version gets a
  * fresh signed snapshot, retained, and is then marked published. A crash between the two publishes it
  * again, which is harmless (same version, the target ignores what it already has). The fleet
  * revocation list goes the same way on `revocations`; writes from another process (the admin
  * CLI) arrive through the store's change feed.
+ *
+ * A broker keeps retained messages in memory: one that restarted has lost every registry and the
+ * fleet list, and nothing in the store says so. So on start and on every reconnection of its client
+ * the publisher republishes all of them, a page at a time, yielding between pages.
  */
 export class RegistryPublisher {
   private readonly log: Logger;
@@ -30,6 +41,12 @@ export class RegistryPublisher {
   private off: (() => void) | undefined;
   private running: Promise<void> | undefined;
   private again = false;
+  private everything = false;
+  private retryEverything = false;
+  private readonly onConnect = () => {
+    this.everything = true;
+    this.wake();
+  };
 
   constructor(private readonly deps: RegistryPublisherDeps) {
     this.log = deps.logger.child({ component: "registry-publisher" });
@@ -37,10 +54,12 @@ export class RegistryPublisher {
 
   async start(): Promise<void> {
     this.off = this.deps.store.onChange(() => this.wake());
-    await this.publishNow();
+    this.deps.client.on("connect", this.onConnect);
+    await this.republishAll();
   }
 
   async stop(): Promise<void> {
+    this.deps.client.off("connect", this.onConnect);
     this.off?.();
     this.off = undefined;
     if (this.retry) clearTimeout(this.retry);
@@ -57,12 +76,21 @@ export class RegistryPublisher {
   }
 
   /** No change may come to wake the publisher after a failure, so it tries again by itself. */
-  private retryLater(): void {
+  private retryLater(everything = false): void {
+    if (everything) this.retryEverything = true;
     if (!this.off || this.retry) return;
     this.retry = setTimeout(() => {
       this.retry = undefined;
+      if (this.retryEverything) this.everything = true;
+      this.retryEverything = false;
       this.wake();
     }, this.deps.pollMs ?? 200);
+  }
+
+  /** Publish the fleet list and every registry, pending or not (what a restarted broker lost). */
+  republishAll(): Promise<void> {
+    this.everything = true;
+    return this.publishNow();
   }
 
   /** Publish every pending registry; concurrent calls coalesce into one more pass. */
@@ -73,10 +101,13 @@ export class RegistryPublisher {
     }
     this.running = (async () => {
       try {
+        // One pass at a time, so an older snapshot never overwrites a newer retained one.
         do {
           this.again = false;
-          await this.publishPending();
-        } while (this.again);
+          const all = this.everything;
+          this.everything = false;
+          await (all ? this.publishAll() : this.publishPending());
+        } while (this.again || this.everything);
       } finally {
         this.running = undefined;
       }
@@ -87,29 +118,56 @@ export class RegistryPublisher {
   private async publishPending(): Promise<void> {
     // The fleet list goes first: a fleet revocation also revokes the slot in each registry, and the
     // target should end the sessions for the reason the operator gave (`revoked_fleet`).
-    let failed = !(await this.publishRevocations());
-    for (const snapshot of await this.deps.store.pendingRegistries()) {
-      const iat = Math.floor((this.deps.now ?? Date.now)() / 1000);
-      const jws = signToken(
-        TokenType.registry,
-        { v: 1, tid: snapshot.tid, version: snapshot.version, slots: snapshot.slots, iat },
-        this.deps.issuer.signingKey,
-      );
-      try {
-        await this.deps.topics.publish(this.deps.client, "registry", { tid: snapshot.tid }, jws);
-        await this.deps.store.markPublished(snapshot.tid, snapshot.version);
-        this.log.info({ tid: snapshot.tid, version: snapshot.version }, "registry published");
-      } catch (err) {
-        failed = true;
-        this.log.warn({ err, tid: snapshot.tid }, "registry not published; will retry");
-      }
-    }
+    let failed = !(await this.publishRevocations(await this.deps.store.pendingRevocations()));
+    for (const snapshot of await this.deps.store.pendingRegistries())
+      if (!(await this.publishRegistry(snapshot))) failed = true;
     if (failed) this.retryLater();
   }
 
-  /** False when a pending list could not be published. */
-  private async publishRevocations(): Promise<boolean> {
-    const pending = await this.deps.store.pendingRevocations();
+  /** The fleet list first, as for pending changes; then every target's registry, page by page. */
+  private async publishAll(): Promise<void> {
+    let failed = !(await this.publishRevocations(await this.deps.store.currentRevocations()));
+    let after: string | undefined;
+    let count = 0;
+    for (;;) {
+      const page = await this.deps.store.registries({
+        ...(after !== undefined ? { after } : {}),
+        limit: REPUBLISH_PAGE,
+      });
+      for (const snapshot of page) if (!(await this.publishRegistry(snapshot, false))) failed = true;
+      count += page.length;
+      const last = page.at(-1);
+      if (!last || page.length < REPUBLISH_PAGE) break;
+      after = last.tid;
+      await nextTurn();
+    }
+    this.log.info({ registries: count }, "registries and fleet list republished");
+    // Marking is left to a pending pass (a write per registry): it publishes the few that were pending.
+    this.again = true;
+    if (failed) this.retryLater(true);
+  }
+
+  /** False when the registry could not be published. */
+  private async publishRegistry(snapshot: RegistrySnapshot, mark = true): Promise<boolean> {
+    const iat = Math.floor((this.deps.now ?? Date.now)() / 1000);
+    const jws = signToken(
+      TokenType.registry,
+      { v: 1, tid: snapshot.tid, version: snapshot.version, slots: snapshot.slots, iat },
+      this.deps.issuer.signingKey,
+    );
+    try {
+      await this.deps.topics.publish(this.deps.client, "registry", { tid: snapshot.tid }, jws);
+      if (mark) await this.deps.store.markPublished(snapshot.tid, snapshot.version);
+      this.log.debug({ tid: snapshot.tid, version: snapshot.version }, "registry published");
+      return true;
+    } catch (err) {
+      this.log.warn({ err, tid: snapshot.tid }, "registry not published; will retry");
+      return false;
+    }
+  }
+
+  /** False when the list could not be published. */
+  private async publishRevocations(pending: RevocationsSnapshot | undefined): Promise<boolean> {
     if (!pending) return true;
     const iat = Math.floor((this.deps.now ?? Date.now)() / 1000);
     const jws = signToken(

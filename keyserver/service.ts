@@ -4,6 +4,7 @@ import { connectMqtt, type MqttClient } from "../common/mqtt.js";
 import type { LinkStatus } from "../schemas/messages.js";
 import { DEFAULT_PREFIX, Topics } from "../schemas/topics.js";
 import { ChallengeFollower, type ChallengeView } from "./challenges.js";
+import { assertLifetime, DEFAULT_CREDENTIAL_LIFETIME_S } from "./credentials.js";
 import type { Issuer } from "./issuer.js";
 import type { OpContext } from "./ops/context.js";
 import { OPS } from "./ops/index.js";
@@ -32,6 +33,8 @@ export interface KeyServerDeps {
   unlockMinWaitMs?: number;
   /** Limits on wrong password re-entries for remote unlock. */
   passwordRateLimit?: RateLimitOptions;
+  /** Longest a stored credential is valid, in seconds (default DEFAULT_CREDENTIAL_LIFETIME_S, 7 days). */
+  credentialLifetimeS?: number;
 }
 
 function status(state: LinkStatus["state"], epoch: number): LinkStatus {
@@ -51,11 +54,13 @@ export class KeyServer {
   private epoch = 0;
   private readonly topics: Topics;
   private readonly log: Logger;
+  private readonly credentialLifetimeS: number;
 
   constructor(private readonly deps: KeyServerDeps) {
     this.topics = new Topics(deps.prefix ?? DEFAULT_PREFIX);
     this.log = deps.logger.child({ component: "keyserver" });
     this.state = deps.state;
+    this.credentialLifetimeS = assertLifetime(deps.credentialLifetimeS ?? DEFAULT_CREDENTIAL_LIFETIME_S);
   }
 
   /** Open the data dir without connecting (idempotent). */
@@ -132,6 +137,7 @@ export class KeyServer {
       unlocks: new UnlockChannel({ client, topics: this.topics, events: this.events, logger }),
       unlockMinWaitMs: this.deps.unlockMinWaitMs ?? 3000,
       passwordLimiter: new FailureLimiter({ ...this.deps.passwordRateLimit, now }),
+      credentialLifetimeS: this.credentialLifetimeS,
     };
     this.rpc = new RpcServer({ client, topics: this.topics, ops: OPS, context, logger: this.deps.logger });
     this.publisher = new RegistryPublisher({

@@ -113,5 +113,15 @@ export const AuditRow = Type.Object(
 );
 export type AuditRow = Static<typeof AuditRow>;
 
+/**
+ * An audit row with its link in the hash chain: hex SHA-256 of the previous row's hash and this row.
+ * Read as stored, not as it should be (an edited hash is what verification reports).
+ */
+export const AuditChainRow = Type.Object(
+  { ...AuditRow.properties, hash: Type.String({ maxLength: 128 }) },
+  { additionalProperties: false },
+);
+export type AuditChainRow = Static<typeof AuditChainRow>;
+
 /** The keyserver.secret file: the key server's own MQTT password (32 random bytes, base64url). */
 export const KeyServerSecret = Type.String({ pattern: "^[A-Za-z0-9_-]{43}$" });

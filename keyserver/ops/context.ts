@@ -23,6 +23,8 @@ export interface OpContext {
   readonly unlockMinWaitMs: number;
   /** Failed password re-entries for remote unlock, per user (like logins). */
   readonly passwordLimiter: FailureLimiter;
+  /** Longest a stored credential is valid for, in seconds (keyserver/credentials.ts `withLifetime`). */
+  readonly credentialLifetimeS: number;
 }
 
 /** One RPC op: its request schema and its handler. `caller` comes from the topic, never the payload. */

@@ -1,9 +1,12 @@
 import { DownloadRequest, type DownloadResult } from "../../schemas/rpc.js";
-import { newJti, signCredential } from "../credentials.js";
+import { newJti, signCredential, withLifetime } from "../credentials.js";
 import { decideDownload } from "../grants.js";
 import { defineOp } from "./context.js";
 
-/** Issue a stored credential to the caller's public key; the new generation raises the slot's floor. */
+/**
+ * Issue a stored credential to the caller's public key; the new generation raises the slot's floor.
+ * Its exp is at most the key server's credential lifetime away: the terminal downloads again before it.
+ */
 export const download = defineOp({
   schema: DownloadRequest,
   async handle(ctx, caller, request): Promise<DownloadResult> {
@@ -15,9 +18,10 @@ export const download = defineOp({
       ...(request.slot !== undefined ? { slot: request.slot } : {}),
       now,
     };
-    const issued = await ctx.store.issueStored({ ...facts, term: caller, jti }, (read) =>
-      decideDownload(read, facts),
-    );
+    const issued = await ctx.store.issueStored({ ...facts, term: caller, jti }, (read) => {
+      const plan = decideDownload(read, facts);
+      return { ...plan, terms: withLifetime(plan.terms, ctx.credentialLifetimeS) };
+    });
     const credential = signCredential(ctx.issuer, issued, {
       mode: "stored",
       holder: request.public_key,

@@ -1,4 +1,5 @@
 import type {
+  AuditChainRow,
   AuditRow,
   GrantMode,
   GrantRow,
@@ -88,6 +89,8 @@ export interface RevocationStore {
   revokeFleet(input: SlotRevocation, actor: string, change: FloorRule): Promise<RevocationsSnapshot>;
   /** The fleet list when its version was not yet published. */
   pendingRevocations(): Promise<RevocationsSnapshot | undefined>;
+  /** The current fleet list, published or not; undefined while nothing was ever revoked fleet-wide. */
+  currentRevocations(): Promise<RevocationsSnapshot | undefined>;
   markRevocationsPublished(version: number): Promise<void>;
   /** A target said it applied `version`; false when `tid` is not paired. Versions only rise. */
   confirmRevocations(tid: string, version: number): Promise<boolean>;
@@ -98,6 +101,11 @@ export interface RevocationStore {
 export interface RegistryOutbox {
   /** Registries whose version was not yet published, each read as one consistent snapshot. */
   pendingRegistries(): Promise<RegistrySnapshot[]>;
+  /**
+   * The current registry of every paired target, published or not, a page at a time in tid order:
+   * targets after `after` (from the start when absent), at most `limit`, each one consistent snapshot.
+   */
+  registries(page: { after?: string; limit: number }): Promise<RegistrySnapshot[]>;
   markPublished(tid: string, version: number): Promise<void>;
 }
 
@@ -106,6 +114,14 @@ export interface AuditLog {
   /** An audit row for an op that changed nothing (a refusal). */
   recordAudit(entry: AuditEntry): Promise<void>;
   listAudit(limit: number): Promise<AuditRow[]>;
+  /** Every row with its chain hash, oldest first, for keyserver/audit-chain.ts `verifyAuditChain`. */
+  auditChain(): Promise<AuditChain>;
+}
+
+export interface AuditChain {
+  rows: AuditChainRow[];
+  /** The seq of the newest row the store ever wrote (0: none), kept apart from the rows. */
+  lastSeq: number;
 }
 
 export interface SlotRevocation {

@@ -1,4 +1,6 @@
 import { describe, expect, it, onTestFinished } from "vitest";
+import { auditVerify } from "../../keyserver/admin/audit.js";
+import { verifyAuditChain } from "../../keyserver/audit-chain.js";
 import {
   type DownloadRequestFacts,
   decideDownload,
@@ -402,6 +404,32 @@ export function storeContract(name: string, factory: StoreFactory): void {
         { tid: "door-2", version: 4, slots: [{ slot: "s1", min_gen: 1, status: "revoked" }] },
       ]);
     });
+
+    it("nothing forgotten on a broker restart: lists every current registry page by page, published or not", async () => {
+      const store = await seeded();
+      await store.addTarget({ tid: "door-3", secretHash: hashSecret(TARGET_SECRET) }, "admin");
+      await download(store, "p1", PUB_A);
+      for (const t of await store.pendingRegistries()) await store.markPublished(t.tid, t.version);
+      expect(await store.pendingRegistries()).toEqual([]);
+      const s1 = [{ slot: "s1", min_gen: 1, status: "active" }];
+      expect(await store.registries({ limit: 2 })).toEqual([
+        { tid: "door-1", version: 3, slots: s1 },
+        { tid: "door-2", version: 3, slots: s1 },
+      ]);
+      expect(await store.registries({ after: "door-2", limit: 2 })).toEqual([
+        { tid: "door-3", version: 1, slots: [] },
+      ]);
+      expect(await store.registries({ after: "door-3", limit: 2 })).toEqual([]);
+    });
+
+    it("nothing forgotten on a broker restart: hands out the current fleet list after it was published", async () => {
+      const store = await seeded();
+      expect(await store.currentRevocations()).toBeUndefined();
+      await store.revokeFleet({ slot: "s1" }, "admin", floorChange);
+      await store.markRevocationsPublished(1);
+      expect(await store.pendingRevocations()).toBeUndefined();
+      expect(await store.currentRevocations()).toEqual({ version: 1, revoked: [{ slot: "s1" }] });
+    });
   });
 
   describe(`${name} store: audit`, () => {
@@ -432,6 +460,38 @@ export function storeContract(name: string, factory: StoreFactory): void {
       expect(all).not.toContain("sha256$");
       expect(all).not.toContain("scrypt$");
       expect(audit.every((a) => a.ts === NOW_MS)).toBe(true);
+    });
+
+    it("audit integrity: links every row to the one before, across two stores writing the same data", async () => {
+      const location = await factory();
+      const store = await openOn(location);
+      await seed(store);
+      const second = await openOn(location);
+      await download(store, "p1", PUB_A);
+      await second.recordAudit({ actor: "p1", op: "relay", subject: "door-1", outcome: "no_grant" });
+      await second.revoke({ slot: "s1" }, "admin", floorChange);
+      await store.recordAudit({ actor: "p1", op: "unlock", subject: "door-1", outcome: "grant_revoked" });
+
+      const chain = await store.auditChain();
+      const listed = await store.listAudit(1000);
+      expect(chain.rows.map(({ hash: _, ...row }) => row)).toEqual(listed);
+      expect(chain.lastSeq).toBe(listed.at(-1)?.seq);
+      expect(verifyAuditChain(chain.rows, chain.lastSeq)).toEqual({ ok: true, rows: 10 });
+      expect(await auditVerify({ store: second })).toEqual({
+        ok: true,
+        rows: 10,
+      });
+    });
+
+    it("audit integrity: what the store hands out for verification shows a dropped newest row", async () => {
+      const store = await seeded();
+      const chain = await store.auditChain();
+      const newest = chain.rows.at(-1)?.seq ?? 0;
+      expect(verifyAuditChain(chain.rows.slice(0, -1), chain.lastSeq)).toEqual({
+        ok: false,
+        rows: chain.rows.length - 1,
+        firstBad: { seq: newest, reason: "missing" },
+      });
     });
   });
 

@@ -86,6 +86,8 @@ describe("key server RPC over a real broker", () => {
       holder: key.publicKeyB64,
       term: "p1",
       nbf: cred.payload.iat,
+      // Credentials that age: an unlimited grant still gives a key that expires after the default week.
+      exp: cred.payload.iat + 7 * 24 * 3600,
       iat: cred.payload.iat,
       jti: cred.payload.jti,
     });

@@ -1,6 +1,9 @@
-import { AuditRow } from "../../../schemas/keyserver.js";
+import { AuditChainRow, AuditRow } from "../../../schemas/keyserver.js";
 import type { AuditLog } from "../store.js";
 import { rows, type SqliteConnection } from "./connection.js";
+import { AUDIT_LAST_SEQ } from "./migrations.js";
+
+const COLUMNS = "seq, ts, actor, op, subject, outcome, detail";
 
 /** The audit trail on SQLite (`seq` is AUTOINCREMENT: rows are never renumbered). */
 export function sqliteAudit(c: SqliteConnection): AuditLog {
@@ -12,10 +15,22 @@ export function sqliteAudit(c: SqliteConnection): AuditLog {
     async listAudit(limit) {
       const recent = rows(
         AuditRow,
-        c.db.prepare("SELECT * FROM audit ORDER BY seq DESC LIMIT ?").all(limit),
+        c.db.prepare(`SELECT ${COLUMNS} FROM audit ORDER BY seq DESC LIMIT ?`).all(limit),
         "audit row",
       );
       return recent.reverse();
+    },
+
+    async auditChain() {
+      return c.read(() => ({
+        // A hash set to NULL reads as "": verification reports that row instead of failing to read.
+        rows: rows(
+          AuditChainRow,
+          c.db.prepare(`SELECT ${COLUMNS}, COALESCE(hash, '') AS hash FROM audit ORDER BY seq`).all(),
+          "audit row",
+        ),
+        lastSeq: c.meta(AUDIT_LAST_SEQ),
+      }));
     },
   };
 }

@@ -6,8 +6,10 @@ import { GrantRow, SlotRow, TerminalRow } from "../../../schemas/keyserver.js";
 import { WeeklyWindow } from "../../../schemas/tokens.js";
 import { assertId } from "../../../schemas/topics.js";
 import { validator } from "../../../schemas/validate.js";
+import { AUDIT_GENESIS, auditHash } from "../../audit-chain.js";
 import type { AuditEntry, SlotRecord, TerminalRecord } from "../store.js";
 import { RESERVED_ID_PREFIX } from "../store.js";
+import { AUDIT_LAST_SEQ } from "./migrations.js";
 
 export function row<S extends TSchema>(schema: S, value: unknown, what: string): Static<S> {
   return validator(schema, what).parse(value);
@@ -18,6 +20,18 @@ export function maybeRow<S extends TSchema>(schema: S, value: unknown, what: str
 export function rows<S extends TSchema>(schema: S, values: unknown[], what: string): Static<S>[] {
   const v = validator(schema, what);
   return values.map((x) => v.parse(x));
+}
+
+const HashRow = Type.Object({ hash: Type.Union([Type.String({ maxLength: 128 }), Type.Null()]) });
+
+/** The hash row `seq` chains from: the newest row before it, or the genesis. */
+export function lastAuditHash(db: Database.Database, seq: number): string {
+  const r = maybeRow(
+    HashRow,
+    db.prepare("SELECT hash FROM audit WHERE seq < ? ORDER BY seq DESC LIMIT 1").get(seq),
+    "audit row",
+  );
+  return r?.hash ?? AUDIT_GENESIS;
 }
 
 export const Schedule = Type.Array(WeeklyWindow, { minItems: 1, maxItems: 16 });
@@ -80,10 +94,26 @@ export class SqliteConnection {
     return this.db.transaction(fn)();
   }
 
+  /**
+   * Append an audit row linked to the one before it (keyserver/audit-chain.ts). Runs inside the
+   * caller's transaction, so the op and its row commit together.
+   */
   audit(e: AuditEntry): void {
-    this.db
+    const content = {
+      ts: this.now(),
+      actor: e.actor,
+      op: e.op,
+      subject: e.subject,
+      outcome: e.outcome,
+      detail: JSON.stringify(e.detail ?? {}),
+    };
+    const inserted = this.db
       .prepare("INSERT INTO audit (ts, actor, op, subject, outcome, detail) VALUES (?, ?, ?, ?, ?, ?)")
-      .run(this.now(), e.actor, e.op, e.subject, e.outcome, JSON.stringify(e.detail ?? {}));
+      .run(content.ts, content.actor, content.op, content.subject, content.outcome, content.detail);
+    const seq = Number(inserted.lastInsertRowid);
+    const hash = auditHash(lastAuditHash(this.db, seq), { seq, ...content });
+    this.db.prepare("UPDATE audit SET hash = ? WHERE seq = ?").run(hash, seq);
+    this.setMeta(AUDIT_LAST_SEQ, seq);
   }
 
   /** Run a write op with its audit row; a refusal (SparekeyError) still leaves one naming its code. */

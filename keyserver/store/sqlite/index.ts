@@ -1,3 +1,4 @@
+import { chmodSync, closeSync, existsSync, openSync } from "node:fs";
 import Database from "better-sqlite3";
 import type { KeyStore } from "../store.js";
 import { sqliteAccounts } from "./accounts.js";
@@ -76,11 +77,24 @@ class ChangeFeed {
   }
 }
 
+/**
+ * The database holds password and secret hashes: create it 0600 before SQLite opens it (whatever the
+ * umask), and narrow a file that exists already.
+ */
+function ownerOnly(path: string): void {
+  closeSync(openSync(path, "a", 0o600));
+  chmodSync(path, 0o600);
+}
+
 /** A KeyStore on one SQLite file, one module per role over one shared connection. */
 export function openSqliteStore(path: string, options: SqliteStoreOptions = {}): KeyStore {
+  ownerOnly(path);
   const db = new Database(path);
   try {
     db.pragma("journal_mode = WAL");
+    // Opening in WAL mode made the -wal and -shm files (SQLite copies the database file's mode to
+    // them; a file left by an older sparekey may still be wider): all before any secret is written.
+    for (const suffix of ["-wal", "-shm"]) if (existsSync(path + suffix)) chmodSync(path + suffix, 0o600);
     db.pragma("synchronous = FULL");
     db.pragma("foreign_keys = ON");
     // An admin command in another process may hold the write lock for a moment.

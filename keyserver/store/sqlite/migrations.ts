@@ -1,5 +1,11 @@
+import { Type } from "@sinclair/typebox";
 import type Database from "better-sqlite3";
 import { SparekeyError } from "../../../common/errors.js";
+import { validator } from "../../../schemas/validate.js";
+import { AUDIT_GENESIS, auditHash } from "../../audit-chain.js";
+
+/** meta key: the seq of the newest audit row ever written, so rows removed from the end are noticed. */
+export const AUDIT_LAST_SEQ = "audit_last_seq";
 
 /** Schema migrations, applied in order; `PRAGMA user_version` is how many have run. */
 export const MIGRATIONS: readonly string[] = [
@@ -89,7 +95,41 @@ export const MIGRATIONS: readonly string[] = [
     ts INTEGER NOT NULL
   ) STRICT;
   `,
+  // Hold under attack: the audit log is hash-chained (rows written before are chained on migration).
+  `
+  ALTER TABLE audit ADD COLUMN hash TEXT;
+  `,
 ];
+
+/** The migration that added audit hashes: older files get their rows chained when it runs. */
+const AUDIT_CHAIN_MIGRATION = 3;
+
+const LegacyAuditRow = Type.Object({
+  seq: Type.Integer({ minimum: 1 }),
+  ts: Type.Integer(),
+  actor: Type.String(),
+  op: Type.String(),
+  subject: Type.String(),
+  outcome: Type.String(),
+  detail: Type.String(),
+});
+
+function chainExistingAudit(db: Database.Database): void {
+  const update = db.prepare("UPDATE audit SET hash = ? WHERE seq = ?");
+  let prev = AUDIT_GENESIS;
+  let last = 0;
+  for (const raw of db
+    .prepare("SELECT seq, ts, actor, op, subject, outcome, detail FROM audit ORDER BY seq")
+    .all()) {
+    const r = validator(LegacyAuditRow, "audit row").parse(raw);
+    prev = auditHash(prev, r);
+    update.run(prev, r.seq);
+    last = r.seq;
+  }
+  db.prepare(
+    "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+  ).run(AUDIT_LAST_SEQ, last);
+}
 
 /** Bring the file to the newest schema in one transaction; refuse a file from a newer sparekey. */
 export function migrate(db: Database.Database): void {
@@ -99,6 +139,7 @@ export function migrate(db: Database.Database): void {
   if (version === MIGRATIONS.length) return;
   db.transaction(() => {
     for (const sql of MIGRATIONS.slice(version)) db.exec(sql);
+    if (version < AUDIT_CHAIN_MIGRATION) chainExistingAudit(db);
     db.pragma(`user_version = ${MIGRATIONS.length}`);
   }).immediate();
 }

@@ -1,36 +1,47 @@
 import { Type } from "@sinclair/typebox";
 import { Id } from "../../../schemas/common.js";
 import { RegistryEntry } from "../../../schemas/tokens.js";
-import type { RegistryOutbox } from "../store.js";
+import type { RegistryOutbox, RegistrySnapshot } from "../store.js";
 import { rows, type SqliteConnection } from "./connection.js";
 
-const PendingRow = Type.Object({ tid: Id, registry_version: Type.Integer({ minimum: 1 }) });
+const VersionRow = Type.Object({ tid: Id, registry_version: Type.Integer({ minimum: 1 }) });
 
 /** The registry outbox on SQLite: targets whose registry_version is above their published_version. */
 export function sqliteOutbox(c: SqliteConnection): RegistryOutbox {
   const { db } = c;
+  /** Each target's slots; run inside the caller's read transaction. */
+  const snapshots = (targets: unknown[]): RegistrySnapshot[] => {
+    const entries = db.prepare(
+      "SELECT s.slot AS slot, s.min_gen AS min_gen, s.status AS status FROM slot_targets st JOIN slots s ON s.slot = st.slot WHERE st.tid = ? ORDER BY s.slot",
+    );
+    return rows(VersionRow, targets, "target row").map((p) => ({
+      tid: p.tid,
+      version: p.registry_version,
+      slots: rows(RegistryEntry, entries.all(p.tid), "registry entry"),
+    }));
+  };
   return {
     async pendingRegistries() {
       // One read transaction: the versions and the slots are one snapshot.
-      return c.read(() => {
-        const pending = rows(
-          PendingRow,
+      return c.read(() =>
+        snapshots(
           db
             .prepare(
               "SELECT tid, registry_version FROM targets WHERE registry_version > published_version ORDER BY tid",
             )
             .all(),
-          "target row",
-        );
-        const entries = db.prepare(
-          "SELECT s.slot AS slot, s.min_gen AS min_gen, s.status AS status FROM slot_targets st JOIN slots s ON s.slot = st.slot WHERE st.tid = ? ORDER BY s.slot",
-        );
-        return pending.map((p) => ({
-          tid: p.tid,
-          version: p.registry_version,
-          slots: rows(RegistryEntry, entries.all(p.tid), "registry entry"),
-        }));
-      });
+        ),
+      );
+    },
+
+    async registries({ after, limit }) {
+      return c.read(() =>
+        snapshots(
+          db
+            .prepare("SELECT tid, registry_version FROM targets WHERE tid > ? ORDER BY tid LIMIT ?")
+            .all(after ?? "", limit),
+        ),
+      );
     },
 
     async markPublished(tid, version) {

@@ -88,6 +88,13 @@ export function sqliteRevocations(c: SqliteConnection): RevocationStore {
       });
     },
 
+    async currentRevocations() {
+      return c.read(() => {
+        const version = c.meta(META_REVOCATIONS);
+        return version === 0 ? undefined : snapshot(version);
+      });
+    },
+
     async markRevocationsPublished(version) {
       // Quiet: publishing must not wake the publisher again.
       c.write(() => c.setMeta(META_REVOCATIONS_PUBLISHED, version, true), { quiet: true });
