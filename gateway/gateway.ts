@@ -1,6 +1,7 @@
 import { type RunningBroker, startBroker } from "../broker/server.js";
 import type { Logger } from "../common/log.js";
 import { MQTT_PORT } from "../common/mqtt.js";
+import { DEFAULT_CREDENTIAL_LIFETIME_S } from "../keyserver/credentials.js";
 import { KeyServer } from "../keyserver/service.js";
 import { createAuthenticator, type KeyServerState, openKeyServerState } from "../keyserver/state.js";
 import type { GatewayConfig } from "../schemas/config.js";
@@ -15,6 +16,7 @@ export const GATEWAY_DEFAULTS: GatewayConfig = {
   max_packet_bytes: 65_536,
   connect_timeout_ms: 5000,
   keepalive_max_s: 300,
+  credential_lifetime_s: DEFAULT_CREDENTIAL_LIFETIME_S,
 };
 
 export interface GatewayOptions {
@@ -55,6 +57,7 @@ export async function startGateway({ config, logger }: GatewayOptions): Promise<
     prefix: config.prefix,
     logger,
     state,
+    credentialLifetimeS: config.credential_lifetime_s,
   });
   try {
     await keyserver.start();

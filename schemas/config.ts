@@ -73,6 +73,8 @@ export const GatewayConfig = Type.Object(
     max_packet_bytes: Type.Integer({ minimum: 512, maximum: 1_048_576 }),
     connect_timeout_ms: Type.Integer({ minimum: 100, maximum: 120_000 }),
     keepalive_max_s: Type.Integer({ minimum: 1, maximum: 3600 }),
+    /** Longest a downloaded stored credential is valid; terminals renew it while online. */
+    credential_lifetime_s: Type.Integer({ minimum: 60, maximum: 31_536_000 }),
   },
   { additionalProperties: false },
 );

@@ -1,5 +1,7 @@
 import { spawn } from "node:child_process";
 import { createServer, type Server } from "node:net";
+import { join } from "node:path";
+import Database from "better-sqlite3";
 import { describe, expect, it, onTestFinished } from "vitest";
 import { tempDir } from "../helpers/wait.js";
 
@@ -21,12 +23,13 @@ function sparekey(
   args: string[],
   timeoutMs = 15_000,
   onStdout?: (soFar: string, proc: ReturnType<typeof spawn>) => void,
+  extraEnv: Record<string, string> = {},
 ): Promise<Run> {
   return new Promise((resolve, reject) => {
     const proc = spawn(process.execPath, ["--import", "tsx", "cli/sparekey.ts", ...args], {
       cwd: ROOT,
       stdio: ["ignore", "pipe", "pipe"],
-      env: { ...process.env, SPAREKEY_LOG_LEVEL: "warn" },
+      env: { ...process.env, SPAREKEY_LOG_LEVEL: "warn", ...extraEnv },
     });
     let stdout = "";
     let stderr = "";
@@ -161,6 +164,30 @@ describe("the sparekey command", () => {
     const after = await sparekey(["admin", "list", "users", "--data", data]);
     expect(before).toEqual({ code: 0, signal: null, stdout: "id  created\n0 users\n", stderr: "" });
     expect(after).toEqual(before);
+  });
+
+  it("`admin audit verify` passes on an untouched log and names the row changed behind its back", async () => {
+    const data = tempDir();
+    const env = { SPAREKEY_PASSWORD: "correct horse battery" };
+    expect(
+      (await sparekey(["admin", "--data", data, "user", "add", "--user", "alice"], 15_000, undefined, env))
+        .code,
+    ).toBe(0);
+    expect(
+      (await sparekey(["admin", "--data", data, "user", "add", "--user", "bob"], 15_000, undefined, env))
+        .code,
+    ).toBe(0);
+    const good = await sparekey(["admin", "--data", data, "audit", "verify"]);
+    expect(good).toEqual({ code: 0, signal: null, stdout: "audit chain verified: 2 entries\n", stderr: "" });
+
+    const db = new Database(join(data, "sparekey.db"));
+    db.prepare("UPDATE audit SET actor = 'mallory' WHERE seq = 1").run();
+    db.close();
+    const bad = await sparekey(["admin", "--data", data, "audit", "verify"]);
+    expect({ code: bad.code, stderr: bad.stderr }).toEqual({
+      code: 1,
+      stderr: "error audit_chain_broken: audit log entry 1 is changed (2 entries checked)\n",
+    });
   });
 
   it("prints `error <code>: …` and exits 1 when the target's config is missing", async () => {
