@@ -1,4 +1,3 @@
-import { randomBytes } from "node:crypto";
 import { createConnection } from "node:net";
 import mqtt from "mqtt";
 import { describe, expect, it, onTestFinished } from "vitest";
