@@ -2,7 +2,7 @@ import type { Aedes, AedesOptions, AuthenticateError, Client } from "aedes";
 import type { Logger } from "../common/log.js";
 import { isId, type Topics } from "../schemas/topics.js";
 import { authorizePublish, authorizeSubscribe } from "./acl.js";
-import { type BrokerLimits, PublishRate, REFUSE } from "./limits.js";
+import type { BrokerLimits } from "./limits.js";
 import { type Authenticator, LOGIN_LIMITED, type Principal } from "./principal.js";
 import type { BrokerStats } from "./stats.js";
 
@@ -13,8 +13,8 @@ export interface AdapterDeps {
   readonly stats: BrokerStats;
   /** A child logger of the broker's. */
   readonly log: Logger;
-  /** Milliseconds clock for the rate limit (tests may fake it). */
-  readonly now?: () => number;
+  /** The client is authenticated as `principal`: its connection may now carry packets past the CONNECT. */
+  readonly onAuthenticated: (client: Client, principal: Principal) => void;
 }
 
 /** What the broker knows of one connection, from its CONNECT on. */
@@ -22,8 +22,9 @@ interface Session {
   /** The raw CONNECT client id was a valid sparekey id (aedes replaces an empty one by a random id). */
   readonly idOk: boolean;
   readonly will: { readonly topic: string; readonly retain: boolean } | undefined;
-  readonly rate: PublishRate;
-  /** The peer's IP address when the connection's stream knows it (a TCP socket or the size guard). */
+  /** The keepalive asked for is over `keepaliveMaxS`. */
+  readonly keepaliveTooLong: boolean;
+  /** The peer's IP address when the connection's stream knows it (a TCP socket or the packet guard). */
   readonly source: string | undefined;
   principal: Principal | undefined;
 }
@@ -39,12 +40,22 @@ function subscriptionCap(principal: Principal, limits: BrokerLimits): number {
 
 /** aedes's text for its connect timer (lib/client.js); it has no error code to match instead. */
 const CONNECT_TIMEOUT_MESSAGE = "connect did not arrive in time";
-/** aedes's CONNACK code for a keepalive over `keepaliveLimit` (not a 3.1.1 code, but what it sends). */
-const KEEPALIVE_RETURN_CODE = 6;
+/**
+ * aedes's text when a topic or filter has more levels than its own `maxTopicLevels` (100, qlobber's
+ * ceiling): it drops the client before our hooks run, so the count is taken from its event.
+ */
+const AEDES_TOO_DEEP_MESSAGE = "topic has too many levels";
 /** Topics from the wire can be as long as a packet; a log line keeps the start. */
 const LOGGED_TOPIC_CHARS = 200;
 
-function authError(code: 2 | 3 | 4 | 5, message: string): AuthenticateError {
+/**
+ * The CONNACK refusals MQTT 3.1.1 defines and aedes takes from `authenticate` (it turns any other
+ * code into 5): 2 identifier rejected, 3 server unavailable, 4 bad user name or password, 5 not
+ * authorised. Codes above 5 are reserved [MQTT-3.2.2-6].
+ */
+type RefusalCode = 2 | 3 | 4 | 5;
+
+function authError(code: RefusalCode, message: string): AuthenticateError {
   return Object.assign(new Error(message), { returnCode: code }) as AuthenticateError;
 }
 
@@ -64,10 +75,6 @@ function logged(topic: string): string {
 function remoteAddress(client: Client): string | undefined {
   const address: unknown = (client.conn as { remoteAddress?: unknown }).remoteAddress;
   return typeof address === "string" ? address : undefined;
-}
-
-function releaseHeld(client: Client, done: (error?: Error | null) => void): void {
-  done(client.closed ? new Error("connection closed") : null);
 }
 
 type Hooks = Required<
@@ -90,13 +97,14 @@ type Hooks = Required<
  * subscription is `null`, which aedes answers with SUBACK 128.
  */
 export function aedesHooks(deps: AdapterDeps): Hooks {
-  const { topics, authenticator, limits, stats, log } = deps;
-  const now = deps.now ?? Date.now;
+  const { topics, authenticator, limits, stats, log, onAuthenticated } = deps;
   const sessions = new WeakMap<Client, Session>();
 
   return {
     connectTimeout: limits.connectTimeoutMs,
-    keepaliveLimit: limits.keepaliveMaxS,
+    // 0 turns aedes's own check off: it refuses keepalive 0 and values over its limit with CONNACK
+    // 6, a reserved code [MQTT-3.2.2-6]. preConnect and authenticate do it within 3.1.1 instead.
+    keepaliveLimit: 0,
     // Applies to MQTT 3.1 only in aedes; the id check in authenticate covers 3.1.1.
     maxClientsIdLength: 64,
 
@@ -105,10 +113,13 @@ export function aedesHooks(deps: AdapterDeps): Hooks {
       const will = packet.will
         ? { topic: packet.will.topic, retain: packet.will.retain === true }
         : undefined;
+      // Keepalive 0 is valid MQTT ("no keepalive"), but a silent peer must still be noticed: aedes
+      // applies the packet's keepalive after this hook, so the broker's own idle limit goes in here.
+      if (!packet.keepalive) packet.keepalive = limits.keepaliveMaxS;
       sessions.set(client, {
         idOk: isId(packet.clientId),
         will,
-        rate: new PublishRate(limits.publishRatePerS, limits.publishBurst, limits.publishMaxDelayMs),
+        keepaliveTooLong: packet.keepalive > limits.keepaliveMaxS,
         source: remoteAddress(client),
         principal: undefined,
       });
@@ -121,6 +132,13 @@ export function aedesHooks(deps: AdapterDeps): Hooks {
         stats.client_id_refused++;
         log.info({ client_id: logged(client.id) }, "connect refused: bad client id");
         done(authError(2, "identifier rejected"), false);
+        return;
+      }
+      if (session.keepaliveTooLong) {
+        // Mosquitto's answer to a keepalive over its max_keepalive: 3.1.1 has no better code.
+        stats.keepalive_refused++;
+        log.info({ client_id: client.id }, "connect refused: keepalive above the ceiling");
+        done(authError(2, "keepalive above the ceiling"), false);
         return;
       }
       authenticator.authenticate(client.id, username, password, session.source).then(
@@ -150,12 +168,14 @@ export function aedesHooks(deps: AdapterDeps): Hooks {
             return;
           }
           session.principal = principal;
+          onAuthenticated(client, principal);
           done(null, true);
         },
         (err: unknown) => {
           stats.connect_refused++;
           log.error({ err, client_id: client.id }, "authenticator failed");
-          done(authError(5, "not authorised"), false);
+          // The store failing is not the client's fault: "server unavailable" tells it to retry.
+          done(authError(3, "server unavailable"), false);
         },
       );
     },
@@ -178,20 +198,8 @@ export function aedesHooks(deps: AdapterDeps): Hooks {
         log.warn({ client_id: client.id, topic: logged(topic) }, "publish refused");
         return done(new Error("publish not authorised"));
       }
-      // The client's own will, fired as it goes: not subject to its publish rate. Nor is the key
-      // server: it answers every caller, its output is bounded by their rates and its RPC quotas, and
-      // dropping it for their floods would take the key server off the line.
-      if (client.closed || principal.role === "keyserver") return done(null);
-      const delay = session.rate.admit(now());
-      if (delay === 0) return done(null);
-      if (delay === REFUSE) {
-        stats.rate_limited++;
-        log.warn({ client_id: client.id }, "client dropped: publish rate exceeded");
-        return done(new Error("publish rate exceeded"));
-      }
-      stats.publish_delayed++;
-      // aedes reads nothing more from this client until `done`: the hold is TCP backpressure.
-      setTimeout(releaseHeld, delay, client, done).unref();
+      // The rate is kept by the connection's PacketGuard, before aedes reads the packet.
+      done(null);
     },
 
     authorizeSubscribe(client, sub, done) {
@@ -243,12 +251,12 @@ export function observeAedes(aedes: Aedes, deps: Pick<AdapterDeps, "stats" | "lo
     stats.keepalive_timeout++;
     log.info({ client_id: client.id }, "keepalive timeout");
   });
-  aedes.on("clientError", (client, err) =>
-    log.debug({ client_id: client.id, error: err.message }, "client error"),
-  );
+  aedes.on("clientError", (client, err) => {
+    if (err.message === AEDES_TOO_DEEP_MESSAGE) stats.topic_too_deep++;
+    log.debug({ client_id: client.id, error: err.message }, "client error");
+  });
   aedes.on("connectionError", (_client, err) => {
     if (err.message === CONNECT_TIMEOUT_MESSAGE) stats.connect_timeout++;
-    if ((err as { errorCode?: unknown }).errorCode === KEEPALIVE_RETURN_CODE) stats.keepalive_refused++;
     log.debug({ error: err.message }, "connection error");
   });
 }

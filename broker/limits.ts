@@ -1,5 +1,37 @@
 import { SparekeyError } from "../common/errors.js";
 import { DEEPEST_TOPIC_LEVELS } from "../schemas/topics.js";
+import type { Role } from "./principal.js";
+
+/**
+ * What one client may ask of the broker per second. Counted are the packets that make the broker
+ * work (PUBLISH, SUBSCRIBE, UNSUBSCRIBE, PINGREQ); acknowledgements of what the broker sent are free.
+ */
+export interface Budget {
+  /** Sustained packets per second. */
+  readonly ratePerS: number;
+  /** Packets a client may send at once above the sustained rate. */
+  readonly burst: number;
+  /**
+   * The hard ceiling: the longest a client may stay over its budget without a break (every packet it
+   * sends has to wait for the one before) before it is dropped. `null`: never dropped, only slowed.
+   */
+  readonly holdMaxMs: number | null;
+}
+
+/**
+ * Budgets per role, the one place for these numbers (DESIGN §8: a legitimate burst is slowed, never
+ * dropped). A terminal sends a frame every few hundred ms and a few RPCs; a target publishes its
+ * challenge, state and events; both are far below 50/s, so only a runaway or hostile client is
+ * slowed, and only one that stays over for 10 s without a break (500 packets past its burst) is
+ * dropped. The key server publishes a registry per target at every (re)connection and a relay
+ * frame per relaying terminal: it is never dropped, and its rate is high enough that 5,000
+ * registries at start pass in one burst.
+ */
+export const DEFAULT_BUDGETS: Readonly<Record<Role, Budget>> = Object.freeze({
+  terminal: Object.freeze({ ratePerS: 50, burst: 100, holdMaxMs: 10_000 }),
+  target: Object.freeze({ ratePerS: 50, burst: 200, holdMaxMs: 10_000 }),
+  keyserver: Object.freeze({ ratePerS: 5_000, burst: 20_000, holdMaxMs: null }),
+});
 
 /** What the broker bounds that aedes does not, or bounds too loosely by default (DESIGN §8). */
 export interface BrokerLimits {
@@ -7,16 +39,15 @@ export interface BrokerLimits {
   readonly maxPacketBytes: number;
   /** A TCP connection that has not sent CONNECT by then is closed. */
   readonly connectTimeoutMs: number;
-  /** Largest keepalive a client may ask for; 0 (no keepalive) is refused too, so dead peers get noticed. */
+  /**
+   * Largest keepalive a client may ask for (larger: CONNACK 2, as Mosquitto's `max_keepalive`). A
+   * client asking for 0 (no keepalive) gets this value as its idle limit, so every dead peer is noticed.
+   */
   readonly keepaliveMaxS: number;
   /** Deepest topic or filter (levels, prefix included); checked before the ACL splits a topic. */
   readonly maxTopicLevels: number;
-  /** Sustained publishes per second per client. */
-  readonly publishRatePerS: number;
-  /** Publishes a client may send at once above the sustained rate. */
-  readonly publishBurst: number;
-  /** Longest a publish over the rate is held back before the client is dropped instead. */
-  readonly publishMaxDelayMs: number;
+  /** Per-role packet budgets. */
+  readonly budgets: Readonly<Record<Role, Budget>>;
   /**
    * Distinct filters a terminal may hold at once (it needs a handful: one challenge, one state, its
    * rpc, the key server's status); without a cap one login could grow the broker's memory at will.
@@ -31,12 +62,15 @@ export const DEFAULT_LIMITS: BrokerLimits = Object.freeze({
   connectTimeoutMs: 5_000,
   keepaliveMaxS: 300,
   maxTopicLevels: 8,
-  publishRatePerS: 50,
-  publishBurst: 100,
-  publishMaxDelayMs: 1_000,
+  budgets: DEFAULT_BUDGETS,
   maxTerminalSubscriptions: 16,
   maxTargetSubscriptions: 1_024,
 });
+
+/** Limits as a caller may give them: any field, and any role's budget in part. */
+export type LimitOverrides = Partial<Omit<BrokerLimits, "budgets">> & {
+  readonly budgets?: Partial<Record<Role, Partial<Budget>>> | undefined;
+};
 
 function positiveInt(name: string, value: number): number {
   if (!Number.isInteger(value) || value <= 0)
@@ -44,13 +78,30 @@ function positiveInt(name: string, value: number): number {
   return value;
 }
 
+function resolveBudgets(overrides: LimitOverrides["budgets"]): Readonly<Record<Role, Budget>> {
+  const out = {} as Record<Role, Budget>;
+  for (const role of Object.keys(DEFAULT_BUDGETS) as Role[]) {
+    const b: Budget = { ...DEFAULT_BUDGETS[role], ...stripUndefined(overrides?.[role] ?? {}) };
+    positiveInt(`budgets.${role}.ratePerS`, b.ratePerS);
+    positiveInt(`budgets.${role}.burst`, b.burst);
+    if (b.holdMaxMs !== null) positiveInt(`budgets.${role}.holdMaxMs`, b.holdMaxMs);
+    out[role] = Object.freeze(b);
+  }
+  return Object.freeze(out);
+}
+
 /**
  * Defaults overlaid with `overrides`, checked, frozen. `maxTopicLevels` must leave room for the
  * deepest sparekey topic under `prefix`, or the broker would refuse its own protocol.
  */
-export function resolveLimits(overrides: Partial<BrokerLimits>, prefix: string): BrokerLimits {
-  const limits: BrokerLimits = { ...DEFAULT_LIMITS, ...stripUndefined(overrides) };
-  for (const [name, value] of Object.entries(limits)) positiveInt(name, value);
+export function resolveLimits(overrides: LimitOverrides, prefix: string): BrokerLimits {
+  const { budgets, ...scalars } = overrides;
+  const limits: BrokerLimits = {
+    ...DEFAULT_LIMITS,
+    ...stripUndefined(scalars),
+    budgets: resolveBudgets(budgets),
+  };
+  for (const [name, value] of Object.entries(limits)) if (typeof value !== "object") positiveInt(name, value);
   const needed = prefix.split("/").length + DEEPEST_TOPIC_LEVELS;
   if (limits.maxTopicLevels < needed)
     throw new SparekeyError(
@@ -67,39 +118,27 @@ function stripUndefined<T extends object>(o: T): Partial<T> {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
 
-/** `PublishRate.admit` verdict: refuse this publish (the client is over its rate for too long). */
-export const REFUSE = -1;
-
 /**
- * Per-client publish rate as a GCRA (the virtual-scheduling form of a token bucket): one number of
- * state, no timers, no allocation per message.
- *
- * Policy (decided here, DESIGN §8): MQTT 3.1.1 cannot refuse one PUBLISH without dropping the
- * connection, and silently dropping a QoS 1 message after its PUBACK would lie to the sender. So a
- * publish over the rate is *held back* (admit returns a delay; the hook answers aedes only then, and
- * aedes reads nothing more from that socket meanwhile: TCP backpressure slows the sender). Only when
- * the backlog would exceed `maxDelayMs` is the publish refused, which disconnects the client.
- * Legitimate senders (a frame every few hundred ms) never come near the rate.
+ * A token bucket in its GCRA form (virtual scheduling): one number of state, no timers, no
+ * allocation per packet. `take` either takes a token now or says how long until one is due.
  */
-export class PublishRate {
-  /** Theoretical arrival time of the next conforming publish (ms). */
+export class TokenBucket {
+  /** Theoretical arrival time of the next conforming packet (ms). */
   private tat = 0;
   private readonly intervalMs: number;
   private readonly toleranceMs: number;
-  private readonly maxDelayMs: number;
 
-  constructor(ratePerS: number, burst: number, maxDelayMs: number) {
+  constructor(ratePerS: number, burst: number) {
     this.intervalMs = 1000 / ratePerS;
     this.toleranceMs = (burst - 1) * this.intervalMs;
-    this.maxDelayMs = maxDelayMs;
   }
 
-  /** 0: go now; > 0: go after that many ms; `REFUSE`: over the rate for longer than allowed. */
-  admit(nowMs: number): number {
+  /** 0: a token was taken; > 0: none is left, the next is due in that many ms (nothing taken). */
+  take(nowMs: number): number {
     const tat = Math.max(this.tat, nowMs);
-    const delay = tat - this.toleranceMs - nowMs;
-    if (delay > this.maxDelayMs) return REFUSE;
+    const wait = tat - this.toleranceMs - nowMs;
+    if (wait > 0) return wait;
     this.tat = tat + this.intervalMs;
-    return Math.max(delay, 0);
+    return 0;
   }
 }

@@ -1,15 +1,15 @@
 import { createServer, type Server, type Socket } from "node:net";
-import { Aedes } from "aedes";
+import { Aedes, type Client } from "aedes";
 import { SparekeyError } from "../common/errors.js";
 import type { Logger } from "../common/log.js";
 import { Topics } from "../schemas/topics.js";
 import { aedesHooks, observeAedes } from "./aedes-adapter.js";
-import { type BrokerLimits, resolveLimits } from "./limits.js";
-import { PacketSizeGuard } from "./packet-guard.js";
-import type { Authenticator } from "./principal.js";
+import { type BrokerLimits, type LimitOverrides, resolveLimits } from "./limits.js";
+import { type GuardEvents, PacketGuard } from "./packet-guard.js";
+import type { Authenticator, Principal } from "./principal.js";
 import { type BrokerStats, emptyStats } from "./stats.js";
 
-export interface BrokerOptions extends Partial<BrokerLimits> {
+export interface BrokerOptions extends LimitOverrides {
   host?: string;
   /** 0 picks a free port (tests). */
   port: number;
@@ -34,22 +34,37 @@ export async function startBroker(options: BrokerOptions): Promise<RunningBroker
   const limits = resolveLimits(overrides, topics.prefix);
   const log = logger.child({ component: "broker" });
   const stats = emptyStats();
-  const aedes = await Aedes.createBroker(aedesHooks({ topics, authenticator, limits, stats, log }));
+  const onAuthenticated = (client: Client, principal: Principal) => {
+    const conn: unknown = client.conn;
+    if (conn instanceof PacketGuard) conn.open(limits.budgets[principal.role]);
+  };
+  const aedes = await Aedes.createBroker(
+    aedesHooks({ topics, authenticator, limits, stats, log, onAuthenticated }),
+  );
   observeAedes(aedes, { stats, log });
 
   const sockets = new Set<Socket>();
-  const onOversize = (socket: Socket) => {
-    stats.oversize_packet++;
-    log.warn(
-      { remote: socket.remoteAddress, max_bytes: limits.maxPacketBytes },
-      "connection dropped: packet too large",
-    );
-  };
+  const guardEvents = (socket: Socket): GuardEvents => ({
+    onOversize() {
+      stats.oversize_packet++;
+      log.warn(
+        { remote: socket.remoteAddress, max_bytes: limits.maxPacketBytes },
+        "connection dropped: packet too large",
+      );
+    },
+    onHeld() {
+      stats.packets_held++;
+    },
+    onOverBudget() {
+      stats.rate_limited++;
+      log.warn({ remote: socket.remoteAddress }, "connection dropped: over its packet budget for too long");
+    },
+  });
   const server: Server = createServer((socket: Socket) => {
     sockets.add(socket);
     socket.once("close", () => sockets.delete(socket));
     socket.setNoDelay(true);
-    aedes.handle(new PacketSizeGuard(socket, limits.maxPacketBytes, () => onOversize(socket)));
+    aedes.handle(new PacketGuard(socket, limits.maxPacketBytes, guardEvents(socket)));
   });
   const host = hostOption ?? "127.0.0.1";
   try {

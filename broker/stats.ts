@@ -1,12 +1,12 @@
 /** Counters of what the broker refused or held back, by kind; a plain object for later metrics. */
 export interface BrokerStats {
-  /** CONNECT refused: bad user name or password, or the authenticator failed. */
+  /** CONNECT refused: bad user name or password (CONNACK 4), or the authenticator failed (CONNACK 3). */
   connect_refused: number;
   /** CONNECT refused: client id empty, too long or not a sparekey id. */
   client_id_refused: number;
   /** CONNECT refused: its will names a topic the client may not publish on. */
   will_refused: number;
-  /** CONNECT refused by aedes: keepalive 0 or above the ceiling. */
+  /** CONNECT refused: keepalive above the ceiling (CONNACK 2). */
   keepalive_refused: number;
   /** TCP connections closed for not sending CONNECT in time. */
   connect_timeout: number;
@@ -22,9 +22,9 @@ export interface BrokerStats {
   subscribe_refused: number;
   /** SUBSCRIBE filters refused because the client holds its maximum of subscriptions (SUBACK 128). */
   subscriptions_capped: number;
-  /** PUBLISHes held back by the rate limit. */
-  publish_delayed: number;
-  /** Clients dropped for staying over the publish rate. */
+  /** Packets held back (not dropped) because their client was over its budget. */
+  packets_held: number;
+  /** Clients dropped for staying over their budget past its hard ceiling. */
   rate_limited: number;
 }
 
@@ -41,7 +41,7 @@ export function emptyStats(): BrokerStats {
     publish_refused: 0,
     subscribe_refused: 0,
     subscriptions_capped: 0,
-    publish_delayed: 0,
+    packets_held: 0,
     rate_limited: 0,
   };
 }
