@@ -505,7 +505,12 @@ describe("relay key over the real gateway", () => {
     await periods(watch, watch.mark(), 4);
     expect(target.stats().accepted).toBeGreaterThan(accepted);
     expect(watch.states.slice(at.states)).toEqual([]);
-    expect(watch.events.slice(at.events).filter((e) => e.type !== "auth_established")).toEqual([]);
+    // A registry the download bumped may still land in this window (the key server publishes from its
+    // outbox); it is not about the session, which must see no refusal and no end.
+    const sessionEvents = watch.events
+      .slice(at.events)
+      .filter((e) => e.type !== "auth_established" && e.type !== "registry_applied");
+    expect(sessionEvents).toEqual([]);
     expect(target.currentState()).toEqual(opened);
     expect(phone.sender.snapshot().line.up).toBe(true);
 
