@@ -165,6 +165,9 @@ export class CarriedFetcher {
   }
 }
 
+/** Registries followed at once while using a target (the broker allows a terminal 16 subscriptions). */
+export const MAX_REGISTRIES_FOLLOWED = 8;
+
 /** Something `terminal use` runs beside the frame loop and stops with it. */
 export interface Companion {
   stop(): Promise<void>;
@@ -186,12 +189,14 @@ export async function startCarrying(o: {
 }): Promise<Companion> {
   const target = { bus: o.bus, topics: o.topics, tid: o.tid, term: o.term, logger: o.logger };
   await carryTo(target, carriedFor(o.dir, o.term, o.tid, o.logger));
+  // The broker caps a terminal's subscriptions: the target in use first, then a few more.
+  const tids = [o.tid, ...o.tids.filter((t) => t !== o.tid)].slice(0, MAX_REGISTRIES_FOLLOWED);
   const fetcher = new CarriedFetcher({
     bus: o.bus,
     topics: o.topics,
     dir: o.dir,
     term: o.term,
-    tids: o.tids,
+    tids,
     logger: o.logger,
     onKept: (list, token) => {
       if (list.kind === "revocations" || list.tid === o.tid) void carryTo(target, [token]);
