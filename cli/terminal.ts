@@ -14,10 +14,12 @@ import { createLogger, type Logger } from "../common/log.js";
 import { DEFAULT_BROKER_URL } from "../common/mqtt.js";
 import { TokenType } from "../schemas/tokens.js";
 import { DEFAULT_PREFIX } from "../schemas/topics.js";
-import { describeCredential, localTimeZone } from "../terminal/credential-info.js";
+import { describeCredential, formatInstant, localTimeZone } from "../terminal/credential-info.js";
 import { download } from "../terminal/download.js";
 import { readKey, readProfile, readWallet, resolveTerminalDir, terminalPaths } from "../terminal/files.js";
 import { login } from "../terminal/login.js";
+import { renewDue } from "../terminal/renew.js";
+import { openSession } from "../terminal/session.js";
 import { StatusLine } from "../terminal/status-line.js";
 import { UNLOCK_TIMEOUT_MS, unlock } from "../terminal/unlock.js";
 import { startFobUse, startRelayUse, startUse, type UseHandle } from "../terminal/use.js";
@@ -289,6 +291,45 @@ const unlockCommand = (extras: Extras) =>
     },
   );
 
+const renewCommand = (extras: Extras) =>
+  command(
+    {
+      name: "sparekey terminal renew",
+      summary: "download again every stored key with less than a share of its lifetime left",
+      usage: "sparekey terminal renew [--percent N] [--dir D]",
+      options: {
+        percent: {
+          type: "string",
+          help: "renew a key once less than N% of its lifetime (valid from to expiry) remains",
+          default: "33",
+        },
+        dir: dirOption,
+      },
+    },
+    async (p, io) => {
+      const percent = p.int("percent", 1, 100) ?? 33;
+      const log = logger(extras, p.logLevel);
+      const session = await openSession({ dir: terminalDir(p.values.dir), logger: log });
+      let outcomes: Awaited<ReturnType<typeof renewDue>>;
+      try {
+        outcomes = await renewDue(session, { fraction: percent / 100, logger: log });
+      } finally {
+        await session.close();
+      }
+      const zone = extras.timeZone ?? localTimeZone();
+      const lines = outcomes.map((r) => {
+        if (r.outcome === "renewed") {
+          const until = r.exp === undefined ? "never expires" : `expires ${formatInstant(r.exp, zone)}`;
+          return `slot ${r.slot}: renewed, gen ${r.gen}, ${until}`;
+        }
+        if (r.outcome === "failed") return `slot ${r.slot}: not renewed (${r.code}); the stored key is kept`;
+        return `slot ${r.slot}: not due`;
+      });
+      io.stdout.write(lines.length > 0 ? `${lines.join("\n")}\n` : "no stored keys\n");
+      return outcomes.some((r) => r.outcome === "failed") ? EXIT.failed : EXIT.ok;
+    },
+  );
+
 const statusCommand = (extras: Extras) =>
   command(
     {
@@ -340,6 +381,7 @@ export function terminalGroup(extras: Partial<Extras> = {}): CliNode {
       download: downloadCommand(e),
       use: useCommand(e),
       unlock: unlockCommand(e),
+      renew: renewCommand(e),
       status: statusCommand(e),
     },
   });

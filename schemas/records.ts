@@ -84,3 +84,18 @@ export const TerminalWallet = Type.Object(
   { additionalProperties: false },
 );
 export type TerminalWallet = Static<typeof TerminalWallet>;
+
+/**
+ * The newest fleet revocation list and target registries a terminal fetched while online, by target,
+ * to carry to targets cut off from the key server (mode 0600).
+ */
+export const TerminalCarried = Type.Object(
+  {
+    v: Type.Literal(1),
+    term: Id,
+    revocations: Type.Optional(CompactJws),
+    registries: Type.Record(Id, CompactJws, { additionalProperties: false }),
+  },
+  { additionalProperties: false },
+);
+export type TerminalCarried = Static<typeof TerminalCarried>;

@@ -119,7 +119,8 @@ export const TOPICS = {
     retain: true,
     description: "key server -> target: sparekey-registry+jws snapshot of permitted slots",
     publish: { keyserver: {} },
-    subscribe: { target: { own: "tid" } },
+    // A terminal keeps the registries of the targets it holds keys for, to carry them (`carried`).
+    subscribe: { target: { own: "tid" }, terminal: {} },
   },
   unlock: {
     pattern: "targets/{tid}/unlock",
@@ -141,7 +142,19 @@ export const TOPICS = {
     retain: true,
     description: "key server -> all targets: sparekey-revocations+jws",
     publish: { keyserver: {} },
-    subscribe: { target: {} },
+    subscribe: { target: {}, terminal: {} },
+  },
+  carried: {
+    pattern: "targets/{tid}/carried/{term}",
+    schema: CompactJws,
+    encoding: "jws",
+    tokens: [TokenType.registry, TokenType.revocations],
+    qos: 1,
+    retain: false,
+    description:
+      "terminal -> target: a registry or fleet revocation list it fetched while online, for a target cut off from the key server; never retained",
+    publish: { terminal: { own: "term" } },
+    subscribe: { target: { own: "tid", plus: true } },
   },
   terminalStatus: {
     pattern: "terminals/{term}/status",
@@ -302,6 +315,9 @@ export class Topics {
   }
   revocations(): string {
     return this.build("revocations", {});
+  }
+  carried(tid: string, term: string): string {
+    return this.build("carried", { tid, term });
   }
   terminalStatus(term: string): string {
     return this.build("terminalStatus", { term });

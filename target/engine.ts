@@ -6,7 +6,6 @@ import { assertTimeZone } from "../common/time-zone.js";
 import type { TargetConfig } from "../schemas/config.js";
 import type { Challenge, EventType, LinkStatus, LockState, TargetState } from "../schemas/messages.js";
 import type { RefusalReason, StateReason } from "../schemas/reasons.js";
-import { TokenType } from "../schemas/tokens.js";
 import { Actuator } from "./actuator.js";
 import { ChallengeRotator } from "./challenge.js";
 import {
@@ -26,7 +25,8 @@ import {
   stateMessage,
   type TargetOutbox,
 } from "./events.js";
-import { issuerKeyMap, verifyIssuerToken } from "./issuer-tokens.js";
+import { IssuedLists } from "./issued-lists.js";
+import { issuerKeyMap } from "./issuer-tokens.js";
 import { LinkStates, parseLinkStatus } from "./link-status.js";
 import { TargetMemory } from "./memory.js";
 import { StatePersister } from "./persister.js";
@@ -75,6 +75,7 @@ export class TargetEngine {
   private readonly terminalLinks = new LinkStates();
   private readonly keyserverLink = new LinkStates();
   private readonly followed = new Set<string>();
+  private readonly lists: IssuedLists;
   private current: TargetState;
   private tick: NodeJS.Timeout | undefined;
   private scheduleTimer: NodeJS.Timeout | undefined;
@@ -116,6 +117,19 @@ export class TargetEngine {
     this.current = stateMessage(config.tid, "unavailable", "started", clock.now());
     const { rotator, sessions, terminalLinks, keyserverLink } = this;
     this.view = decisionView({ config, clock, memory, rotator, sessions, terminalLinks, keyserverLink });
+    const { tid, period_ms: periodMs } = config;
+    this.lists = new IssuedLists({
+      tid,
+      periodMs,
+      issuers: parts.issuers,
+      memory,
+      clock,
+      persister: parts.persister,
+      logger,
+      out: deps.out,
+      counters: this.counters,
+      review: () => this.review(),
+    });
   }
 
   /** Publish `unavailable/started` and the first challenge; rotate every period from now on. */
@@ -190,58 +204,15 @@ export class TargetEngine {
     return decision;
   }
 
-  /** One payload from `targets/{tid}/registry`: applied only when newer, persisted before use. */
+  /** `targets/{tid}/registry`, `fleet/revocations` and what terminals carry: see issued-lists.ts. */
   handleRegistry(raw: Buffer): void {
-    if (raw.length === 0) return; // a cleared retained message
-    const result = verifyIssuerToken(raw, TokenType.registry, this.parts.issuers);
-    const tid = this.deps.config.tid;
-    if (!result.ok || result.payload.tid !== tid) {
-      const reason = result.ok ? "wrong_target" : result.reason;
-      this.log.warn({ reason }, "registry refused");
-      this.event("registry_refused", reason);
-      return;
-    }
-    const { memory, clock, persister } = this.parts;
-    const { version, slots } = result.payload;
-    if (version <= memory.registryVersion) {
-      // Equal is the retained copy coming back on reconnect; older would be a rollback.
-      this.log.debug({ version, current: memory.registryVersion }, "registry not newer: ignored");
-      return;
-    }
-    if (!persister.commit({ registry: { version, slots } })) return;
-    this.log.info({ version, slots: slots.length }, "registry applied");
-    this.deps.out.event(eventMessage(tid, clock.now(), "registry_applied", { version }));
-    this.review();
+    this.lists.registry(raw);
   }
-
-  /**
-   * One payload from `fleet/revocations`: the same rules as the registry, and an acknowledgement
-   * (`revocations_applied`) both when a list is applied and when the applied version arrives again
-   * (the retained copy after a reconnect: the key server may have missed the first one).
-   */
   handleRevocations(raw: Buffer): void {
-    if (raw.length === 0) return;
-    const result = verifyIssuerToken(raw, TokenType.revocations, this.parts.issuers);
-    const { memory, clock, persister } = this.parts;
-    const tid = this.deps.config.tid;
-    if (!result.ok) {
-      this.log.warn({ reason: result.reason }, "fleet revocations refused");
-      this.deps.out.event(eventMessage(tid, clock.now(), "revocations_refused", { reason: result.reason }));
-      return;
-    }
-    const { version, revoked } = result.payload;
-    if (version < memory.revocationsVersion) {
-      // A rollback: never applied, and no acknowledgement the key server could take for this version.
-      this.counters.revocations_ignored++;
-      this.log.warn({ version, current: memory.revocationsVersion }, "older fleet revocations ignored");
-      return;
-    }
-    if (version > memory.revocationsVersion) {
-      if (!persister.commit({ revocations: { version, revoked } })) return;
-      this.log.info({ version, revoked: revoked.length }, "fleet revocations applied");
-    }
-    this.deps.out.event(eventMessage(tid, clock.now(), "revocations_applied", { version }));
-    this.review();
+    this.lists.revocations(raw);
+  }
+  handleCarried(term: string, raw: Buffer, retain: boolean): void {
+    this.lists.carried(term, raw, retain);
   }
 
   /** `keyserver/status`: an `offline` ends every relay session; stored keys keep working. */

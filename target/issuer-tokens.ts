@@ -2,7 +2,7 @@ import { createPublicKey, type KeyObject } from "node:crypto";
 import { TokenError, verifyToken } from "../common/jws.js";
 import type { IssuerPublicKey } from "../schemas/config.js";
 import type { RefusalReason } from "../schemas/reasons.js";
-import type { TokenPayloads } from "../schemas/tokens.js";
+import { type TokenPayloads, TokenType } from "../schemas/tokens.js";
 
 /** The issuer keys of the target's config, imported once, by kid. */
 export function issuerKeyMap(keys: readonly IssuerPublicKey[]): Map<string, KeyObject> {
@@ -48,4 +48,19 @@ export function verifyIssuerToken<T extends "sparekey-registry+jws" | "sparekey-
     }
     throw err;
   }
+}
+
+/** What a terminal may carry to a target: either issuer-signed list, told apart by its `typ`. */
+export type CarriedTokenResult =
+  | { typ: "sparekey-registry+jws"; result: IssuerTokenResult<"sparekey-registry+jws"> }
+  | { typ: "sparekey-revocations+jws"; result: IssuerTokenResult<"sparekey-revocations+jws"> };
+
+/**
+ * Verify a carried token exactly as the key server's copy would be: the header names the type, and a
+ * registry typ is verified as a registry only (a token of any other typ is refused as `wrong_typ`).
+ */
+export function verifyCarriedToken(raw: Buffer, issuers: ReadonlyMap<string, KeyObject>): CarriedTokenResult {
+  const registry = verifyIssuerToken(raw, TokenType.registry, issuers);
+  if (registry.ok || registry.reason !== "wrong_typ") return { typ: TokenType.registry, result: registry };
+  return { typ: TokenType.revocations, result: verifyIssuerToken(raw, TokenType.revocations, issuers) };
 }

@@ -15,10 +15,13 @@ interface TargetTopics {
   readonly revocations: string;
   readonly unlock: string;
   readonly keyserverStatus: string;
+  /** `targets/{tid}/carried/+`, and the part of its topics before the `{term}` level. */
+  readonly carried: string;
+  readonly carriedPrefix: string;
 }
 
 /** What the target subscribes to at every connect (terminal statuses are followed one by one). */
-const SUBSCRIPTIONS = ["frames", "registry", "revocations", "unlock", "keyserverStatus"] as const;
+const SUBSCRIPTIONS = ["frames", "registry", "revocations", "unlock", "keyserverStatus", "carried"] as const;
 
 /** Built once: the frame path compares topics, it does not build them. */
 function targetTopics(t: Topics, tid: string): TargetTopics {
@@ -28,6 +31,8 @@ function targetTopics(t: Topics, tid: string): TargetTopics {
     revocations: t.revocations(),
     unlock: t.unlock(tid),
     keyserverStatus: t.keyserverStatus(),
+    carried: t.filter("carried", { tid, term: "+" }),
+    carriedPrefix: t.filter("carried", { tid, term: "+" }).slice(0, -1),
   };
 }
 
@@ -39,8 +44,9 @@ export interface TargetDeps {
 }
 
 /**
- * The lock as an MQTT component (DESIGN §3, §4): connects as its tid with a retained `offline` will,
- * publishes its state and challenge, and feeds frames, registry and fleet revocations to the engine.
+ * The lock as an MQTT component (docs/PROTOCOL.md): connects as its tid with a retained `offline` will,
+ * publishes its state and challenge, and feeds frames, registry and fleet revocations (from the key
+ * server, or carried by terminals) to the engine.
  */
 export class Target implements TargetOutbox {
   private engine: TargetEngine | undefined;
@@ -213,12 +219,14 @@ export class Target implements TargetOutbox {
       else if (topic === topics.revocations) engine.handleRevocations(payload);
       else if (topic === topics.unlock) engine.handleUnlock(payload, retain);
       else if (topic === topics.keyserverStatus) engine.handleKeyserverStatus(payload);
-      else {
+      else if (topic.startsWith(topics.carriedPrefix)) {
+        engine.handleCarried(topic.slice(topics.carriedPrefix.length), payload, retain);
+      } else {
         const term = this.followedTopics.get(topic);
         if (term !== undefined) engine.handleTerminalStatus(term, payload);
       }
     } catch (err) {
-      // DESIGN §8: nothing a message carries may stop the target.
+      // Nothing a message carries may stop the target.
       this.log?.error({ err, topic }, "message handler failed");
     }
   }

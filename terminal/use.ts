@@ -8,12 +8,14 @@ import { FobFile } from "../schemas/config.js";
 import type { TerminalWallet } from "../schemas/records.js";
 import { TokenType } from "../schemas/tokens.js";
 import { assertId, Topics } from "../schemas/topics.js";
+import { type Companion, startCarrying } from "./carried.js";
 import { readWallet, updateWallet } from "./files.js";
 import { type FrameLoopEnd, FrameSender, type FrameSenderSnapshot } from "./frame-sender.js";
 import { type FrameSigner, holderSigner } from "./frame-signer.js";
 import { LineMonitor } from "./line-monitor.js";
 import { connectTerminal, type TerminalLink } from "./link.js";
 import { relaySigner } from "./relay-signer.js";
+import { startRenewal } from "./renew.js";
 import type { RpcClient } from "./rpc-client.js";
 import { ClockSeq, type SeqSource, WalletSeq } from "./seq.js";
 import { connectProfile, loadIdentity, openSession } from "./session.js";
@@ -72,6 +74,8 @@ interface RunParts {
   rpc?: RpcClient;
   /** Runs once the loop has ended, before `ended` resolves. */
   afterEnd?: (end: FrameLoopEnd) => void;
+  /** Started before the loop (carrying lists, renewing the key), stopped with it. */
+  companions?: () => Promise<Companion[]>;
 }
 
 async function run(parts: RunParts, o: UseOptions): Promise<UseHandle> {
@@ -98,16 +102,19 @@ async function run(parts: RunParts, o: UseOptions): Promise<UseHandle> {
     onChange: (line) => sender.setLine(line),
   });
   let closing: Promise<void> | undefined;
+  let companions: Companion[] = [];
   const close = () => {
     closing ??= (async () => {
       await sender.stop();
       await monitor.stop();
+      for (const c of companions) await c.stop();
       await parts.rpc?.stop();
       await link.close();
     })();
     return closing;
   };
   try {
+    companions = (await parts.companions?.()) ?? [];
     // The monitor first, so the loop knows the line before the first challenge can arrive.
     await monitor.start();
     await sender.start();
@@ -134,11 +141,16 @@ export async function startUse(
     ephemeral?: boolean;
     /** Called with the slot after an ephemeral credential was deleted. */
     onDeleted?: (slot: string) => void;
+    /** Renew the credential once less than this fraction of its lifetime remains (default 1/3). */
+    renewFraction?: number;
+    /** Wall clock for renewal (Unix ms); Date.now by default. */
+    now?: () => number;
   },
 ): Promise<UseHandle> {
   const tid = assertId(o.tid, "target");
   const { profile, key } = loadIdentity(o.dir);
-  const credential = selectCredential(readWallet(o.dir, profile.term), tid, o.slot);
+  const wallet = readWallet(o.dir, profile.term);
+  const credential = selectCredential(wallet, tid, o.slot);
   const topics = new Topics(profile.prefix);
   const link = await connectProfile(profile, topics, {
     logger: o.logger,
@@ -163,6 +175,25 @@ export async function startUse(
       o.logger.error({ err }, "cannot delete the ephemeral credential");
     }
   };
+  const companions = async (): Promise<Companion[]> => {
+    const { logger, dir } = o;
+    const tids = [...new Set(Object.values(wallet.credentials).flatMap((c) => c.tids))];
+    const term = profile.term;
+    // Carried first: a target cut off from the key server learns of revocations before our first frame.
+    const carrying = await startCarrying({ bus: link.bus, topics, dir, term, tid, tids, logger });
+    // A key borrowed for one visit is not renewed.
+    if (o.ephemeral) return [carrying];
+    const renewal = await startRenewal(
+      { dir, profile, key, topics, link },
+      {
+        slot: credential.slot,
+        logger,
+        ...(o.renewFraction !== undefined ? { fraction: o.renewFraction } : {}),
+        ...(o.now ? { now: o.now } : {}),
+      },
+    );
+    return [carrying, renewal];
+  };
   return run(
     {
       link,
@@ -171,6 +202,7 @@ export async function startUse(
       seq: new WalletSeq({ dir: o.dir, term: profile.term }),
       needsKeyserver: false,
       afterEnd,
+      companions,
     },
     o,
   );

@@ -70,10 +70,14 @@ describe("terminal ACL", () => {
     [`${P}/terminals/phone-1/status`, false],
     [`${P}/keyserver/rpc/phone-1/download`, false],
     [`${P}/keyserver/rpc/phone-1/relay`, false],
+    [`${P}/targets/door-1/carried/phone-1`, false],
   ];
   const forbiddenPublish: PubCase[] = [
     [`${P}/targets/door-1/frames`, true],
     [`${P}/targets/+/frames`, false],
+    [`${P}/targets/door-1/carried/phone-1`, true],
+    [`${P}/targets/door-1/carried/phone-2`, false],
+    [`${P}/targets/door-1/carried/+`, false],
     [`${P}/targets/door-1/challenge`, false],
     [`${P}/targets/door-1/state`, true],
     [`${P}/targets/door-1/events`, false],
@@ -96,16 +100,19 @@ describe("terminal ACL", () => {
     `${P}/targets/door-2/state`,
     `${P}/terminals/phone-1/rpc`,
     `${P}/keyserver/status`,
+    `${P}/targets/door-1/registry`,
+    `${P}/fleet/revocations`,
   ];
   const forbiddenSubscribe = [
     `${P}/targets/+/challenge`,
+    `${P}/targets/+/registry`,
+    `${P}/targets/door-1/carried/phone-1`,
+    `${P}/targets/door-1/carried/+`,
     `${P}/targets/+/state`,
     `${P}/targets/door-1/+`,
     `${P}/targets/door-1/frames`,
-    `${P}/targets/door-1/registry`,
     `${P}/targets/door-1/unlock`,
     `${P}/targets/door-1/events`,
-    `${P}/fleet/revocations`,
     `${P}/terminals/phone-2/rpc`,
     `${P}/terminals/+/rpc`,
     `${P}/terminals/phone-1/status`,
@@ -115,19 +122,19 @@ describe("terminal ACL", () => {
     ...FORBIDDEN_SHAPES,
   ];
 
-  it("may publish frames to any target, its own status and its own rpc requests", () => {
+  it("may publish frames to any target, carried tokens as itself, its own status and its own rpc requests", () => {
     const verdicts = publishVerdicts(terminal, allowedPublish);
     expect(verdicts).toEqual(all(verdicts, true));
   });
-  it("may not publish retained frames, another terminal's status or rpc, or any key server or target topic", () => {
+  it("may not publish retained frames or carried tokens, another terminal's status, carried tokens or rpc, or any key server or target topic", () => {
     const verdicts = publishVerdicts(terminal, forbiddenPublish);
     expect(verdicts).toEqual(all(verdicts, false));
   });
-  it("may subscribe to concrete challenge and state topics, its own rpc replies and the key server status", () => {
+  it("may subscribe to concrete challenge, state and registry topics, fleet revocations, its own rpc replies and the key server status", () => {
     const verdicts = subscribeVerdicts(terminal, allowedSubscribe);
     expect(verdicts).toEqual(all(verdicts, true));
   });
-  it("may not subscribe with wildcards, to frames, registry, unlock, events, revocations or others' topics", () => {
+  it("may not subscribe with wildcards, to frames, carried tokens, unlock, events or others' topics", () => {
     const verdicts = subscribeVerdicts(terminal, forbiddenSubscribe);
     expect(verdicts).toEqual(all(verdicts, false));
   });
@@ -154,6 +161,7 @@ describe("target ACL", () => {
     [`${P}/terminals/phone-1/status`, true],
     [`${P}/terminals/phone-1/rpc`, false],
     [`${P}/keyserver/rpc/door-1/download`, false],
+    [`${P}/targets/door-1/carried/door-1`, false],
     ...FORBIDDEN_SHAPES.map((t): PubCase => [t, false]),
   ];
   const allowedSubscribe = [
@@ -163,8 +171,12 @@ describe("target ACL", () => {
     `${P}/fleet/revocations`,
     `${P}/keyserver/status`,
     `${P}/terminals/phone-1/status`,
+    `${P}/targets/door-1/carried/+`,
+    `${P}/targets/door-1/carried/phone-1`,
   ];
   const forbiddenSubscribe = [
+    `${P}/targets/door-2/carried/+`,
+    `${P}/targets/+/carried/+`,
     `${P}/targets/door-2/frames`,
     `${P}/targets/door-2/registry`,
     `${P}/targets/door-2/unlock`,
@@ -188,7 +200,7 @@ describe("target ACL", () => {
     const verdicts = publishVerdicts(target, forbiddenPublish);
     expect(verdicts).toEqual(all(verdicts, false));
   });
-  it("may subscribe to its own frames, registry and unlock, revocations, key server and concrete terminal status", () => {
+  it("may subscribe to its own frames, registry, unlock and carried tokens, revocations, key server and concrete terminal status", () => {
     const verdicts = subscribeVerdicts(target, allowedSubscribe);
     expect(verdicts).toEqual(all(verdicts, true));
   });
@@ -405,9 +417,10 @@ describe("ACL derived from the topic table", () => {
       frames: { publish: ["terminal"], subscribe: ["target own:tid"] },
       state: { publish: ["target own:tid"], subscribe: ["terminal", "keyserver +"] },
       events: { publish: ["target own:tid"], subscribe: ["keyserver +"] },
-      registry: { publish: ["keyserver"], subscribe: ["target own:tid"] },
+      registry: { publish: ["keyserver"], subscribe: ["terminal", "target own:tid"] },
       unlock: { publish: ["keyserver"], subscribe: ["target own:tid"] },
-      revocations: { publish: ["keyserver"], subscribe: ["target"] },
+      revocations: { publish: ["keyserver"], subscribe: ["terminal", "target"] },
+      carried: { publish: ["terminal own:term"], subscribe: ["target own:tid +"] },
       terminalStatus: { publish: ["terminal own:term"], subscribe: ["target", "keyserver +"] },
       keyserverStatus: { publish: ["keyserver"], subscribe: ["terminal", "target", "keyserver"] },
       rpcRequest: { publish: ["terminal own:term"], subscribe: ["keyserver +"] },

@@ -1,0 +1,132 @@
+import type { KeyObject } from "node:crypto";
+import type { Logger } from "../common/log.js";
+import type { EventType } from "../schemas/messages.js";
+import type { RefusalReason } from "../schemas/reasons.js";
+import { TokenType } from "../schemas/tokens.js";
+import { CarriedIntake, type CarriedRefusal } from "./carried.js";
+import type { TargetClock } from "./clock.js";
+import { type EventFields, eventMessage, type TargetOutbox } from "./events.js";
+import { type IssuerTokenResult, verifyIssuerToken } from "./issuer-tokens.js";
+import type { TargetMemory } from "./memory.js";
+import type { StatePersister } from "./persister.js";
+import type { TargetStats } from "./stats.js";
+
+export interface IssuedListsDeps {
+  tid: string;
+  periodMs: number;
+  issuers: ReadonlyMap<string, KeyObject>;
+  memory: TargetMemory;
+  clock: TargetClock;
+  persister: StatePersister;
+  logger: Logger;
+  out: TargetOutbox;
+  counters: TargetStats;
+  /** End the sessions a newly applied list no longer allows. */
+  review: () => void;
+}
+
+/**
+ * The issuer-signed lists a target holds, its registry and the fleet revocation list: one set of rules
+ * whether the key server published them or a terminal carried them while the key server is out of
+ * reach. Applied only when newer, persisted before use.
+ */
+export class IssuedLists {
+  private readonly carriedIntake: CarriedIntake;
+
+  constructor(private readonly deps: IssuedListsDeps) {
+    this.carriedIntake = new CarriedIntake({
+      issuers: deps.issuers,
+      logger: deps.logger,
+      now: () => deps.clock.now(),
+      periodMs: deps.periodMs,
+      event: (type, reason, term) => this.event(type, { reason, term }),
+    });
+  }
+
+  /** One payload from `targets/{tid}/registry`. */
+  registry(raw: Buffer): void {
+    if (raw.length === 0) return; // a cleared retained message
+    this.applyRegistry(verifyIssuerToken(raw, TokenType.registry, this.deps.issuers));
+  }
+
+  /**
+   * One payload from `fleet/revocations`: the same rules as the registry, and an acknowledgement
+   * (`revocations_applied`) both when a list is applied and when the applied version arrives again
+   * (the retained copy after a reconnect: the key server may have missed the first one).
+   */
+  revocations(raw: Buffer): void {
+    if (raw.length === 0) return;
+    this.applyRevocations(verifyIssuerToken(raw, TokenType.revocations, this.deps.issuers));
+  }
+
+  /** `targets/{tid}/carried/{term}`: a registry or fleet list `term` brought, checked as the key server's. */
+  carried(term: string, raw: Buffer, retain: boolean): void {
+    const token = this.carriedIntake.take(term, raw, retain);
+    if (token?.typ === TokenType.registry) this.applyRegistry(token.result, term);
+    else if (token) this.applyRevocations(token.result, term);
+  }
+
+  private applyRegistry(result: IssuerTokenResult<"sparekey-registry+jws">, carrier?: string): void {
+    const { memory, persister, logger } = this.deps;
+    if (!result.ok || result.payload.tid !== this.deps.tid) {
+      this.refuse("registry_refused", result.ok ? "wrong_target" : result.reason, carrier);
+      return;
+    }
+    const { version, slots } = result.payload;
+    if (version <= memory.registryVersion) {
+      // Equal is the retained copy coming back on reconnect; older would be a rollback.
+      logger.debug(
+        { version, current: memory.registryVersion, term: carrier },
+        "registry not newer: ignored",
+      );
+      return;
+    }
+    if (!persister.commit({ registry: { version, slots } })) return;
+    logger.info({ version, slots: slots.length, term: carrier }, "registry applied");
+    this.event("registry_applied", { version });
+    this.deps.review();
+  }
+
+  private applyRevocations(result: IssuerTokenResult<"sparekey-revocations+jws">, carrier?: string): void {
+    const { memory, persister, logger } = this.deps;
+    if (!result.ok) {
+      this.refuse("revocations_refused", result.reason, carrier);
+      return;
+    }
+    const { version, revoked } = result.payload;
+    if (carrier !== undefined && version <= memory.revocationsVersion) {
+      // Only a newer list counts: what a terminal brings again earns no acknowledgement and no event.
+      logger.debug({ version, current: memory.revocationsVersion, term: carrier }, "carried list not newer");
+      return;
+    }
+    if (version < memory.revocationsVersion) {
+      // A rollback: never applied, and no acknowledgement the key server could take for this version.
+      this.deps.counters.revocations_ignored++;
+      logger.warn({ version, current: memory.revocationsVersion }, "older fleet revocations ignored");
+      return;
+    }
+    if (version > memory.revocationsVersion) {
+      if (!persister.commit({ revocations: { version, revoked } })) return;
+      logger.info({ version, revoked: revoked.length, term: carrier }, "fleet revocations applied");
+    }
+    this.event("revocations_applied", { version });
+    this.deps.review();
+  }
+
+  /** The key server's copy refused: a warning and an event; a carried copy: a debug line, coalesced. */
+  private refuse(type: CarriedRefusal, reason: RefusalReason | undefined, carrier: string | undefined): void {
+    if (carrier !== undefined) {
+      this.carriedIntake.refuse(type, reason, carrier);
+      return;
+    }
+    this.deps.logger.warn(
+      { reason },
+      type === "registry_refused" ? "registry refused" : "fleet revocations refused",
+    );
+    this.event(type, { reason });
+  }
+
+  private event(type: EventType, fields: EventFields): void {
+    this.deps.out.event(eventMessage(this.deps.tid, this.deps.clock.now(), type, fields));
+  }
+}
