@@ -200,6 +200,37 @@ describe("fuzz: the target's decision", () => {
     );
   });
 
+  it("opens for a frame the genuine holder signs exactly when its fields answer this target now", {
+    timeout: FUZZ_TIMEOUT_MS,
+  }, () => {
+    const LAST_SEQ = 10; // term-1's persisted high-water mark in the view
+    const fields = fc.record({
+      tid: fc.constantFrom(TID, "lock-2", "lock-10"),
+      slot: fc.constantFrom("slot-1", "slot-2", "slot-3"),
+      term: fc.constantFrom("term-1", "term-2"),
+      nonce: fc.constantFrom(NONCE, PREVIOUS, "C".repeat(22)),
+      seq: fc.oneof(
+        fc.constantFrom(0, LAST_SEQ - 1, LAST_SEQ, LAST_SEQ + 1, Number.MAX_SAFE_INTEGER),
+        fc.nat({ max: 2 * LAST_SEQ }),
+      ),
+    });
+    fc.assert(
+      fc.property(fields, (f) => {
+        const decision = decide(mintFrame(holder, framePayload(CREDENTIALS[0] ?? "", f)));
+        expectKnownRefusal(decision);
+        // The credential names slot-1, term-1 and lists lock-1 among its targets.
+        const answers =
+          f.tid === TID &&
+          f.slot === "slot-1" &&
+          f.term === "term-1" &&
+          (f.nonce === NONCE || f.nonce === PREVIOUS) &&
+          f.seq > LAST_SEQ;
+        expect(decision.ok).toBe(answers);
+      }),
+      FC_PARAMS,
+    );
+  });
+
   it("refuses every retained frame, even a valid one", { timeout: FUZZ_TIMEOUT_MS }, () => {
     fc.assert(
       fc.property(pickValid, mutations(KIDS, DONORS.length), fc.boolean(), (base, ms, mutated) => {
