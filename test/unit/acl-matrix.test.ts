@@ -1,0 +1,218 @@
+import { describe, expect, it } from "vitest";
+import { authorizePublish, authorizeSubscribe } from "../../broker/acl.js";
+import type { Principal } from "../../broker/principal.js";
+import { ROLES, type Role, TOPIC_NAMES, TOPICS, type TopicName, Topics } from "../../schemas/topics.js";
+import { connectAs, startTestBroker, tableAuthenticator } from "../helpers/broker.js";
+
+/**
+ * Every role × every topic of the table × publish/subscribe × retain × the shapes a topic level can
+ * take. The expected verdict is read here from each entry's declared grants with a matcher of this
+ * file's own, never from the broker's rule builder; anything no grant names is refused.
+ */
+
+const PREFIX = "sparekey/v1";
+const topics = new Topics(PREFIX);
+const ME = "me-1";
+const OTHER = "other_2";
+const ID = /^[A-Za-z0-9_-]{1,64}$/;
+
+/** What one `{param}` level is filled with. */
+const FILLS = { own: ME, other: OTHER, plus: "+", hash: "#", bad: "a.b", long: "x".repeat(65) } as const;
+type Fill = keyof typeof FILLS;
+/** How the whole topic is bent after filling its levels. */
+const SHAPES = [
+  "exact",
+  "extra_level",
+  "missing_level",
+  "prefix_mismatch",
+  "empty_level",
+  "trailing_hash",
+] as const;
+type Shape = (typeof SHAPES)[number];
+
+interface Case {
+  readonly name: TopicName;
+  readonly fills: readonly Fill[];
+  readonly shape: Shape;
+  readonly topic: string;
+}
+
+/** Own id in every param level (more than any pattern has). */
+const ALL_OWN: readonly Fill[] = ["own", "own", "own", "own"];
+
+function fillCombos(n: number): Fill[][] {
+  if (n === 0) return [[]];
+  const keys = Object.keys(FILLS) as Fill[];
+  return fillCombos(n - 1).flatMap((rest) => keys.map((k) => [k, ...rest]));
+}
+
+function buildCase(name: TopicName, fills: readonly Fill[], shape: Shape): Case {
+  let i = 0;
+  const levels = TOPICS[name].pattern.split("/").map((level) => {
+    if (!level.startsWith("{")) return level;
+    const fill = fills[i++];
+    return fill === undefined ? level : FILLS[fill];
+  });
+  const bent =
+    shape === "extra_level"
+      ? [...levels, "extra"]
+      : shape === "missing_level"
+        ? levels.slice(0, -1)
+        : shape === "empty_level"
+          ? [...levels.slice(0, 1), "", ...levels.slice(1)]
+          : shape === "trailing_hash"
+            ? [...levels, "#"]
+            : levels;
+  const prefix = shape === "prefix_mismatch" ? "sparekey/v2" : PREFIX;
+  return { name, fills, shape, topic: `${prefix}/${bent.join("/")}` };
+}
+
+/** Every topic shape for every entry: each param level takes every fill, then every bend of the whole. */
+const CASES: readonly Case[] = TOPIC_NAMES.flatMap((name) => {
+  const params = TOPICS[name].pattern.split("/").filter((l) => l.startsWith("{")).length;
+  return fillCombos(params).flatMap((fills) => SHAPES.map((shape) => buildCase(name, fills, shape)));
+});
+
+type Grant = { readonly own?: string; readonly plus?: true };
+
+/** Does `topic` match `pattern` under `grant`, for a client whose id is `id`? This file's own matcher. */
+function grantMatches(pattern: string, grant: Grant, topic: string, id: string, subscribe: boolean): boolean {
+  if (!topic.startsWith(`${PREFIX}/`)) return false;
+  const want = pattern.split("/");
+  const got = topic.slice(PREFIX.length + 1).split("/");
+  if (want.length !== got.length) return false;
+  return want.every((w, i) => {
+    const g = got[i] ?? "";
+    if (!w.startsWith("{")) return g === w;
+    if (w === `{${grant.own}}`) return g === id;
+    return ID.test(g) || (subscribe && grant.plus === true && g === "+");
+  });
+}
+
+/** The verdict the table declares for a publish: some entry grants it, and retain only where retained. */
+function declaredPublish(role: Role, id: string, topic: string, retain: boolean): boolean {
+  if (!ID.test(id)) return false;
+  return TOPIC_NAMES.some((name) => {
+    const spec = TOPICS[name];
+    const grant: Grant | undefined = (spec.publish as Partial<Record<Role, Grant>>)[role];
+    return (
+      grant !== undefined && grantMatches(spec.pattern, grant, topic, id, false) && (!retain || spec.retain)
+    );
+  });
+}
+
+function declaredSubscribe(role: Role, id: string, filter: string): boolean {
+  if (!ID.test(id)) return false;
+  return TOPIC_NAMES.some((name) => {
+    const spec = TOPICS[name];
+    const grant: Grant | undefined = (spec.subscribe as Partial<Record<Role, Grant>>)[role];
+    return grant !== undefined && grantMatches(spec.pattern, grant, filter, id, true);
+  });
+}
+
+function label(c: Case, extra: string): string {
+  return `${c.name} [${c.fills.join(",")}] ${c.shape} ${extra}: ${c.topic}`;
+}
+
+describe("the broker ACL against the topic table's declared grants", () => {
+  it("covers every topic with every role, action, retain flag and level shape", () => {
+    expect(new Set(CASES.map((c) => c.name))).toEqual(new Set(TOPIC_NAMES));
+    expect(new Set(CASES.map((c) => c.shape))).toEqual(new Set(SHAPES));
+  });
+
+  describe.each(ROLES)("role %s", (role) => {
+    const me: Principal = { role, id: ME };
+
+    it("may publish exactly what the table grants it, with retain only on retained topics", () => {
+      const actual: Record<string, boolean> = {};
+      const expected: Record<string, boolean> = {};
+      for (const c of CASES) {
+        for (const retain of [false, true]) {
+          const key = label(c, `retain=${retain}`);
+          actual[key] = authorizePublish(me, c.topic, retain, topics);
+          expected[key] = declaredPublish(role, ME, c.topic, retain);
+        }
+      }
+      expect(actual).toEqual(expected);
+    });
+
+    it("may subscribe to exactly what the table grants it: + only where granted, # never", () => {
+      const actual: Record<string, boolean> = {};
+      const expected: Record<string, boolean> = {};
+      for (const c of CASES) {
+        const key = label(c, "subscribe");
+        actual[key] = authorizeSubscribe(me, c.topic, topics);
+        expected[key] = declaredSubscribe(role, ME, c.topic);
+      }
+      expect(actual).toEqual(expected);
+    });
+
+    it("gets every right the table declares for it on its own id (the matrix is not vacuous)", () => {
+      const declared = TOPIC_NAMES.flatMap((name) => [
+        ...((TOPICS[name].publish as Partial<Record<Role, Grant>>)[role] ? [`publish ${name}`] : []),
+        ...((TOPICS[name].subscribe as Partial<Record<Role, Grant>>)[role] ? [`subscribe ${name}`] : []),
+      ]);
+      const granted = TOPIC_NAMES.flatMap((name) => {
+        const own = buildCase(name, ALL_OWN, "exact").topic;
+        return [
+          ...(authorizePublish(me, own, false, topics) ? [`publish ${name}`] : []),
+          ...(authorizeSubscribe(me, own, topics) ? [`subscribe ${name}`] : []),
+        ];
+      });
+      expect(granted).toEqual(declared);
+    });
+
+    it("refuses everything to a client whose id is not a valid level", () => {
+      const verdicts = ["+", "#", "a/b", "", "x".repeat(65)].flatMap((id) =>
+        CASES.flatMap((c) => [
+          authorizePublish({ role, id }, c.topic, false, topics),
+          authorizeSubscribe({ role, id }, c.topic, topics),
+        ]),
+      );
+      expect(verdicts.filter(Boolean)).toEqual([]);
+    });
+  });
+});
+
+describe("the will of a CONNECT, checked by the broker before it accepts the client", () => {
+  /** Each role with a will on each topic (own id in every level), retained and not. */
+  const WILLS = ROLES.flatMap((role) =>
+    TOPIC_NAMES.flatMap((name) =>
+      [false, true].map((retain) => ({
+        role,
+        name,
+        retain,
+        topic: buildCase(name, ALL_OWN, "exact").topic,
+      })),
+    ),
+  );
+
+  it("accepts a will only where the role may publish it with that retain flag (CONNACK 5 otherwise)", {
+    timeout: 60_000,
+  }, async () => {
+    const actual: Record<string, string> = {};
+    const expected: Record<string, string> = {};
+    for (const role of ROLES) {
+      // The client connects as ME in every role, so the own-id levels of each will are its own.
+      const broker = await startTestBroker(tableAuthenticator({ [ME]: { role, password: role } }));
+      for (const w of WILLS.filter((x) => x.role === role)) {
+        const key = `${w.role} will on ${w.name} retain=${w.retain}`;
+        expected[key] = declaredPublish(role, ME, w.topic, w.retain) ? "connected" : "refused 5";
+        try {
+          const client = await connectAs(broker, ME, role, {
+            will: { topic: w.topic, payload: "{}", qos: 1, retain: w.retain },
+          });
+          await client.endAsync(true);
+          actual[key] = "connected";
+        } catch (err) {
+          actual[key] = `refused ${String((err as { code?: unknown }).code)}`;
+        }
+      }
+      expect(broker.stats().will_refused).toBe(
+        Object.entries(expected).filter(([k, v]) => k.startsWith(`${role} `) && v === "refused 5").length,
+      );
+    }
+    expect(actual).toEqual(expected);
+    expect(Object.values(expected)).toContain("connected");
+  });
+});
