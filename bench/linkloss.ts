@@ -10,6 +10,7 @@ import { GATEWAY_DEFAULTS, startGateway } from "../gateway/gateway.js";
 import { addGrant, addTerminal, addUser } from "../keyserver/admin/accounts.js";
 import type { AdminContext } from "../keyserver/admin/context.js";
 import { createSlot, pairTarget } from "../keyserver/admin/targets.js";
+import { initDataDir } from "../keyserver/data-dir.js";
 import { randomSecret } from "../keyserver/passwords.js";
 import { KeyServer } from "../keyserver/service.js";
 import { openKeyServerState } from "../keyserver/state.js";
@@ -150,6 +151,7 @@ async function runBroker(
     let url: string;
     let secret: string;
     let admin: AdminContext;
+    await initDataDir(join(dir, "data"));
     if (name === "aedes") {
       const gw = await startGateway({
         config: { ...GATEWAY_DEFAULTS, data_dir: join(dir, "data"), port: 0 },

@@ -5,6 +5,10 @@ export const SPAREKEY = group({
   name: "sparekey",
   summary: "a phone as a spare electronic key, over MQTT",
   commands: {
+    init: lazy(
+      "make a new data dir (issuer key, key server secret, database): before the first gateway",
+      async () => (await import("./init.js")).INIT_COMMAND,
+    ),
     gateway: lazy(
       "run the broker and the key server in one process (the first thing to run)",
       async () => (await import("./gateway.js")).GATEWAY_COMMAND,
@@ -12,6 +16,14 @@ export const SPAREKEY = group({
     demo: lazy(
       "play the lost-key story end to end on this machine",
       async () => (await import("./demo.js")).DEMO_COMMAND,
+    ),
+    backup: lazy(
+      "copy a data dir consistently, even while the gateway runs",
+      async () => (await import("./backup.js")).BACKUP_COMMAND,
+    ),
+    restore: lazy(
+      "bring a backup back into an empty data dir",
+      async () => (await import("./backup.js")).RESTORE_COMMAND,
     ),
     admin: lazy(
       "manage users, terminals, targets, slots, grants and revocations",

@@ -11,6 +11,7 @@ import { addGrant, addTerminal, addUser } from "../keyserver/admin/accounts.js";
 import type { AdminContext } from "../keyserver/admin/context.js";
 import { writeFob } from "../keyserver/admin/fob.js";
 import { createSlot, pairTarget } from "../keyserver/admin/targets.js";
+import { initDataDir } from "../keyserver/data-dir.js";
 import { randomSecret } from "../keyserver/passwords.js";
 import type { TargetEvent, TargetState } from "../schemas/messages.js";
 import { Target } from "../target/target.js";
@@ -259,8 +260,10 @@ async function playDemo(o: { periodMs: number; keep: boolean; logger: Logger; io
   const deadline = periodMs * 10 + 5000;
   try {
     say("sparekey demo: the lost-key story. A gateway (broker + key server) starts on a free port.");
+    const dataDir = join(root, "gateway");
+    await initDataDir(dataDir);
     const gateway = await startGateway({
-      config: { ...GATEWAY_DEFAULTS, data_dir: join(root, "gateway"), port: 0 },
+      config: { ...GATEWAY_DEFAULTS, data_dir: dataDir, port: 0 },
       logger,
     });
     cleanups.push(() => gateway.close());

@@ -20,7 +20,7 @@ export const GATEWAY_COMMAND = command(
       },
       data: {
         type: "string",
-        help: "data dir: SQLite store, issuer key (env SPAREKEY_DATA)",
+        help: "data dir made by `sparekey init`: SQLite store, issuer key (env SPAREKEY_DATA)",
         defaultText: GATEWAY_DEFAULTS.data_dir,
       },
       host: {

@@ -1,6 +1,7 @@
 import { readJsonFile } from "../common/atomic-file.js";
 import { type CliIo, cliIo, command, EXIT, runCli } from "../common/cli.js";
 import { SparekeyError } from "../common/errors.js";
+import { acquireInstanceLock } from "../common/instance-lock.js";
 import { createLogger } from "../common/log.js";
 import { assertTimeZone } from "../common/time-zone.js";
 import { TargetConfig } from "../schemas/config.js";
@@ -31,13 +32,24 @@ export const TARGET_COMMAND = command(
   async (p, io) => {
     const config = loadConfig(p.required("config"));
     const logger = createLogger("target", { level: p.logLevel });
-    const target = new Target({ config, logger });
-    await target.start();
-    logger.info("target running");
-    await untilAborted(io.signal);
-    logger.info({ signal: String(io.signal.reason) }, "stopping");
-    await target.stop();
-    return EXIT.ok;
+    // Per target: several targets may share one state dir (each has its own state file in it).
+    const lock = acquireInstanceLock(config.state_dir, {
+      what: `target ${config.tid}'s state dir`,
+      file: `${config.tid}.lock`,
+      createDir: true,
+      logger,
+    });
+    try {
+      const target = new Target({ config, logger });
+      await target.start();
+      logger.info("target running");
+      await untilAborted(io.signal);
+      logger.info({ signal: String(io.signal.reason) }, "stopping");
+      await target.stop();
+      return EXIT.ok;
+    } finally {
+      lock.release();
+    }
   },
 );
 

@@ -9,6 +9,7 @@ import {
   runCli,
 } from "../common/cli.js";
 import { SparekeyError } from "../common/errors.js";
+import { acquireInstanceLock } from "../common/instance-lock.js";
 import { decodeToken } from "../common/jws.js";
 import { createLogger, type Logger } from "../common/log.js";
 import { DEFAULT_BROKER_URL } from "../common/mqtt.js";
@@ -193,12 +194,17 @@ const useCommand = (extras: Extras) =>
         ...(slot !== undefined ? { slot } : {}),
       });
       let deleted: string | undefined;
-      const handle: UseHandle =
+      // One `use` per terminal dir: two would share the wallet and its frame counter.
+      const lock =
+        fob === undefined
+          ? acquireInstanceLock(dirOpts().dir, { what: "terminal dir", logger: common.logger })
+          : undefined;
+      const start = (): Promise<UseHandle> =>
         fob !== undefined
-          ? await startFobUse({ ...common, fobFile: fob })
+          ? startFobUse({ ...common, fobFile: fob })
           : relay
-            ? await startRelayUse({ ...common, ...dirOpts() })
-            : await startUse({
+            ? startRelayUse({ ...common, ...dirOpts() })
+            : startUse({
                 ...common,
                 ...dirOpts(),
                 ephemeral,
@@ -206,6 +212,13 @@ const useCommand = (extras: Extras) =>
                   deleted = s;
                 },
               });
+      let handle: UseHandle;
+      try {
+        handle = await start();
+      } catch (err) {
+        lock?.release();
+        throw err;
+      }
       const ticker = setInterval(() => status.refresh(), 500);
       let maxTimer: NodeJS.Timeout | undefined;
       const timedOut = new Promise<void>((resolve) => {
@@ -229,6 +242,7 @@ const useCommand = (extras: Extras) =>
       } finally {
         clearInterval(ticker);
         clearTimeout(maxTimer);
+        lock?.release();
       }
     },
   );

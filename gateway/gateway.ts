@@ -1,7 +1,9 @@
 import { type RunningBroker, startBroker } from "../broker/server.js";
+import { acquireInstanceLock } from "../common/instance-lock.js";
 import type { Logger } from "../common/log.js";
 import { MQTT_PORT } from "../common/mqtt.js";
 import { DEFAULT_CREDENTIAL_LIFETIME_S } from "../keyserver/credentials.js";
+import { requireDataDir } from "../keyserver/data-dir.js";
 import { KeyServer } from "../keyserver/service.js";
 import { createAuthenticator, type KeyServerState, openKeyServerState } from "../keyserver/state.js";
 import type { GatewayConfig } from "../schemas/config.js";
@@ -34,7 +36,16 @@ export interface RunningGateway {
 
 /** Broker and key server sharing one data dir: the broker authenticates against the key server's store. */
 export async function startGateway({ config, logger }: GatewayOptions): Promise<RunningGateway> {
-  const state = openKeyServerState(config.data_dir);
+  requireDataDir(config.data_dir);
+  // One owner per data dir: a second gateway would publish a second registry from the same store.
+  const lock = acquireInstanceLock(config.data_dir, { what: "data dir", logger });
+  let state: KeyServerState;
+  try {
+    state = openKeyServerState(config.data_dir);
+  } catch (err) {
+    lock.release();
+    throw err;
+  }
   let broker: RunningBroker;
   try {
     broker = await startBroker({
@@ -49,6 +60,7 @@ export async function startGateway({ config, logger }: GatewayOptions): Promise<
     });
   } catch (err) {
     await state.close();
+    lock.release();
     throw err;
   }
   const keyserver = new KeyServer({
@@ -64,6 +76,7 @@ export async function startGateway({ config, logger }: GatewayOptions): Promise<
   } catch (err) {
     await broker.close();
     await state.close();
+    lock.release();
     throw err;
   }
   return {
@@ -73,9 +86,13 @@ export async function startGateway({ config, logger }: GatewayOptions): Promise<
     url: broker.url,
     async close() {
       // Key server first, so its offline status goes out through a broker that is still up.
-      await keyserver.stop();
-      await broker.close();
-      await state.close();
+      try {
+        await keyserver.stop();
+        await broker.close();
+        await state.close();
+      } finally {
+        lock.release();
+      }
     },
   };
 }

@@ -1,6 +1,6 @@
 import type { Logger } from "../common/log.js";
 import { KeyServerAuthenticator } from "./authenticator.js";
-import { initDataDir, readKeyServerSecret } from "./data-dir.js";
+import { readKeyServerSecret, requireDataDir } from "./data-dir.js";
 import { Issuer } from "./issuer.js";
 import type { LoginLimitOptions } from "./login-limits.js";
 import { openSqliteStore } from "./store/sqlite/index.js";
@@ -16,8 +16,9 @@ export interface KeyServerState {
   close(): Promise<void>;
 }
 
+/** Open a data dir `sparekey init` made; refuses (data_dir_missing) any other, and creates nothing. */
 export function openKeyServerState(dataDir: string, options: { now?: () => number } = {}): KeyServerState {
-  const paths = initDataDir(dataDir, options.now);
+  const paths = requireDataDir(dataDir);
   const issuer = Issuer.load(paths.issuer);
   const secret = readKeyServerSecret(paths.secret);
   const store = openSqliteStore(paths.db, options.now ? { now: options.now } : {});

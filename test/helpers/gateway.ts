@@ -1,4 +1,3 @@
-import { join } from "node:path";
 import { onTestFinished } from "vitest";
 import { silentLogger } from "../../common/log.js";
 import { connectMqtt, type MqttClient } from "../../common/mqtt.js";
@@ -7,16 +6,17 @@ import { GATEWAY_DEFAULTS, type RunningGateway, startGateway } from "../../gatew
 import type { AdminContext } from "../../keyserver/admin/context.js";
 import type { GatewayConfig } from "../../schemas/config.js";
 import type { Challenge, TargetEvent, TargetState } from "../../schemas/messages.js";
-import { tempDir } from "./wait.js";
+import { tempDataDir } from "./keyserver.js";
 
 /**
  * The real gateway (aedes + key server + SQLite store + the store's authenticator) on an ephemeral
- * port with a temp data dir, stopped when the test finishes.
+ * port with a new temp data dir (or the `data_dir` given, made by the caller), stopped when the test
+ * finishes.
  */
 export async function startTestGateway(overrides: Partial<GatewayConfig> = {}): Promise<RunningGateway> {
-  const root = tempDir("sparekey-gateway-");
+  const dataDir = overrides.data_dir ?? (await tempDataDir("sparekey-gateway-"));
   const gateway = await startGateway({
-    config: { ...GATEWAY_DEFAULTS, data_dir: join(root, "data"), port: 0, ...overrides },
+    config: { ...GATEWAY_DEFAULTS, port: 0, ...overrides, data_dir: dataDir },
     logger: silentLogger(),
   });
   onTestFinished(() => gateway.close());

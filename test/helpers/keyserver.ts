@@ -1,9 +1,19 @@
+import { join } from "node:path";
 import { onTestFinished } from "vitest";
 import { startBroker } from "../../broker/server.js";
 import { silentLogger } from "../../common/log.js";
 import { connectMqtt, type MqttClient } from "../../common/mqtt.js";
+import { initDataDir } from "../../keyserver/data-dir.js";
 import { KeyServer, type KeyServerDeps } from "../../keyserver/service.js";
 import { createAuthenticator, type KeyServerState } from "../../keyserver/state.js";
+import { tempDir } from "./wait.js";
+
+/** A new data dir made as `sparekey init` makes it, removed when the test finishes. */
+export async function tempDataDir(prefix = "sparekey-data-"): Promise<string> {
+  const dir = join(tempDir(prefix), "data");
+  await initDataDir(dir);
+  return dir;
+}
 
 /**
  * A real broker on port 0 authenticating against `state`, and a real KeyServer over the same state

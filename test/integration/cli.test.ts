@@ -1,12 +1,14 @@
 import { spawn } from "node:child_process";
+import { existsSync } from "node:fs";
 import { createServer, type Server } from "node:net";
+import { hostname } from "node:os";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import { describe, expect, it, onTestFinished } from "vitest";
-import { tempDir } from "../helpers/wait.js";
+import { tempDataDir } from "../helpers/keyserver.js";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
-const COMMANDS = ["gateway", "demo", "admin", "target", "terminal"] as const;
+const COMMANDS = ["init", "gateway", "backup", "restore", "demo", "admin", "target", "terminal"] as const;
 
 interface Run {
   code: number | null;
@@ -143,7 +145,7 @@ describe("the sparekey command", () => {
   });
 
   it.each(["SIGTERM", "SIGINT"] as const)("stops the gateway cleanly on %s with exit 0", async (signal) => {
-    const data = tempDir();
+    const data = await tempDataDir();
     let sent = false;
     const run = await sparekey(["gateway", "--port", "0", "--data", data], 15_000, (soFar, proc) => {
       if (!sent && soFar.includes("Ctrl-C to stop")) {
@@ -158,8 +160,34 @@ describe("the sparekey command", () => {
     });
   });
 
+  it("refuses a second gateway process on one data dir naming the first's pid; SIGTERM frees it", async () => {
+    const data = await tempDataDir();
+    let up: (pid: number) => void = () => {};
+    const running = new Promise<number>((resolve) => {
+      up = resolve;
+    });
+    let proc: ReturnType<typeof spawn> | undefined;
+    const first = sparekey(["gateway", "--port", "0", "--data", data], 20_000, (soFar, p) => {
+      if (proc === undefined && soFar.includes("Ctrl-C to stop")) {
+        proc = p;
+        up(p.pid ?? 0);
+      }
+    });
+    const pid = await running;
+    const second = await sparekey(["gateway", "--port", "0", "--data", data]);
+    expect(second.code).toBe(1);
+    expect(second.stderr).toMatch(
+      new RegExp(
+        `^error instance_locked: data dir ${data} is in use by pid ${pid} on host ${hostname()} since \\S+ \\(sparekey gateway --port 0 --data ${data}\\); stop that one first\n$`,
+      ),
+    );
+    proc?.kill("SIGTERM");
+    expect((await first).code).toBe(0);
+    expect(existsSync(join(data, "sparekey.lock"))).toBe(false);
+  });
+
   it("takes admin's global --data before or after the subcommand", async () => {
-    const data = tempDir();
+    const data = await tempDataDir();
     const before = await sparekey(["admin", "--data", data, "list", "users"]);
     const after = await sparekey(["admin", "list", "users", "--data", data]);
     expect(before).toEqual({ code: 0, signal: null, stdout: "id  created\n0 users\n", stderr: "" });
@@ -167,7 +195,7 @@ describe("the sparekey command", () => {
   });
 
   it("`admin audit verify` passes on an untouched log and names the row changed behind its back", async () => {
-    const data = tempDir();
+    const data = await tempDataDir();
     const env = { SPAREKEY_PASSWORD: "correct horse battery" };
     expect(
       (await sparekey(["admin", "--data", data, "user", "add", "--user", "alice"], 15_000, undefined, env))
@@ -200,7 +228,7 @@ describe("the sparekey command", () => {
 
   it("refuses a port already in use with port_in_use and the port number", async () => {
     const port = await takenPort();
-    const data = tempDir();
+    const data = await tempDataDir();
     const run = await sparekey(["gateway", "--port", String(port), "--data", data]);
     expect(run.code).not.toBe(0);
     expect(run.code).not.toBe(null);

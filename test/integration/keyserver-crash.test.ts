@@ -3,7 +3,8 @@ import { describe, expect, it, onTestFinished } from "vitest";
 import { auditVerify } from "../../keyserver/admin/audit.js";
 import { hashSecret } from "../../keyserver/passwords.js";
 import { openKeyServerState } from "../../keyserver/state.js";
-import { tempDir, waitFor } from "../helpers/wait.js";
+import { tempDataDir } from "../helpers/keyserver.js";
+import { waitFor } from "../helpers/wait.js";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 const ROUNDS = 4;
@@ -52,7 +53,7 @@ describe("a key server store killed with SIGKILL while issuing and revoking", ()
   it("keeps every acknowledged revocation, never repeats a generation and keeps its audit chain", {
     timeout: 120_000,
   }, async () => {
-    const dataDir = tempDir("sparekey-ks-crash-");
+    const dataDir = await tempDataDir("sparekey-ks-crash-");
     const seeded = openKeyServerState(dataDir);
     await seeded.store.addUser({ id: "alice", passwordHash: "scrypt$not-checked" }, "admin");
     await seeded.store.addTerminal({ serial: "p1", user: "alice" }, "admin");

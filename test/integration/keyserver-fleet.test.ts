@@ -8,15 +8,15 @@ import type { RevocationStatus } from "../../schemas/keyserver.js";
 import type { TargetEvent } from "../../schemas/messages.js";
 import { TokenType } from "../../schemas/tokens.js";
 import { Topics } from "../../schemas/topics.js";
-import { runKeyServerOn } from "../helpers/keyserver.js";
-import { nextMessage, tempDir, waitFor } from "../helpers/wait.js";
+import { runKeyServerOn, tempDataDir } from "../helpers/keyserver.js";
+import { nextMessage, waitFor } from "../helpers/wait.js";
 
 const TARGET_SECRET = "t".repeat(43);
 const topics = new Topics();
 const TIDS = ["door-1", "door-2", "door-3"];
 
 async function startSystem() {
-  const dataDir = tempDir();
+  const dataDir = await tempDataDir();
   const state = openKeyServerState(dataDir);
   for (const tid of TIDS)
     await state.store.addTarget({ tid, secretHash: hashSecret(TARGET_SECRET) }, "admin");

@@ -10,14 +10,14 @@ import { KeyServer } from "../../keyserver/service.js";
 import { createAuthenticator, type KeyServerState, openKeyServerState } from "../../keyserver/state.js";
 import type { RpcReply } from "../../schemas/rpc.js";
 import { Topics } from "../../schemas/topics.js";
-import { runKeyServerOn } from "../helpers/keyserver.js";
-import { nextJson, tempDir, waitFor } from "../helpers/wait.js";
+import { runKeyServerOn, tempDataDir } from "../helpers/keyserver.js";
+import { nextJson, waitFor } from "../helpers/wait.js";
 
 const FAST = { N: 2 ** 10, r: 8, p: 1 };
 const topics = new Topics();
 
 async function seed(): Promise<KeyServerState> {
-  const state = openKeyServerState(tempDir());
+  const state = openKeyServerState(await tempDataDir());
   const { store } = state;
   await store.addUser({ id: "alice", passwordHash: await hashPassword("alice-password", FAST) }, "admin");
   await store.addUser({ id: "bob", passwordHash: await hashPassword("bob-password", FAST) }, "admin");

@@ -11,8 +11,8 @@ import type { Challenge, TargetEvent } from "../../schemas/messages.js";
 import type { RpcReply } from "../../schemas/rpc.js";
 import { TokenType } from "../../schemas/tokens.js";
 import { Topics } from "../../schemas/topics.js";
-import { runKeyServerOn } from "../helpers/keyserver.js";
-import { nextJson, tempDir, waitFor } from "../helpers/wait.js";
+import { runKeyServerOn, tempDataDir } from "../helpers/keyserver.js";
+import { nextJson, waitFor } from "../helpers/wait.js";
 
 const FAST = { N: 2 ** 10, r: 8, p: 1 };
 const TARGET_SECRET = "t".repeat(43);
@@ -24,7 +24,7 @@ const topics = new Topics();
  * needs her password. dave: relay on s1, revoked. erin: relay on s1 from next year.
  */
 async function startSystem(options: { passwordRateLimit?: RateLimitOptions } = {}) {
-  const dataDir = tempDir();
+  const dataDir = await tempDataDir();
   const state = openKeyServerState(dataDir);
   const { store } = state;
   for (const user of ["alice", "bob", "carol", "dave", "erin"]) {

@@ -14,7 +14,8 @@ import { createAuthenticator, type KeyServerState, openKeyServerState } from "..
 import type { KeyStore } from "../../keyserver/store/store.js";
 import { TokenType } from "../../schemas/tokens.js";
 import { Topics } from "../../schemas/topics.js";
-import { nextMessage, type Received, tempDir } from "../helpers/wait.js";
+import { tempDataDir } from "../helpers/keyserver.js";
+import { nextMessage, type Received } from "../helpers/wait.js";
 
 const TARGET_SECRET = "t".repeat(43);
 const topics = new Topics();
@@ -22,7 +23,7 @@ const logger = silentLogger();
 
 /** door-1 and door-2 in slot s1, door-2 also in s2, which is revoked fleet-wide (list version 1). */
 async function pairedState(): Promise<KeyServerState> {
-  const state = openKeyServerState(tempDir());
+  const state = openKeyServerState(await tempDataDir());
   for (const tid of ["door-1", "door-2"])
     await state.store.addTarget({ tid, secretHash: hashSecret(TARGET_SECRET) }, "admin");
   await state.store.createSlot({ slot: "s1", tids: ["door-1", "door-2"] }, "admin");
@@ -156,7 +157,7 @@ describe("nothing forgotten on a broker restart", () => {
     timeout: 120_000,
   }, async () => {
     const count = 5000;
-    const state = openKeyServerState(tempDir());
+    const state = openKeyServerState(await tempDataDir());
     // Fixture written straight into the file in one transaction: 5,000 audited pairings would take long.
     const db = new Database(dataDirPaths(state.dataDir).db);
     const insert = db.prepare(

@@ -11,15 +11,15 @@ import { openKeyServerState } from "../../keyserver/state.js";
 import type { RpcReply } from "../../schemas/rpc.js";
 import { TokenType } from "../../schemas/tokens.js";
 import { Topics } from "../../schemas/topics.js";
-import { runKeyServerOn } from "../helpers/keyserver.js";
-import { nextJson, nextMessage, tempDir } from "../helpers/wait.js";
+import { runKeyServerOn, tempDataDir } from "../helpers/keyserver.js";
+import { nextJson, nextMessage } from "../helpers/wait.js";
 
 const FAST = { N: 2 ** 10, r: 8, p: 1 };
 const TARGET_SECRET = "t".repeat(43);
 const topics = new Topics();
 
 async function startSystem() {
-  const dataDir = tempDir();
+  const dataDir = await tempDataDir();
   const state = openKeyServerState(dataDir);
   const { store } = state;
   await store.addUser({ id: "alice", passwordHash: await hashPassword("alice-password", FAST) }, "admin");

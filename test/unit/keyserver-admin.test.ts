@@ -4,6 +4,7 @@ import { describe, expect, it } from "vitest";
 import { runAdmin } from "../../cli/admin.js";
 import { verifyToken } from "../../common/jws.js";
 import { signingKeyFromSeed } from "../../common/keys.js";
+import { initDataDir } from "../../keyserver/data-dir.js";
 import { Issuer } from "../../keyserver/issuer.js";
 import { FobFile, TargetConfig } from "../../schemas/config.js";
 import { TokenType } from "../../schemas/tokens.js";
@@ -13,6 +14,7 @@ import { tempDir } from "../helpers/wait.js";
 function harness(env: Record<string, string> = {}) {
   const dir = tempDir();
   const data = join(dir, "data");
+  const made = initDataDir(data);
   let out = "";
   let err = "";
   const io = {
@@ -27,6 +29,7 @@ function harness(env: Record<string, string> = {}) {
   const run = async (...argv: string[]) => {
     out = "";
     err = "";
+    await made;
     const code = await runAdmin(["--data", data, ...argv], io);
     return { code, out, err };
   };

@@ -5,6 +5,7 @@ import { describe, expect, it, onTestFinished } from "vitest";
 import { runAdmin } from "../../cli/admin.js";
 import { verifyToken } from "../../common/jws.js";
 import { newJti, signCredential } from "../../keyserver/credentials.js";
+import { initDataDir } from "../../keyserver/data-dir.js";
 import {
   type DownloadFacts,
   decideDownload,
@@ -26,9 +27,11 @@ import { tempDir } from "../helpers/wait.js";
 function harness() {
   const dir = tempDir();
   const data = join(dir, "data");
+  const made = initDataDir(data);
   const run = async (...argv: string[]) => {
     let out = "";
     let err = "";
+    await made;
     const code = await runAdmin(["--data", data, ...argv], {
       out: (t) => {
         out += t;
