@@ -126,17 +126,17 @@ describe("broker limits", () => {
   it("drops a client whose publish is over the size limit, delivers none of it, and keeps serving others", async () => {
     const b = await broker({ maxPacketBytes: 1024 });
     const door = await connect(b, "door-1");
-    await door.subscribeAsync(topics.frames("door-1"));
+    await door.subscribeAsync(topics.filter("frames", { tid: "door-1", term: "+" }));
     const seen: number[] = [];
     door.on("message", (_t, payload) => seen.push(payload.length));
 
     const phone1 = await connect(b, "phone-1");
-    phone1.publish(topics.frames("door-1"), "x".repeat(2000));
+    phone1.publish(topics.frames("door-1", "phone-1"), "x".repeat(2000));
     await waitFor(() => !phone1.connected, "phone-1 to be disconnected");
 
     const phone2 = await connect(b, "phone-2");
-    const small = nextMessage(door, topics.frames("door-1"));
-    await phone2.publishAsync(topics.frames("door-1"), "a.b.c");
+    const small = nextMessage(door, topics.frames("door-1", "phone-2"));
+    await phone2.publishAsync(topics.frames("door-1", "phone-2"), "a.b.c");
     await small;
     expect({ seen, oversize: b.stats().oversize_packet }).toEqual({ seen: [5], oversize: 1 });
   });
@@ -183,11 +183,11 @@ describe("broker limits", () => {
   it("delivers a short burst over the publish rate late but in order", async () => {
     const b = await broker({ publishRatePerS: 20, publishBurst: 2, publishMaxDelayMs: 500 });
     const door = await connect(b, "door-1");
-    await door.subscribeAsync(topics.frames("door-1"));
+    await door.subscribeAsync(topics.filter("frames", { tid: "door-1", term: "+" }));
     const seen: string[] = [];
     door.on("message", (_t, payload) => seen.push(payload.toString()));
     const phone = await connect(b, "phone-1");
-    for (const n of ["1", "2", "3", "4"]) phone.publish(topics.frames("door-1"), `${n}.a.b`);
+    for (const n of ["1", "2", "3", "4"]) phone.publish(topics.frames("door-1", "phone-1"), `${n}.a.b`);
     await waitFor(() => seen.length === 4, "four frames at the door");
     expect({ seen, connected: phone.connected, delayed: b.stats().publish_delayed }).toEqual({
       seen: ["1.a.b", "2.a.b", "3.a.b", "4.a.b"],
@@ -199,7 +199,7 @@ describe("broker limits", () => {
   it("drops a client that keeps publishing over the rate", async () => {
     const b = await broker({ publishRatePerS: 10, publishBurst: 2, publishMaxDelayMs: 200 });
     const phone = await connect(b, "phone-1");
-    for (let i = 0; i < 20; i++) phone.publish(topics.frames("door-1"), `${i}.a.b`);
+    for (let i = 0; i < 20; i++) phone.publish(topics.frames("door-1", "phone-1"), `${i}.a.b`);
     await waitFor(() => !phone.connected, "phone-1 to be disconnected");
     expect(b.stats()).toMatchObject({ rate_limited: 1, publish_delayed: 2 });
   });
