@@ -97,6 +97,8 @@ export async function runVerifyBench(argv: string[]): Promise<void> {
         return { key, term, slot, cred };
       },
     );
+    /** The frames topic's {term} of frame `i`: its sender, as the broker would deliver it. */
+    const termOf = (i: number) => `term-${i % terminalCount}`;
     process.stdout.write(`signing ${frameCount} frames from ${terminalCount} terminals...\n`);
     const frames: Buffer[] = [];
     for (let i = 0; i < frameCount; i++) {
@@ -116,13 +118,15 @@ export async function runVerifyBench(argv: string[]): Promise<void> {
     // The first frame of each terminal opens its session (credential verify, a persisted use); the
     // figure is the steady state after that, which is what a busy lock spends its time on.
     for (let i = 0; i < terminalCount; i++) {
-      const d = engine.handleFrame(frames[i] as Buffer, false);
+      const d = engine.handleFrame(frames[i] as Buffer, false, termOf(i));
       if (!d.ok) throw new Error(`warm-up frame refused: ${d.reason}`);
     }
     const steady = frames.slice(terminalCount);
     let accepted = 0;
     const t0 = process.hrtime.bigint();
-    for (const f of steady) if (engine.handleFrame(f, false).ok) accepted++;
+    for (let i = 0; i < steady.length; i++) {
+      if (engine.handleFrame(steady[i] as Buffer, false, termOf(i + terminalCount)).ok) accepted++;
+    }
     const decisionNs = Number(process.hrtime.bigint() - t0);
     if (accepted !== steady.length) throw new Error(`only ${accepted} of ${steady.length} frames accepted`);
 

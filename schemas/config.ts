@@ -10,6 +10,13 @@ export type IssuerPublicKey = Static<typeof IssuerPublicKey>;
 const BrokerUrl = Type.String({ pattern: "^(mqtt|mqtts|ws|wss|tcp)://", maxLength: 512 });
 const Prefix = Type.String({ pattern: "^[A-Za-z0-9_-]{1,64}(/[A-Za-z0-9_-]{1,64}){0,3}$" });
 
+/** Defaults of a target's optional lockout keys (Matter's WrongCodeEntryLimit and lockout time). */
+export const TARGET_LOCKOUT_DEFAULTS = {
+  lockout_refusals: 10,
+  lockout_window_s: 60,
+  lockout_s: 300,
+} as const;
+
 /** A target's config file, written by `sparekey admin pair-target` and read by `sparekey target`. */
 export const TargetConfig = Type.Object(
   {
@@ -29,6 +36,17 @@ export const TargetConfig = Type.Object(
     keepalive_s: Type.Integer({ minimum: 1, maximum: 600, default: 5 }),
     /** IANA zone for weekly schedules (e.g. "Europe/Berlin"); UTC when absent. */
     time_zone: Type.Optional(Type.String({ pattern: "^[A-Za-z0-9_+/-]{1,64}$" })),
+    /** Wrong-key lockout: this many counted refusals from one terminal within `lockout_window_s`… */
+    lockout_refusals: Type.Optional(
+      Type.Integer({ minimum: 1, maximum: 10_000, default: TARGET_LOCKOUT_DEFAULTS.lockout_refusals }),
+    ),
+    lockout_window_s: Type.Optional(
+      Type.Integer({ minimum: 1, maximum: 86_400, default: TARGET_LOCKOUT_DEFAULTS.lockout_window_s }),
+    ),
+    /** …lock that terminal out at this target for this long (by the target's own clock). */
+    lockout_s: Type.Optional(
+      Type.Integer({ minimum: 1, maximum: 604_800, default: TARGET_LOCKOUT_DEFAULTS.lockout_s }),
+    ),
   },
   { additionalProperties: false },
 );

@@ -60,6 +60,8 @@ export const EventType = Type.Union([
   /** Outcome of a one-time unlock command (`cmd_id`). */
   Type.Literal("unlock_applied"),
   Type.Literal("unlock_refused"),
+  /** Alarm: a terminal was locked out after too many refusals (`term`, `count`, `until`). */
+  Type.Literal("lockout"),
 ]);
 export type EventType = Static<typeof EventType>;
 
@@ -77,6 +79,13 @@ export const TargetEvent = Type.Object(
     version: Type.Optional(Version),
     uses_left: Type.Optional(Type.Integer({ minimum: 0 })),
     cmd_id: Type.Optional(Type.String({ pattern: "^[A-Za-z0-9_-]{16,64}$" })),
+    /**
+     * `auth_refused`: refusals from this terminal since its last refusal event (absent: one); events are
+     * coalesced to at most one per terminal per period. `lockout`: the refusals that tripped it.
+     */
+    count: Type.Optional(Type.Integer({ minimum: 1 })),
+    /** `lockout`: Unix ms (the target's clock) when the lockout ends. */
+    until: Type.Optional(UnixMillis),
   },
   { additionalProperties: false },
 );

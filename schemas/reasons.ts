@@ -38,6 +38,10 @@ export const REFUSAL_REASONS = [
   "bad_issuer_signature",
   /** A relay frame or unlock command for a terminal whose status is offline. */
   "terminal_offline",
+  /** A frame whose `term` is not the `{term}` level of the topic it came on (the sender's own id). */
+  "term_mismatch",
+  /** Too many refusals from this terminal lately: its frames are refused unread until the lockout ends. */
+  "locked_out",
 ] as const;
 export type RefusalReason = (typeof REFUSAL_REASONS)[number];
 export const RefusalReasonSchema = Type.Union(REFUSAL_REASONS.map((r) => Type.Literal(r)));

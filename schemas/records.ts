@@ -51,6 +51,8 @@ export const TargetStateFile = Type.Object(
         },
       ),
     ),
+    /** Locked-out terminals: term -> Unix ms (target's clock) when the lockout ends. */
+    lockouts: Type.Optional(Type.Record(Id, Type.Integer({ minimum: 0 }), { additionalProperties: false })),
     /** Applied unlock commands: cmd_id -> their exp (Unix s), kept until then so a replay is refused. */
     unlocks: Type.Optional(
       Type.Record(Type.String({ pattern: "^[A-Za-z0-9_-]{16,64}$" }), Type.Integer({ minimum: 0 }), {

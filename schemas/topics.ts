@@ -80,15 +80,17 @@ export const TOPICS = {
     subscribe: { terminal: {}, keyserver: { plus: true } },
   },
   frames: {
-    pattern: "targets/{tid}/frames",
+    pattern: "targets/{tid}/frames/{term}",
     schema: CompactJws,
     encoding: "jws",
     tokens: [TokenType.frame, TokenType.relay],
     qos: 0,
     retain: false,
-    description: "terminal -> target: sparekey-frame+jws or sparekey-relay+jws; never retained",
-    publish: { terminal: {} },
-    subscribe: { target: { own: "tid" } },
+    description:
+      "terminal -> target: sparekey-frame+jws or sparekey-relay+jws; never retained; {term} is the sender's own id and must equal the token's term",
+    // {term} is vouched for by the broker: the target keys its per-terminal defences on it.
+    publish: { terminal: { own: "term" } },
+    subscribe: { target: { own: "tid", plus: true } },
   },
   state: {
     pattern: "targets/{tid}/state",
@@ -298,8 +300,8 @@ export class Topics {
   challenge(tid: string): string {
     return this.build("challenge", { tid });
   }
-  frames(tid: string): string {
-    return this.build("frames", { tid });
+  frames(tid: string, term: string): string {
+    return this.build("frames", { tid, term });
   }
   state(tid: string): string {
     return this.build("state", { tid });

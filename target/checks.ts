@@ -37,6 +37,8 @@ export interface DecisionView extends StandingView {
   terminalOffline(term: string): boolean;
   /** The open session of a terminal, if any: a frame that continues it counts no use. */
   session(term: string): { readonly slot: string; readonly gen: number } | undefined;
+  /** The terminal is locked out after too many refusals (`lockout.ts`). */
+  lockedOut(term: string): boolean;
 }
 
 /** Keys and caches; the caches only remember verifications, they never change a decision. */
@@ -51,6 +53,8 @@ export interface DecisionKeys {
 export interface DecisionContext {
   readonly view: DecisionView;
   readonly keys: DecisionKeys;
+  /** The `{term}` level of the frame's topic: the sender's own id, vouched for by the broker's ACL. */
+  readonly from: string;
 }
 
 /** Credentials whose issuer signature already verified, by token string: a session pays for it once. */
@@ -106,6 +110,11 @@ export type Decision =
 export interface RawFrame {
   readonly raw: Buffer;
   readonly retain: boolean;
+}
+
+/** A frame as it arrived: the payload, its retain flag and the `{term}` level of its topic. */
+export interface IncomingFrame extends RawFrame {
+  readonly from: string;
 }
 
 /** Stage 1's output: a token split into its parts; nothing about its contents is known yet. */
@@ -199,9 +208,9 @@ function refused(reason: RefusalReason, check: string, last?: unknown): Decision
 }
 
 /** Run the checks on one raw MQTT payload. Never throws for bad input. */
-export function decideFrame(raw: Buffer, retain: boolean, view: DecisionView, keys: DecisionKeys): Decision {
-  const ctx: DecisionContext = { view, keys };
-  const envelope = ENVELOPE_CHECKS.run({ raw, retain }, ctx);
+export function decideFrame(frame: IncomingFrame, view: DecisionView, keys: DecisionKeys): Decision {
+  const ctx: DecisionContext = { view, keys, from: frame.from };
+  const envelope = ENVELOPE_CHECKS.run(frame, ctx);
   if (!envelope.ok) return refused(envelope.reason, envelope.check);
   const typ = envelope.value.header.typ;
   if (!isFrameTyp(typ)) return refused("wrong_typ", TYP_CHECK);

@@ -48,5 +48,6 @@ export function decisionView(p: EngineParts): DecisionView {
     lastSeq: (term) => memory.lastSeq(term),
     uses: (slot, gen) => memory.uses(slot, gen),
     firstUse: (slot, gen) => memory.firstUse(slot, gen),
+    lockedOut: (term) => memory.lockedOut(term, clock.now()),
   };
 }

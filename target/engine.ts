@@ -30,6 +30,7 @@ import { issuerKeyMap } from "./issuer-tokens.js";
 import { LinkStates, parseLinkStatus } from "./link-status.js";
 import { TargetMemory } from "./memory.js";
 import { StatePersister } from "./persister.js";
+import { FrameRefusals } from "./refusals.js";
 import { type Session, type SessionEndReason, SessionTable } from "./sessions.js";
 import { sessionBar } from "./standing.js";
 import { emptyStats, type TargetStats } from "./stats.js";
@@ -76,6 +77,7 @@ export class TargetEngine {
   private readonly keyserverLink = new LinkStates();
   private readonly followed = new Set<string>();
   private readonly lists: IssuedLists;
+  private readonly refusals: FrameRefusals;
   private current: TargetState;
   private tick: NodeJS.Timeout | undefined;
   private scheduleTimer: NodeJS.Timeout | undefined;
@@ -130,6 +132,9 @@ export class TargetEngine {
       counters: this.counters,
       review: () => this.review(),
     });
+    const event = (type: EventType, f: EventFields) =>
+      deps.out.event(eventMessage(config.tid, clock.now(), type, f));
+    this.refusals = new FrameRefusals({ config, memory, clock, persister: parts.persister, event });
   }
 
   /** Publish `unavailable/started` and the first challenge; rotate every period from now on. */
@@ -147,6 +152,7 @@ export class TargetEngine {
     this.tick = undefined;
     clearTimeout(this.scheduleTimer);
     this.scheduleTimer = undefined;
+    this.refusals.flush();
     for (const s of this.sessions.all()) this.endSession(s.term, "stopping");
     for (const hold of this.unlocks.clear()) {
       this.event("session_ended", "stopping", { term: hold.term }, { cmd_id: hold.cmdId });
@@ -186,18 +192,18 @@ export class TargetEngine {
     return this.actuator.idle();
   }
 
-  /** One payload from `targets/{tid}/frames`. A refusal is an event, never a throw. */
-  handleFrame(raw: Buffer, retain: boolean): Decision {
-    const decision = decideFrame(raw, retain, this.view, {
+  /** One payload from `targets/{tid}/frames/{term}`, `from` its `{term}`. A refusal is never a throw. */
+  handleFrame(raw: Buffer, retain: boolean, from: string): Decision {
+    const decision = decideFrame({ raw, retain, from }, this.view, {
       issuers: this.parts.issuers,
       holders: this.holders,
       credentials: this.credentials,
     });
     if (!decision.ok) {
-      const { reason, check, slot, term } = decision;
+      const { reason, check, slot } = decision;
       this.count(reason);
-      this.log.debug({ reason, check, slot, term }, "frame refused");
-      this.event("auth_refused", reason, { slot, term });
+      this.log.debug({ reason, check, slot, term: from }, "frame refused");
+      this.refusals.refused(from, reason, slot);
       return decision;
     }
     this.accept(decision.frame);

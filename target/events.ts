@@ -33,6 +33,8 @@ export interface EventFields {
   version?: number | undefined;
   uses_left?: number | undefined;
   cmd_id?: string | undefined;
+  count?: number | undefined;
+  until?: number | undefined;
 }
 
 export function eventMessage(
@@ -49,6 +51,8 @@ export function eventMessage(
   if (fields.version !== undefined) event.version = fields.version;
   if (fields.uses_left !== undefined) event.uses_left = fields.uses_left;
   if (fields.cmd_id !== undefined) event.cmd_id = fields.cmd_id;
+  if (fields.count !== undefined) event.count = fields.count;
+  if (fields.until !== undefined) event.until = fields.until;
   return event;
 }
 

@@ -27,6 +27,8 @@ export interface FrameFacts {
 export interface StateChange {
   readonly frame?: FrameFacts;
   readonly unlock?: { readonly cmdId: string; readonly exp: number; readonly nowS: number };
+  /** A terminal locked out until `untilMs` (the target's clock); lockouts ended by `nowMs` are dropped. */
+  readonly lockout?: { readonly term: string; readonly untilMs: number; readonly nowMs: number };
   readonly registry?: { readonly version: number; readonly slots: RegistryEntry[] };
   readonly revocations?: { readonly version: number; readonly revoked: RevocationEntry[] };
 }
@@ -68,6 +70,8 @@ export class TargetMemory implements StateLookups {
   private readonly firstUses: Map<string, number>;
   /** Applied unlock commands: cmd_id -> exp (Unix s). */
   private unlocks: Map<string, number>;
+  /** Locked-out terminals: term -> Unix ms when the lockout ends. */
+  private lockouts: Map<string, number>;
 
   constructor(file: TargetStateFile) {
     this.tid = file.tid;
@@ -82,6 +86,7 @@ export class TargetMemory implements StateLookups {
     this.useCounts = new Map(Object.entries(file.uses));
     this.firstUses = new Map(Object.entries(file.first_use ?? {}));
     this.unlocks = new Map(Object.entries(file.unlocks ?? {}));
+    this.lockouts = new Map(Object.entries(file.lockouts ?? {}));
   }
 
   entry(slot: string): RegistryEntry | undefined {
@@ -106,6 +111,11 @@ export class TargetMemory implements StateLookups {
   unlockApplied(cmdId: string): boolean {
     return this.unlocks.has(cmdId);
   }
+  /** The terminal is locked out at `nowMs` (the target's clock). */
+  lockedOut(term: string, nowMs: number): boolean {
+    const until = this.lockouts.get(term);
+    return until !== undefined && nowMs < until;
+  }
   registryEntries(): readonly RegistryEntry[] {
     return this.registry;
   }
@@ -115,7 +125,8 @@ export class TargetMemory implements StateLookups {
    * commits the same change in memory (`apply`), so a failed write leaves memory as it was.
    */
   snapshot(timeFloorMs: number, change: StateChange = {}): TargetStateFile {
-    const { frame, unlock } = change;
+    const { frame, unlock, lockout } = change;
+    const lockouts = lockout ? this.lockoutsAfter(lockout) : this.lockouts;
     const usesKeyOf = frame && usesKey(frame.slot, frame.gen);
     const unlocks = unlock ? this.unlocksAfter(unlock) : this.unlocks;
     const firstUses =
@@ -142,12 +153,13 @@ export class TargetMemory implements StateLookups {
       // Optional members stay out of the file until used: older state files and tools read the same.
       ...(firstUses.size > 0 ? { first_use: Object.fromEntries(firstUses) } : {}),
       ...(unlocks.size > 0 ? { unlocks: Object.fromEntries(unlocks) } : {}),
+      ...(lockouts.size > 0 ? { lockouts: Object.fromEntries(lockouts) } : {}),
     };
   }
 
   /** Commit a change that `snapshot(…, change)` gave the persisted form of. */
   apply(change: StateChange): void {
-    const { frame, unlock, registry, revocations } = change;
+    const { frame, unlock, registry, revocations, lockout } = change;
     if (registry) {
       this.registryVersion = registry.version;
       this.registry = registry.slots;
@@ -159,6 +171,7 @@ export class TargetMemory implements StateLookups {
       this.revoked = new Map(revocations.revoked.map((r) => [r.slot, r]));
     }
     if (unlock) this.unlocks = this.unlocksAfter(unlock);
+    if (lockout) this.lockouts = this.lockoutsAfter(lockout);
     if (frame) {
       const key = usesKey(frame.slot, frame.gen);
       this.seqs.set(frame.term, frame.seq);
@@ -177,6 +190,12 @@ export class TargetMemory implements StateLookups {
   private unlocksAfter(unlock: NonNullable<StateChange["unlock"]>): Map<string, number> {
     const next = new Map([...this.unlocks].filter(([, exp]) => exp > unlock.nowS));
     return next.set(unlock.cmdId, unlock.exp);
+  }
+
+  /** The lockouts with this one set and those ended by its `nowMs` forgotten. */
+  private lockoutsAfter(lockout: NonNullable<StateChange["lockout"]>): Map<string, number> {
+    const next = new Map([...this.lockouts].filter(([, until]) => until > lockout.nowMs));
+    return next.set(lockout.term, lockout.untilMs);
   }
 }
 

@@ -68,6 +68,17 @@ export function schemaStage<P extends Subject>(
 type SubjectCheck = NamedCheck<Parsed<Subject>, Ctx>;
 
 export const SUBJECT_CHECKS: readonly SubjectCheck[] = [
+  {
+    // The topic's {term} is the sender's own id (the broker's ACL): a frame naming another terminal is
+    // refused here, before any lookup, and counted against the sender, never against the one it names.
+    name: "term",
+    run: ({ subject }, { from }) => (subject.term === from ? undefined : "term_mismatch"),
+  },
+  {
+    // Cheap on purpose: a locked-out terminal costs no registry lookup and no signature check.
+    name: "lockout",
+    run: (_, { view, from }) => (view.lockedOut(from) ? "locked_out" : undefined),
+  },
   { name: "tid", run: ({ subject }, { view }) => (subject.tid === view.tid ? undefined : "wrong_target") },
   {
     name: "nonce",

@@ -2,7 +2,7 @@ import type { Logger } from "../common/log.js";
 import { connectMqttLater, type MqttClient } from "../common/mqtt.js";
 import type { TargetConfig } from "../schemas/config.js";
 import type { Challenge, TargetEvent, TargetState } from "../schemas/messages.js";
-import { type OutgoingMessage, TOPICS, Topics } from "../schemas/topics.js";
+import { isId, type OutgoingMessage, TOPICS, Topics } from "../schemas/topics.js";
 import type { Decision } from "./checks.js";
 import { TargetEngine, type TargetStats } from "./engine.js";
 import type { TargetOutbox } from "./events.js";
@@ -10,7 +10,10 @@ import { stateMessage } from "./events.js";
 import type { Session } from "./sessions.js";
 
 interface TargetTopics {
+  /** `targets/{tid}/frames/+`: every terminal's frames, the sender's id as the last level. */
   readonly frames: string;
+  /** `targets/{tid}/frames/`: what a frame's topic starts with, before the sender's id. */
+  readonly framesFrom: string;
   readonly registry: string;
   readonly revocations: string;
   readonly unlock: string;
@@ -26,7 +29,8 @@ const SUBSCRIPTIONS = ["frames", "registry", "revocations", "unlock", "keyserver
 /** Built once: the frame path compares topics, it does not build them. */
 function targetTopics(t: Topics, tid: string): TargetTopics {
   return {
-    frames: t.frames(tid),
+    frames: t.filter("frames", { tid, term: "+" }),
+    framesFrom: t.filter("frames", { tid, term: "+" }).slice(0, -1),
     registry: t.registry(tid),
     revocations: t.revocations(),
     unlock: t.unlock(tid),
@@ -123,9 +127,9 @@ export class Target implements TargetOutbox {
     if (engine) await engine.actuatorIdle();
   }
 
-  /** Feed one frame without MQTT (tests, benchmarks). */
-  handleFrame(payload: Buffer, retain = false): Decision {
-    return this.running().handleFrame(payload, retain);
+  /** Feed one frame without MQTT (tests, benchmarks), as if published on `frames/{from}`. */
+  handleFrame(payload: Buffer, from: string, retain = false): Decision {
+    return this.running().handleFrame(payload, retain, from);
   }
 
   stats(): TargetStats {
@@ -214,7 +218,8 @@ export class Target implements TargetOutbox {
     const topics = this.topics;
     if (!engine || !topics) return;
     try {
-      if (topic === topics.frames) engine.handleFrame(payload, retain);
+      if (topic.startsWith(topics.framesFrom))
+        this.onFrame(topic.slice(topics.framesFrom.length), payload, retain);
       else if (topic === topics.registry) engine.handleRegistry(payload);
       else if (topic === topics.revocations) engine.handleRevocations(payload);
       else if (topic === topics.unlock) engine.handleUnlock(payload, retain);
@@ -229,5 +234,11 @@ export class Target implements TargetOutbox {
       // Nothing a message carries may stop the target.
       this.log?.error({ err, topic }, "message handler failed");
     }
+  }
+
+  /** A frame from `term`, the topic's last level: the broker's ACL lets a terminal publish only its own. */
+  private onFrame(term: string, payload: Buffer, retain: boolean): void {
+    // A broker without that ACL could deliver a deeper or odd level: such a frame has no sender to key on.
+    if (isId(term)) this.engine?.handleFrame(payload, retain, term);
   }
 }

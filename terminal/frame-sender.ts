@@ -205,7 +205,8 @@ export class FrameSender {
         return;
       }
       // Frames are never retained (the table says so): a target refuses a retained frame however well signed.
-      await topics.publish(bus, "frames", { tid }, token);
+      // The topic names this terminal (the broker lets it publish only under its own id).
+      await topics.publish(bus, "frames", { tid, term: signer.term }, token);
       this.framesSent += 1;
       this.changed();
     } catch (err) {

@@ -58,6 +58,7 @@ function realisticView(): DecisionView {
     clockTrusted: true,
     timeZone: "Europe/Berlin",
     keyserverOffline: false,
+    lockedOut: () => false,
     terminalOffline: () => false,
     session: () => undefined,
     entry: (slot) => memory.entry(slot),
@@ -116,8 +117,24 @@ const DONORS = [
 ];
 const KIDS = [issuer.key.kid, otherIssuer.key.kid, holder.key.kid, stranger.key.kid];
 
+/**
+ * The sender the broker would vouch for: the term the token names when it names one, so that a
+ * mutation is judged by the checks after `term` too (a mismatch is refused early either way).
+ */
+function senderOf(raw: Buffer): string {
+  const body = raw.toString("utf8").split(".")[1] ?? "";
+  try {
+    const term: unknown = (JSON.parse(Buffer.from(body, "base64url").toString("utf8")) as { term?: unknown })
+      .term;
+    return typeof term === "string" && /^[A-Za-z0-9_-]{1,64}$/.test(term) ? term : "term-1";
+  } catch {
+    return "term-1";
+  }
+}
+
 function decide(token: string | Buffer, retain = false): Decision {
-  return decideFrame(Buffer.isBuffer(token) ? token : Buffer.from(token, "utf8"), retain, VIEW, KEYS);
+  const raw = Buffer.isBuffer(token) ? token : Buffer.from(token, "utf8");
+  return decideFrame({ raw, retain, from: senderOf(raw) }, VIEW, KEYS);
 }
 
 /** A refusal names a reason of the closed list; an acceptance is checked by each property. */

@@ -47,12 +47,12 @@ function sendAll(client: MqttClient, topic: string, payloads: string[]): Promise
 /** A round trip through the broker by two well-behaved clients: it is still serving others. */
 async function roundTrip(b: RunningBroker): Promise<void> {
   const door = await connect(b, "door-1");
-  await door.subscribeAsync(topics.frames("door-1"));
+  await door.subscribeAsync(topics.filter("frames", { tid: "door-1", term: "+" }));
   const phone = await connect(b, "phone-2");
-  const arrived = nextMessage(door, topics.frames("door-1"), {
+  const arrived = nextMessage(door, topics.frames("door-1", "phone-2"), {
     accept: (m) => m.payload.toString() === "rt.a.b",
   });
-  await phone.publishAsync(topics.frames("door-1"), "rt.a.b");
+  await phone.publishAsync(topics.frames("door-1", "phone-2"), "rt.a.b");
   await arrived;
 }
 
@@ -62,11 +62,11 @@ describe("broker budgets", () => {
   it("budgets that slow, never drop: 200 back-to-back publishes from one terminal all arrive, in order, and it stays connected", async () => {
     const b = await broker();
     const door = await connect(b, "door-1");
-    await door.subscribeAsync(topics.frames("door-1"), { qos: 1 });
-    const seen = collect(door, topics.frames("door-1"));
+    await door.subscribeAsync(topics.filter("frames", { tid: "door-1", term: "+" }), { qos: 1 });
+    const seen = collect(door, topics.frames("door-1", "phone-1"));
     const phone = await connect(b, "phone-1");
     const sent = numbered(200, ".a.b");
-    const acked = sendAll(phone, topics.frames("door-1"), sent);
+    const acked = sendAll(phone, topics.frames("door-1", "phone-1"), sent);
     await waitFor(
       () => seen.length === sent.length || !phone.connected,
       "all 200 frames at the door",
@@ -132,7 +132,7 @@ describe("broker budgets", () => {
     const b = await broker({ budgets: { terminal: { ratePerS: 10, burst: 2, holdMaxMs: 200 } } });
     const phone = await connect(b, "phone-1");
     // 500 publishes at 10/s would take 50 s: far past the 200 ms ceiling.
-    for (const p of numbered(500, ".a.b")) phone.publish(topics.frames("door-1"), p);
+    for (const p of numbered(500, ".a.b")) phone.publish(topics.frames("door-1", "phone-1"), p);
     await waitFor(() => !phone.connected, "phone-1 to be dropped", 10_000);
     expect(b.stats().rate_limited).toBe(1);
     await roundTrip(b);

@@ -129,17 +129,17 @@ describe("broker limits", () => {
   it("drops a client whose publish is over the size limit, delivers none of it, and keeps serving others", async () => {
     const b = await broker({ maxPacketBytes: 1024 });
     const door = await connect(b, "door-1");
-    await door.subscribeAsync(topics.frames("door-1"));
+    await door.subscribeAsync(topics.filter("frames", { tid: "door-1", term: "+" }));
     const seen: number[] = [];
     door.on("message", (_t, payload) => seen.push(payload.length));
 
     const phone1 = await connect(b, "phone-1");
-    phone1.publish(topics.frames("door-1"), "x".repeat(2000));
+    phone1.publish(topics.frames("door-1", "phone-1"), "x".repeat(2000));
     await waitFor(() => !phone1.connected, "phone-1 to be disconnected");
 
     const phone2 = await connect(b, "phone-2");
-    const small = nextMessage(door, topics.frames("door-1"));
-    await phone2.publishAsync(topics.frames("door-1"), "a.b.c");
+    const small = nextMessage(door, topics.frames("door-1", "phone-2"));
+    await phone2.publishAsync(topics.frames("door-1", "phone-2"), "a.b.c");
     await small;
     expect({ seen, oversize: b.stats().oversize_packet }).toEqual({ seen: [5], oversize: 1 });
   });

@@ -162,12 +162,12 @@ async function subackGranted(client: Awaited<ReturnType<typeof raw>>): Promise<n
 async function roundTrip(b: RunningBroker, payload = "rt.a.b", door?: MqttClient): Promise<void> {
   const tid = door ? "door-1" : "door-2";
   const receiver = door ?? (await connect(b, tid));
-  if (!door) await receiver.subscribeAsync(topics.frames(tid));
+  if (!door) await receiver.subscribeAsync(topics.filter("frames", { tid, term: "+" }));
   const phone = await connect(b, "phone-2");
-  const arrived = nextMessage(receiver, topics.frames(tid), {
+  const arrived = nextMessage(receiver, topics.frames(tid, "phone-2"), {
     accept: (m) => m.payload.toString() === payload,
   });
-  await phone.publishAsync(topics.frames(tid), payload);
+  await phone.publishAsync(topics.frames(tid, "phone-2"), payload);
   await arrived;
   await phone.endAsync();
   if (!door) await receiver.endAsync();
@@ -312,7 +312,7 @@ describe("broker under raw-socket attack", () => {
     const e = await raw(b);
     e.socket.write(connectPacket("phone-1"));
     expect(await connackCode(e)).toBe(0);
-    e.socket.write(publishPacket(`${topics.frames("door-1")}${"/x".repeat(30_000)}`, "x"));
+    e.socket.write(publishPacket(`${topics.frames("door-1", "phone-1")}${"/x".repeat(30_000)}`, "x"));
     await e.closed();
     expect(b.stats()).toMatchObject({ topic_too_deep: 3, publish_refused: 1 });
     await roundTrip(b);
@@ -345,14 +345,14 @@ describe("packets pipelined behind a CONNECT during slow authentication", () => 
     const slow = slowAuthenticator("phone-1");
     const b = await broker({}, slow.authenticator);
     const door = await connect(b, "door-1");
-    await door.subscribeAsync(topics.frames("door-1"));
-    const seen = collect(door, topics.frames("door-1"));
+    await door.subscribeAsync(topics.filter("frames", { tid: "door-1", term: "+" }));
+    const seen = collect(door, topics.frames("door-1", "phone-1"));
     const c = await raw(b);
     c.socket.write(
       Buffer.concat([
         connectPacket("phone-1"),
         subscribePacket(1, [topics.state("door-1"), `${topics.prefix}/targets/+/state`]),
-        publishPacket(topics.frames("door-1"), "early.a.b"),
+        publishPacket(topics.frames("door-1", "phone-1"), "early.a.b"),
       ]),
     );
     await waitFor(slow.asked, "the authenticator to be asked");
@@ -369,14 +369,14 @@ describe("packets pipelined behind a CONNECT during slow authentication", () => 
     const slow = slowAuthenticator("phone-1", true);
     const b = await broker({}, slow.authenticator);
     const door = await connect(b, "door-1");
-    await door.subscribeAsync(topics.frames("door-1"));
-    const seen = collect(door, topics.frames("door-1"));
+    await door.subscribeAsync(topics.filter("frames", { tid: "door-1", term: "+" }));
+    const seen = collect(door, topics.frames("door-1", "phone-1"));
     const c = await raw(b);
     c.socket.write(
       Buffer.concat([
         connectPacket("phone-1"),
         subscribePacket(1, [topics.state("door-1")]),
-        publishPacket(topics.frames("door-1"), "early.a.b"),
+        publishPacket(topics.frames("door-1", "phone-1"), "early.a.b"),
       ]),
     );
     await waitFor(slow.asked, "the authenticator to be asked");
@@ -392,8 +392,8 @@ describe("packets pipelined behind a CONNECT during slow authentication", () => 
     const slow = slowAuthenticator("phone-1");
     const b = await broker({}, slow.authenticator);
     const door = await connect(b, "door-1");
-    await door.subscribeAsync(topics.frames("door-1"));
-    const seen = collect(door, topics.frames("door-1"));
+    await door.subscribeAsync(topics.filter("frames", { tid: "door-1", term: "+" }));
+    const seen = collect(door, topics.frames("door-1", "phone-1"));
     const c = await raw(b);
     // A terminal may not publish a target's state.
     c.socket.write(Buffer.concat([connectPacket("phone-1"), publishPacket(topics.state("door-1"), "open")]));
@@ -412,14 +412,14 @@ describe("packets pipelined behind a CONNECT during slow authentication", () => 
     const slow = slowAuthenticator("phone-1");
     const b = await broker({}, slow.authenticator);
     const door = await connect(b, "door-1");
-    await door.subscribeAsync(topics.frames("door-1"));
-    const seen = collect(door, topics.frames("door-1"));
+    await door.subscribeAsync(topics.filter("frames", { tid: "door-1", term: "+" }));
+    const seen = collect(door, topics.frames("door-1", "phone-1"));
     const c = await raw(b);
     const sent = Array.from({ length: 150 }, (_, i) => `${i}.a.b`);
     c.socket.write(
       Buffer.concat([
         connectPacket("phone-1"),
-        ...sent.map((p) => publishPacket(topics.frames("door-1"), p)),
+        ...sent.map((p) => publishPacket(topics.frames("door-1", "phone-1"), p)),
       ]),
     );
     await waitFor(slow.asked, "the authenticator to be asked");

@@ -70,10 +70,12 @@ describe("broker ACL over the wire", () => {
   it("answers a terminal's forbidden subscribe with SUBACK 128 and delivers it nothing", async () => {
     const broker = await startTestBroker(authenticator);
     const door = await connect(broker, "door-1");
-    await door.subscribeAsync(topics.frames("door-1"));
+    await door.subscribeAsync(topics.filter("frames", { tid: "door-1", term: "+" }));
     const phone1 = await connect(broker, "phone-1");
     // MQTT.js turns a SUBACK 128 into an error that carries the SUBACK.
-    await expect(phone1.subscribeAsync(topics.frames("door-1"))).rejects.toMatchObject({
+    await expect(
+      phone1.subscribeAsync(topics.filter("frames", { tid: "door-1", term: "+" })),
+    ).rejects.toMatchObject({
       packet: { cmd: "suback", granted: [128] },
     });
     await phone1.subscribeAsync(topics.challenge("door-1"));
@@ -81,8 +83,8 @@ describe("broker ACL over the wire", () => {
     phone1.on("message", (topic) => seen.push(topic));
 
     const phone2 = await connect(broker, "phone-2");
-    const frameAtDoor = nextMessage(door, topics.frames("door-1"));
-    await phone2.publishAsync(topics.frames("door-1"), "a.b.c");
+    const frameAtDoor = nextMessage(door, topics.frames("door-1", "phone-2"));
+    await phone2.publishAsync(topics.frames("door-1", "phone-2"), "a.b.c");
     await frameAtDoor;
     // The door saw the frame; its next challenge reaches phone-1 after anything routed to it before.
     const challenge = nextMessage(phone1, topics.challenge("door-1"));
@@ -118,7 +120,7 @@ describe("broker ACL over the wire", () => {
   it("drops a terminal that publishes a retained frame", async () => {
     const broker = await startTestBroker(authenticator);
     const phone = await connect(broker, "phone-1");
-    phone.publish(topics.frames("door-1"), "a.b.c", { retain: true });
+    phone.publish(topics.frames("door-1", "phone-1"), "a.b.c", { retain: true });
     await waitFor(() => !phone.connected, "phone-1 to be disconnected");
     expect(broker.stats()).toMatchObject({ publish_refused: 1 });
   });

@@ -166,7 +166,7 @@ async function rawPhone(gateway: RunningGateway, phone: Phone) {
   }
 
   const publishFrame = (tid: string, frame: string) =>
-    client.publishAsync(topics.frames(tid), frame, { qos: 0 });
+    client.publishAsync(topics.frames(tid, phone.serial), frame, { qos: 0 });
   return { client, relay, frame, publishFrame };
 }
 

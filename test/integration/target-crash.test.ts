@@ -115,7 +115,7 @@ describe("a target process killed while a 1-use key is raced", () => {
       });
       const sends = Array.from({ length: FRAMES_PER_ROUND }, () => {
         seq += 1 + Math.floor(random() * 3);
-        return sender.publishAsync(watch.topics.frames(TID), frame(nonce, seq), { qos: 0 });
+        return sender.publishAsync(watch.topics.frames(TID, fob.term), frame(nonce, seq), { qos: 0 });
       });
       if (kill) {
         // Somewhere between before the first frame lands and after the last is decided.

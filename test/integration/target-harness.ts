@@ -1,6 +1,6 @@
 import { onTestFinished } from "vitest";
 import { silentLogger } from "../../common/log.js";
-import { connectMqtt } from "../../common/mqtt.js";
+import { connectMqtt, type MqttClient } from "../../common/mqtt.js";
 import { TargetWatcher } from "../../common/target-watcher.js";
 import type { TargetConfig } from "../../schemas/config.js";
 import type { TargetEvent, TargetState } from "../../schemas/messages.js";
@@ -30,7 +30,12 @@ const SECRET = "target-secret-0123456789abcdef-0123";
  * challenge, state and event message, and a terminal client that sends frames.
  */
 export async function targetHarness(
-  options: { periodMs?: number; actuator?: string[]; timeZone?: string } = {},
+  options: {
+    periodMs?: number;
+    actuator?: string[];
+    timeZone?: string;
+    lockout?: Pick<TargetConfig, "lockout_refusals" | "lockout_window_s" | "lockout_s">;
+  } = {},
 ) {
   const issuer = makeIssuer();
   const holder = makeHolder();
@@ -38,6 +43,9 @@ export async function targetHarness(
     tableAuthenticator({
       [TID]: { role: "target", password: SECRET },
       "term-1": { role: "terminal", password: "term-password" },
+      // More terminals for `send(frame, as)`: each publishes frames only under its own id.
+      "term-2": { role: "terminal", password: "term-password" },
+      "term-r": { role: "terminal", password: "term-password" },
       ks: { role: "keyserver", password: "ks-password" },
     }),
   );
@@ -55,6 +63,7 @@ export async function targetHarness(
     keepalive_s: 5,
     ...(options.actuator ? { actuator: options.actuator } : {}),
     ...(options.timeZone ? { time_zone: options.timeZone } : {}),
+    ...options.lockout,
   };
 
   const ks = await connectMqtt({ url: broker.url, clientId: "ks", username: "ks", password: "ks-password" });
@@ -77,8 +86,20 @@ export async function targetHarness(
 
   let target: Target | undefined;
   let seq = 0;
+  /** Connections of the other terminals, opened once on their first `send` (concurrent sends share it). */
+  const others = new Map<string, Promise<MqttClient>>();
+  const terminal = (id: string): Promise<MqttClient> => {
+    if (id === "term-1") return Promise.resolve(term);
+    let client = others.get(id);
+    if (!client) {
+      client = connectMqtt({ url: broker.url, clientId: id, username: id, password: "term-password" });
+      others.set(id, client);
+    }
+    return client;
+  };
   onTestFinished(async () => {
     await target?.stop();
+    for (const client of others.values()) await (await client).endAsync();
     await term.endAsync();
     await ks.endAsync();
   });
@@ -158,8 +179,10 @@ export async function targetHarness(
         await ks.publishAsync(topics.keyserverStatus(), payload, { qos: 1, retain: true });
       else await term.publishAsync(topics.terminalStatus(who), payload, { qos: 1, retain: true });
     },
-    async send(frame: string): Promise<void> {
-      await term.publishAsync(topics.frames(TID), frame, { qos: 0 });
+    /** Publish a frame as terminal `as` (term-1, term-2 or term-r), on its own frames topic. */
+    async send(frame: string, as = "term-1"): Promise<void> {
+      const client = await terminal(as);
+      await client.publishAsync(topics.frames(TID, as), frame, { qos: 0 });
     },
     /** The broker's ACL refuses a client's retained frame; publish one from inside the broker. */
     async retainFrame(frame: string): Promise<void> {
@@ -167,7 +190,7 @@ export async function targetHarness(
         broker.aedes.publish(
           {
             cmd: "publish",
-            topic: topics.frames(TID),
+            topic: topics.frames(TID, "term-1"),
             payload: Buffer.from(frame),
             qos: 0,
             retain: true,

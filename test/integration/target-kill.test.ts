@@ -157,19 +157,29 @@ describe("a target process killed with SIGKILL", () => {
 
     const fob1 = readFob(fob1File);
     const fob2 = readFob(fob2File);
-    const sender = await connectMqtt({
-      url: gateway.url,
-      clientId: fob2.term,
-      username: fob2.term,
-      password: fob2.secret,
-      reconnectPeriod: 0,
-    });
-    onTestFinished(() => sender.endAsync());
+    // Each fob speaks as itself: a frame's topic names its sender.
+    const connectFob = async (fob: FobFile) => {
+      const client = await connectMqtt({
+        url: gateway.url,
+        clientId: fob.term,
+        username: fob.term,
+        password: fob.secret,
+        reconnectPeriod: 0,
+      });
+      onTestFinished(() => client.endAsync());
+      return client;
+    };
+    const senders = new Map([
+      [fob1.term, await connectFob(fob1)],
+      [fob2.term, await connectFob(fob2)],
+    ]);
     const sendFrame = async (fob: FobFile, seq: number) => {
       const c = watch.mark();
       const { nonce } = await watch.challenge(c, "a challenge from the restarted target");
       const e = watch.mark();
-      await sender.publishAsync(watch.topics.frames(TID), fobFrame(fob, nonce, seq), { qos: 0 });
+      const sender = senders.get(fob.term);
+      if (!sender) throw new Error(`no connection for ${fob.term}`);
+      await sender.publishAsync(watch.topics.frames(TID, fob.term), fobFrame(fob, nonce, seq), { qos: 0 });
       return watch.event(e, (ev) => ev.type !== "registry_applied", `the decision on ${fob.term}'s frame`);
     };
 

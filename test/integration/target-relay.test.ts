@@ -65,7 +65,7 @@ describe("target relay sessions over MQTT", () => {
     const mark = h.states.length;
     const eventMark = h.events.length;
     await h.send(h.frame());
-    await h.send(h.relay({ term: "term-r" }));
+    await h.send(h.relay({ term: "term-r" }), "term-r");
     await waitFor(() => h.target.openSessions().length === 2, "a stored and a relay session");
     await h.status("keyserver", "offline", 7);
     const ended = await h.event(eventMark, (e) => e.type === "session_ended", "the relay session to end");
@@ -81,7 +81,7 @@ describe("target relay sessions over MQTT", () => {
     expect(h.target.openSessions().map((s) => [s.term, s.mode])).toEqual([["term-1", "stored"]]);
     // The stored key keeps the target open; a relay frame is refused while the key server is away.
     await h.send(h.frame());
-    await h.send(h.relay({ term: "term-r" }));
+    await h.send(h.relay({ term: "term-r" }), "term-r");
     const refused = await h.event(eventMark, (e) => e.type === "auth_refused", "the relay refusal");
     expect(refused).toEqual({
       v: 1,

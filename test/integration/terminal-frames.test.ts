@@ -58,6 +58,7 @@ async function setup(): Promise<{
   cred: string;
   target: MqttClient;
   frames: string[];
+  senders: string[];
 }> {
   const b = await startTestBroker(
     tableAuthenticator({
@@ -88,14 +89,19 @@ async function setup(): Promise<{
     reconnectPeriod: 0,
   });
   const frames: string[] = [];
+  /** The {term} level of each frame's topic. */
+  const senders: string[] = [];
   target.on("message", (topic, payload, packet) => {
-    if (topic === topics.frames(TID)) {
+    // Every sender's frames, each on its own topic level (the phone's, the fob's).
+    const m = topics.match(topic);
+    if (m?.name === "frames") {
+      senders.push(m.params.term);
       expect(packet.retain).toBe(false);
       frames.push(payload.toString());
     }
   });
-  await target.subscribeAsync(topics.frames(TID), { qos: 0 });
-  return { url: b.url, dir, key, cred, target, frames };
+  await target.subscribeAsync(topics.filter("frames", { tid: TID, term: "+" }), { qos: 0 });
+  return { url: b.url, dir, key, cred, target, frames, senders };
 }
 
 async function publishChallenge(target: MqttClient, c: Challenge): Promise<void> {
@@ -214,7 +220,7 @@ describe("terminal frame loop", () => {
   });
 
   it("as a fob, connects with its id and secret and signs frames with the fob's key", async () => {
-    const { url, target, frames } = await setup();
+    const { url, target, frames, senders } = await setup();
     const { key, seed } = generateSigningKey();
     const fobCred = credential(key, "fob-1", "fob");
     const fobFile = join(tempDir(), "fob.json");
@@ -239,6 +245,7 @@ describe("terminal frame loop", () => {
       await handle.close();
     }
     const frame = decodeToken(frames[0] ?? "", TokenType.frame);
+    expect(senders).toEqual(["fob-1"]);
     expect(verifySignature(frame, key.publicKey)).toBe(true);
     expect(frame.payload).toEqual({
       v: 1,

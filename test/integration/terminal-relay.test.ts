@@ -107,9 +107,9 @@ async function setup() {
   });
   const frames: string[] = [];
   target.on("message", (topic, payload) => {
-    if (topic === topics.frames(TID)) frames.push(payload.toString());
+    if (topic === topics.frames(TID, TERM)) frames.push(payload.toString());
   });
-  await target.subscribeAsync(topics.frames(TID), { qos: 0 });
+  await target.subscribeAsync(topics.filter("frames", { tid: TID, term: "+" }), { qos: 0 });
   const snapshots: FrameSenderSnapshot[] = [];
   const publish = (c: Challenge) =>
     target.publishAsync(topics.challenge(TID), JSON.stringify(c), { qos: 0, retain: true });

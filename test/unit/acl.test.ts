@@ -40,7 +40,7 @@ function all<T extends string>(keys: Record<T, boolean>, verdict: boolean): Reco
 
 /** Refusals every role shares: outside the prefix, wildcards where not allowed, bad ids, bad shapes. */
 const FORBIDDEN_SHAPES = [
-  "other/v1/targets/door-1/frames",
+  "other/v1/targets/door-1/frames/phone-1",
   "sparekey/v2/keyserver/status",
   "keyserver/status",
   "#",
@@ -64,8 +64,8 @@ const FORBIDDEN_SHAPES = [
 
 describe("terminal ACL", () => {
   const allowedPublish: PubCase[] = [
-    [`${P}/targets/door-1/frames`, false],
-    [`${P}/targets/any_other-Target9/frames`, false],
+    [`${P}/targets/door-1/frames/phone-1`, false],
+    [`${P}/targets/any_other-Target9/frames/phone-1`, false],
     [`${P}/terminals/phone-1/status`, true],
     [`${P}/terminals/phone-1/status`, false],
     [`${P}/keyserver/rpc/phone-1/download`, false],
@@ -73,8 +73,14 @@ describe("terminal ACL", () => {
     [`${P}/targets/door-1/carried/phone-1`, false],
   ];
   const forbiddenPublish: PubCase[] = [
-    [`${P}/targets/door-1/frames`, true],
-    [`${P}/targets/+/frames`, false],
+    [`${P}/targets/door-1/frames/phone-1`, true],
+    [`${P}/targets/+/frames/phone-1`, false],
+    // Regression (Frames on a topic that names the sender): frames under another terminal's id, or
+    // on a topic that names no sender, were accepted.
+    [`${P}/targets/door-1/frames/phone-2`, false],
+    [`${P}/targets/door-1/frames/+`, false],
+    [`${P}/targets/door-1/frames`, false],
+    [`${P}/targets/door-1/frames/phone-1/x`, false],
     [`${P}/targets/door-1/carried/phone-1`, true],
     [`${P}/targets/door-1/carried/phone-2`, false],
     [`${P}/targets/door-1/carried/+`, false],
@@ -110,7 +116,8 @@ describe("terminal ACL", () => {
     `${P}/targets/door-1/carried/+`,
     `${P}/targets/+/state`,
     `${P}/targets/door-1/+`,
-    `${P}/targets/door-1/frames`,
+    `${P}/targets/door-1/frames/+`,
+    `${P}/targets/door-1/frames/phone-1`,
     `${P}/targets/door-1/unlock`,
     `${P}/targets/door-1/events`,
     `${P}/terminals/phone-2/rpc`,
@@ -122,7 +129,7 @@ describe("terminal ACL", () => {
     ...FORBIDDEN_SHAPES,
   ];
 
-  it("may publish frames to any target, carried tokens as itself, its own status and its own rpc requests", () => {
+  it("may publish frames to any target under its own id, carried tokens as itself, its own status and its own rpc requests", () => {
     const verdicts = publishVerdicts(terminal, allowedPublish);
     expect(verdicts).toEqual(all(verdicts, true));
   });
@@ -152,7 +159,7 @@ describe("target ACL", () => {
     [`${P}/targets/door-2/state`, true],
     [`${P}/targets/door-2/events`, false],
     [`${P}/targets/door-1/events`, true],
-    [`${P}/targets/door-1/frames`, false],
+    [`${P}/targets/door-1/frames/door-1`, false],
     [`${P}/targets/door-1/registry`, true],
     [`${P}/targets/door-1/unlock`, false],
     [`${P}/fleet/revocations`, true],
@@ -165,7 +172,8 @@ describe("target ACL", () => {
     ...FORBIDDEN_SHAPES.map((t): PubCase => [t, false]),
   ];
   const allowedSubscribe = [
-    `${P}/targets/door-1/frames`,
+    `${P}/targets/door-1/frames/+`,
+    `${P}/targets/door-1/frames/phone-1`,
     `${P}/targets/door-1/registry`,
     `${P}/targets/door-1/unlock`,
     `${P}/fleet/revocations`,
@@ -177,10 +185,13 @@ describe("target ACL", () => {
   const forbiddenSubscribe = [
     `${P}/targets/door-2/carried/+`,
     `${P}/targets/+/carried/+`,
-    `${P}/targets/door-2/frames`,
+    `${P}/targets/door-2/frames/+`,
     `${P}/targets/door-2/registry`,
     `${P}/targets/door-2/unlock`,
-    `${P}/targets/+/frames`,
+    `${P}/targets/+/frames/+`,
+    `${P}/targets/door-1/frames`,
+    `${P}/targets/door-1/frames/#`,
+    `${P}/targets/door-1/frames/+/+`,
     `${P}/targets/door-1/+`,
     `${P}/targets/door-1/challenge`,
     `${P}/targets/door-1/state`,
@@ -219,7 +230,7 @@ describe("key server ACL", () => {
     [`${P}/terminals/phone-1/rpc`, false],
   ];
   const forbiddenPublish: PubCase[] = [
-    [`${P}/targets/door-1/frames`, false],
+    [`${P}/targets/door-1/frames/keyserver`, false],
     [`${P}/targets/door-1/challenge`, true],
     [`${P}/targets/door-1/state`, true],
     [`${P}/targets/door-1/events`, false],
@@ -245,8 +256,8 @@ describe("key server ACL", () => {
     `${P}/keyserver/rpc/#`,
     `${P}/keyserver/+/+/+`,
     `${P}/targets/+/+`,
-    `${P}/targets/+/frames`,
-    `${P}/targets/door-1/frames`,
+    `${P}/targets/+/frames/+`,
+    `${P}/targets/door-1/frames/+`,
     `${P}/targets/+/registry`,
     `${P}/targets/+/unlock`,
     `${P}/terminals/+/rpc`,
@@ -295,9 +306,9 @@ describe("ACL edge cases", () => {
   it("follows a configured prefix and refuses the default one", () => {
     const custom = new Topics("acme/keys/v1");
     expect({
-      custom: authorizePublish(terminal, "acme/keys/v1/targets/door-1/frames", false, custom),
-      defaultPrefix: authorizePublish(terminal, `${P}/targets/door-1/frames`, false, custom),
-      subscribe: authorizeSubscribe(target, "acme/keys/v1/targets/door-1/frames", custom),
+      custom: authorizePublish(terminal, "acme/keys/v1/targets/door-1/frames/phone-1", false, custom),
+      defaultPrefix: authorizePublish(terminal, `${P}/targets/door-1/frames/phone-1`, false, custom),
+      subscribe: authorizeSubscribe(target, "acme/keys/v1/targets/door-1/frames/+", custom),
     }).toEqual({ custom: true, defaultPrefix: false, subscribe: true });
   });
 });
@@ -414,7 +425,7 @@ describe("ACL derived from the topic table", () => {
     );
     expect(grants).toEqual({
       challenge: { publish: ["target own:tid"], subscribe: ["terminal", "keyserver +"] },
-      frames: { publish: ["terminal"], subscribe: ["target own:tid"] },
+      frames: { publish: ["terminal own:term"], subscribe: ["target own:tid +"] },
       state: { publish: ["target own:tid"], subscribe: ["terminal", "keyserver +"] },
       events: { publish: ["target own:tid"], subscribe: ["keyserver +"] },
       registry: { publish: ["keyserver"], subscribe: ["terminal", "target own:tid"] },

@@ -43,7 +43,7 @@ describe("AsyncAPI document", () => {
 
   it("puts a configured prefix in every address", () => {
     const custom = buildAsyncApi("acme/v1").channels as Record<string, { address: string }>;
-    expect(custom.frames?.address).toBe("acme/v1/targets/{tid}/frames");
+    expect(custom.frames?.address).toBe("acme/v1/targets/{tid}/frames/{term}");
   });
 
   it("has a send and a receive operation per channel, and every reference resolves", () => {

@@ -341,6 +341,17 @@ describe("schema details", () => {
     expect(validator(TargetEvent).is({ ...event, reason: "because" })).toBe(false);
   });
 
+  it("accepts a coalesced refusal's count and a lockout's end, and no count below one", () => {
+    const event = { v: 1, tid: "lock-1", ts: MILLIS, type: "auth_refused", reason: "malformed", term: "t-1" };
+    const lockout = { ...event, type: "lockout", reason: "locked_out", count: 10, until: MILLIS + 300_000 };
+    expect({
+      counted: validator(TargetEvent).is({ ...event, count: 499 }),
+      lockout: validator(TargetEvent).is(lockout),
+      zero: validator(TargetEvent).is({ ...event, count: 0 }),
+      fraction: validator(TargetEvent).is({ ...event, count: 1.5 }),
+    }).toEqual({ counted: true, lockout: true, zero: false, fraction: false });
+  });
+
   it("accepts the will reason in a state and no refusal reason", () => {
     const state = { v: 1, tid: "lock-1", state: "offline", since: MILLIS };
     expect(validator(TargetState).is({ ...state, reason: "will" })).toBe(true);

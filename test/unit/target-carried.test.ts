@@ -29,7 +29,7 @@ describe("carried revocations at the target", () => {
     expect(eventsOf(s.rec, "revocations_applied", from)).toEqual([
       { v: 1, tid: TID, ts: START_MS, type: "revocations_applied", version: 2 },
     ]);
-    const decision = engine.handleFrame(s.frame(engine), false);
+    const decision = engine.handleFrame(s.frame(engine), false, "term-1");
     expect(decision).toMatchObject({ ok: false, reason: "slot_revoked" });
     engine.close();
   });
@@ -37,7 +37,7 @@ describe("carried revocations at the target", () => {
   it("ends an open session on a slot a carried list revokes, with revoked_fleet", () => {
     const s = engineSetup();
     const engine = s.open();
-    expect(engine.handleFrame(s.frame(engine), false).ok).toBe(true);
+    expect(engine.handleFrame(s.frame(engine), false, "term-1").ok).toBe(true);
     engine.handleCarried(PHONE, revocations(1), false);
     expect(eventsOf(s.rec, "session_ended")).toMatchObject([{ reason: "revoked_fleet", slot: "slot-1" }]);
     engine.close();
@@ -57,7 +57,10 @@ describe("carried revocations at the target", () => {
       { v: 1, tid: TID, ts: START_MS, type: "registry_applied", version: 3 },
     ]);
     // slot-1 is gone from the applied registry.
-    expect(engine.handleFrame(s.frame(engine), false)).toMatchObject({ ok: false, reason: "unknown_slot" });
+    expect(engine.handleFrame(s.frame(engine), false, "term-1")).toMatchObject({
+      ok: false,
+      reason: "unknown_slot",
+    });
     engine.close();
   });
 
@@ -70,7 +73,7 @@ describe("carried revocations at the target", () => {
     engine.handleCarried(PHONE, revocations(5), false);
     expect(engine.stats()).toMatchObject({ revocations_version: 5, revocations_ignored: 0 });
     expect(s.rec.events.slice(from)).toEqual([]);
-    expect(engine.handleFrame(s.frame(engine), false).ok).toBe(true);
+    expect(engine.handleFrame(s.frame(engine), false, "term-1").ok).toBe(true);
     engine.close();
   });
 
@@ -101,7 +104,7 @@ describe("carried revocations at the target", () => {
       engine.handleCarried(PHONE, bad, false);
     }
     expect(engine.stats().revocations_version).toBe(0);
-    expect(engine.handleFrame(s.frame(engine), false).ok).toBe(true);
+    expect(engine.handleFrame(s.frame(engine), false, "term-1").ok).toBe(true);
     engine.close();
   });
 

@@ -48,6 +48,9 @@ interface Setup {
   timeZone?: string;
   keyserverOffline?: boolean;
   offlineTerminals?: string[];
+  /** The frames topic's {term} (the sender); `term-1` unless said. */
+  from?: string;
+  lockedOut?: string[];
 }
 
 function view(setup: Setup = {}): DecisionView {
@@ -74,6 +77,7 @@ function view(setup: Setup = {}): DecisionView {
     lastSeq: (term) => memory.lastSeq(term),
     uses: (slot, gen) => memory.uses(slot, gen),
     firstUse: (slot, gen) => memory.firstUse(slot, gen),
+    lockedOut: (term) => setup.lockedOut?.includes(term) ?? false,
   };
 }
 
@@ -112,7 +116,7 @@ function frame(overrides: Partial<FramePayload> = {}): Buffer {
 }
 
 function decide(raw: Buffer, setup: Setup = {}, retain = false) {
-  return decideFrame(raw, retain, view(setup), keys(setup));
+  return decideFrame({ raw, retain, from: setup.from ?? "term-1" }, view(setup), keys(setup));
 }
 
 describe("the target's decision", () => {
@@ -345,6 +349,16 @@ describe("the target's decision", () => {
       () => ({ raw: Buffer.from(mintFrame(otherHolder, payload())) }),
       "bad_frame_signature",
     ],
+    [
+      "a frame whose term is not the sender's topic id",
+      () => ({ raw: frame(), setup: { from: "term-2" } }),
+      "term_mismatch",
+    ],
+    [
+      "a good frame from a locked-out terminal",
+      () => ({ raw: frame(), setup: { lockedOut: ["term-1"] } }),
+      "locked_out",
+    ],
   ];
 
   for (const [what, make, reason] of refusals) {
@@ -368,6 +382,25 @@ describe("the target's decision", () => {
   it("reports the cheaper check first: a stale nonce on a badly signed frame is stale_nonce", () => {
     const raw = Buffer.from(mintFrame(otherHolder, payload({ nonce: "C".repeat(22) })));
     expect(decide(raw)).toMatchObject({ ok: false, reason: "stale_nonce" });
+  });
+
+  // Regression (Frames on a topic that names the sender): a frame naming a victim's term, sent on the
+  // sender's own topic, was judged as the victim's (seq line, session, lockout).
+  it("refuses a frame naming another terminal than its topic with term_mismatch before any other subject check", () => {
+    const raw = Buffer.from(mintFrame(otherHolder, payload({ tid: "lock-2", nonce: "C".repeat(22) })));
+    expect(decide(raw, { from: "mallory" })).toEqual({
+      ok: false,
+      reason: "term_mismatch",
+      check: "term",
+      slot: "slot-1",
+      term: "term-1",
+    });
+  });
+
+  it("refuses a locked-out terminal before the target, nonce or any signature, and only that terminal", () => {
+    const raw = Buffer.from(mintFrame(otherHolder, payload({ tid: "lock-2", nonce: "C".repeat(22) })));
+    expect(decide(raw, { lockedOut: ["term-1"] })).toMatchObject({ reason: "locked_out", check: "lockout" });
+    expect(decide(frame(), { lockedOut: ["term-2"] }).ok).toBe(true);
   });
 
   it("reports a retained frame before its malformed content", () => {
@@ -413,7 +446,7 @@ describe("the target's decision", () => {
       "header",
       "schema",
     ];
-    const subject = ["tid", "nonce", "seq", "slot_known", "slot_status"];
+    const subject = ["term", "lockout", "tid", "nonce", "seq", "slot_known", "slot_status"];
     const limits = ["clock", "not_before", "expiry"];
     expect(decisionOrder(TokenType.frame)).toEqual([
       ...envelope,
@@ -455,11 +488,19 @@ describe("the target's decision", () => {
     const v = view();
     const k = keys();
     const cred = credential();
-    expect(decideFrame(frame({ cred, seq: 1 }), false, v, k).ok).toBe(true);
+    expect(decideFrame({ raw: frame({ cred, seq: 1 }), retain: false, from: "term-1" }, v, k).ok).toBe(true);
     // With the issuer key gone, only the cache can make the second frame pass the issuer checks.
     const withoutIssuers: DecisionKeys = { ...k, issuers: new Map() };
-    expect(decideFrame(frame({ cred, seq: 2 }), false, v, withoutIssuers).ok).toBe(true);
-    expect(decideFrame(frame({ cred: credential(), seq: 3 }), false, v, withoutIssuers)).toMatchObject({
+    expect(
+      decideFrame({ raw: frame({ cred, seq: 2 }), retain: false, from: "term-1" }, v, withoutIssuers).ok,
+    ).toBe(true);
+    expect(
+      decideFrame(
+        { raw: frame({ cred: credential(), seq: 3 }), retain: false, from: "term-1" },
+        v,
+        withoutIssuers,
+      ),
+    ).toMatchObject({
       ok: false,
       reason: "unknown_issuer",
     });

@@ -42,6 +42,8 @@ export interface EngineSetupOptions {
   timeoutPeriods?: number;
   timeZone?: string;
   slots?: RegistryEntry[];
+  /** Lockout keys of the target's config (absent: the defaults). */
+  lockout?: Pick<TargetConfig, "lockout_refusals" | "lockout_window_s" | "lockout_s">;
 }
 
 export function engineSetup(options: EngineSetupOptions = {}) {
@@ -57,6 +59,7 @@ export function engineSetup(options: EngineSetupOptions = {}) {
     state_dir: tempDir(),
     keepalive_s: 5,
     ...(options.timeZone ? { time_zone: options.timeZone } : {}),
+    ...options.lockout,
   };
   const rec: Recorded = { states: [], events: [], challenges: [], follows: [] };
   let seq = 0;

@@ -112,9 +112,9 @@ describe("target engine timers and state", () => {
   it("ends a session with frame_timeout after timeout_periods periods without a good frame", () => {
     const { open, rec } = setup({ periodMs: 1000, timeoutPeriods: 2 });
     const engine = open();
-    expect(engine.handleFrame(frame(engine), false).ok).toBe(true);
+    expect(engine.handleFrame(frame(engine), false, "term-1").ok).toBe(true);
     vi.advanceTimersByTime(1500);
-    expect(engine.handleFrame(frame(engine), false).ok).toBe(true);
+    expect(engine.handleFrame(frame(engine), false, "term-1").ok).toBe(true);
     vi.advanceTimersByTime(1999);
     expect(lastState(rec)).toMatchObject({ state: "available" });
     vi.advanceTimersByTime(1);
@@ -143,7 +143,10 @@ describe("target engine timers and state", () => {
     const { open, rec } = setup({ periodMs: 1000, timeoutPeriods: 60 });
     const engine = open();
     const exp = START_MS / 1000 + 5;
-    expect(engine.handleFrame(frame(engine, { exp }), false)).toMatchObject({ ok: true, frame: { exp } });
+    expect(engine.handleFrame(frame(engine, { exp }), false, "term-1")).toMatchObject({
+      ok: true,
+      frame: { exp },
+    });
     vi.advanceTimersByTime(4999);
     expect(lastState(rec)).toMatchObject({ state: "available", slot: "slot-1", term: "term-1" });
     vi.advanceTimersByTime(1);
@@ -168,7 +171,7 @@ describe("target engine timers and state", () => {
       };
       usesWhenAvailable = file.uses;
     });
-    const decision = engine.handleFrame(frame(engine, { max_uses: 3 }), false);
+    const decision = engine.handleFrame(frame(engine, { max_uses: 3 }), false, "term-1");
     expect(decision).toMatchObject({ ok: true, frame: { opensSession: true, usesLeft: 2 } });
     expect(usesWhenAvailable).toEqual({ "slot-1:1": 1 });
     expect(s.rec.events.find((e) => e.type === "auth_established")).toEqual({
@@ -194,13 +197,13 @@ describe("target engine timers and state", () => {
     mkdirSync(path);
     writeFileSync(join(path, "x"), "");
     const raw = frame(engine, { max_uses: 3 });
-    expect(engine.handleFrame(raw, false).ok).toBe(true);
+    expect(engine.handleFrame(raw, false, "term-1").ok).toBe(true);
     expect(engine.state().state).toBe("unavailable");
     expect(engine.stats()).toMatchObject({ accepted: 0, persist_failures: 1, sessions: 0 });
     rmSync(path, { recursive: true });
     writeFileSync(path, onDisk);
     // Neither the seq nor the use was committed: the very same frame opens with all but one use left.
-    expect(engine.handleFrame(raw, false)).toMatchObject({
+    expect(engine.handleFrame(raw, false, "term-1")).toMatchObject({
       ok: true,
       frame: { opensSession: true, usesLeft: 2 },
     });
@@ -215,9 +218,9 @@ describe("target engine timers and state", () => {
   it("ends older-generation sessions on a slot when a newer generation is accepted there, staying available", () => {
     const { open, rec } = setup({ timeoutPeriods: 60 });
     const engine = open();
-    expect(engine.handleFrame(frame(engine, { term: "term-1" }), false).ok).toBe(true);
+    expect(engine.handleFrame(frame(engine, { term: "term-1" }), false, "term-1").ok).toBe(true);
     const gen2 = frame(engine, { term: "term-2", gen: 2 }, { term: "term-2" });
-    expect(engine.handleFrame(gen2, false).ok).toBe(true);
+    expect(engine.handleFrame(gen2, false, "term-2").ok).toBe(true);
     expect(rec.events.filter((e) => e.type === "session_ended")).toEqual([
       {
         v: 1,
@@ -232,7 +235,7 @@ describe("target engine timers and state", () => {
     expect(lastState(rec)).toMatchObject({ state: "available", slot: "slot-1", term: "term-2" });
     expect(engine.openSessions().map((x) => [x.term, x.gen])).toEqual([["term-2", 2]]);
     // The old generation is now below the floor.
-    expect(engine.handleFrame(frame(engine, { term: "term-1" }), false)).toMatchObject({
+    expect(engine.handleFrame(frame(engine, { term: "term-1" }), false, "term-1")).toMatchObject({
       ok: false,
       reason: "old_generation",
     });
@@ -246,19 +249,21 @@ describe("target engine timers and state", () => {
       time_floor_ms: START_MS + 3_600_000,
     });
     const engine = s.open();
-    expect(engine.handleFrame(frame(engine, { exp: START_MS / 1000 + 7200 }), false)).toMatchObject({
-      ok: false,
-      reason: "clock_untrusted",
-    });
+    expect(engine.handleFrame(frame(engine, { exp: START_MS / 1000 + 7200 }), false, "term-1")).toMatchObject(
+      {
+        ok: false,
+        reason: "clock_untrusted",
+      },
+    );
     // An untimed key still works: the clock is only needed for time limits.
-    expect(engine.handleFrame(frame(engine), false).ok).toBe(true);
+    expect(engine.handleFrame(frame(engine), false, "term-1").ok).toBe(true);
     engine.close();
   });
 
   it("publishes unavailable with stopping and ends open sessions on close", () => {
     const { open, rec } = setup();
     const engine = open();
-    engine.handleFrame(frame(engine), false);
+    engine.handleFrame(frame(engine), false, "term-1");
     engine.close();
     expect(lastState(rec)).toMatchObject({ state: "unavailable", reason: "stopping" });
     expect(rec.events[rec.events.length - 1]).toMatchObject({ type: "session_ended", reason: "stopping" });
@@ -277,10 +282,10 @@ describe("target engine timers and state", () => {
       period_ms: 1000,
       ts: START_MS + 1000,
     });
-    expect(engine.handleFrame(first, false).ok).toBe(true);
+    expect(engine.handleFrame(first, false, "term-1").ok).toBe(true);
     const second = frame(engine);
     vi.advanceTimersByTime(2000);
-    expect(engine.handleFrame(second, false)).toMatchObject({ ok: false, reason: "stale_nonce" });
+    expect(engine.handleFrame(second, false, "term-1")).toMatchObject({ ok: false, reason: "stale_nonce" });
     engine.close();
   });
 });

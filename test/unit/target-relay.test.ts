@@ -14,7 +14,7 @@ describe("relay frames and line status", () => {
   it("opens a relay session on an issuer-signed relay frame and follows the terminal's status", () => {
     const s = engineSetup();
     const engine = s.open();
-    const decision = engine.handleFrame(s.relay(engine, { seq: 7 }), false);
+    const decision = engine.handleFrame(s.relay(engine, { seq: 7 }), false, "term-1");
     expect(decision).toEqual({
       ok: true,
       frame: {
@@ -65,7 +65,7 @@ describe("relay frames and line status", () => {
       ],
     ];
     for (const [reason, raw] of cases) {
-      const d = engine.handleFrame(raw, false);
+      const d = engine.handleFrame(raw, false, "term-1");
       expect(d.ok ? "accepted" : d.reason, reason).toBe(reason);
     }
     expect(engine.openSessions()).toEqual([]);
@@ -81,7 +81,7 @@ describe("relay frames and line status", () => {
       { ...stranger.key, kid: s.config.issuer_keys[0]?.kid ?? "" },
       { tid: TID, nonce: engine.challenge().nonce, seq: 1 },
     );
-    expect(engine.handleFrame(Buffer.from(forged), false)).toMatchObject({
+    expect(engine.handleFrame(Buffer.from(forged), false, "term-1")).toMatchObject({
       ok: false,
       reason: "keyserver_offline",
       check: "line_status",
@@ -94,7 +94,7 @@ describe("relay frames and line status", () => {
     const engine = s.open();
     const frame = s.relay(engine);
     vi.advanceTimersByTime(2000); // two rotations: the frame's nonce is neither current nor previous
-    expect(engine.handleFrame(frame, false)).toEqual({
+    expect(engine.handleFrame(frame, false, "term-1")).toEqual({
       ok: false,
       reason: "stale_nonce",
       check: "nonce",
@@ -107,8 +107,8 @@ describe("relay frames and line status", () => {
   it("shares one seq line per terminal between stored and relay frames", () => {
     const s = engineSetup();
     const engine = s.open();
-    expect(engine.handleFrame(s.frame(engine, {}, { seq: 50 }), false).ok).toBe(true);
-    expect(engine.handleFrame(s.relay(engine, { seq: 50 }), false)).toMatchObject({
+    expect(engine.handleFrame(s.frame(engine, {}, { seq: 50 }), false, "term-1").ok).toBe(true);
+    expect(engine.handleFrame(s.relay(engine, { seq: 50 }), false, "term-1")).toMatchObject({
       ok: false,
       reason: "replayed_seq",
     });
@@ -118,9 +118,15 @@ describe("relay frames and line status", () => {
   it("counts registry max_uses for relay sessions", () => {
     const s = engineSetup({ timeoutPeriods: 1, slots: [registryEntry("slot-1", { max_uses: 1 })] });
     const engine = s.open();
-    expect(engine.handleFrame(s.relay(engine), false)).toMatchObject({ ok: true, frame: { usesLeft: 0 } });
+    expect(engine.handleFrame(s.relay(engine), false, "term-1")).toMatchObject({
+      ok: true,
+      frame: { usesLeft: 0 },
+    });
     vi.advanceTimersByTime(1000);
-    expect(engine.handleFrame(s.relay(engine), false)).toMatchObject({ ok: false, reason: "uses_exhausted" });
+    expect(engine.handleFrame(s.relay(engine), false, "term-1")).toMatchObject({
+      ok: false,
+      reason: "uses_exhausted",
+    });
     engine.close();
   });
 
@@ -128,8 +134,8 @@ describe("relay frames and line status", () => {
     const s = engineSetup();
     const engine = s.open();
     engine.handleKeyserverStatus(s.status("online", 4));
-    expect(engine.handleFrame(s.relay(engine, { term: "term-r" }), false).ok).toBe(true);
-    expect(engine.handleFrame(s.frame(engine, { term: "term-s" }), false).ok).toBe(true);
+    expect(engine.handleFrame(s.relay(engine, { term: "term-r" }), false, "term-r").ok).toBe(true);
+    expect(engine.handleFrame(s.frame(engine, { term: "term-s" }), false, "term-s").ok).toBe(true);
     const mark = s.rec.events.length;
     engine.handleKeyserverStatus(s.status("offline", 4));
     expect(eventsOf(s.rec, "session_ended", mark)).toEqual([
@@ -146,25 +152,25 @@ describe("relay frames and line status", () => {
     expect(engine.openSessions().map((x) => x.term)).toEqual(["term-s"]);
     expect(lastState(s.rec)).toMatchObject({ state: "available", term: "term-s" });
     // While the key server is offline no relay frame opens a session.
-    expect(engine.handleFrame(s.relay(engine, { term: "term-r" }), false)).toMatchObject({
+    expect(engine.handleFrame(s.relay(engine, { term: "term-r" }), false, "term-r")).toMatchObject({
       ok: false,
       reason: "keyserver_offline",
     });
     // An older epoch's online (a late message of a previous connection) changes nothing.
     engine.handleKeyserverStatus(s.status("online", 3));
-    expect(engine.handleFrame(s.relay(engine, { term: "term-r" }), false)).toMatchObject({
+    expect(engine.handleFrame(s.relay(engine, { term: "term-r" }), false, "term-r")).toMatchObject({
       ok: false,
       reason: "keyserver_offline",
     });
     engine.handleKeyserverStatus(s.status("online", 5));
-    expect(engine.handleFrame(s.relay(engine, { term: "term-r" }), false).ok).toBe(true);
+    expect(engine.handleFrame(s.relay(engine, { term: "term-r" }), false, "term-r").ok).toBe(true);
     engine.close();
   });
 
   it("ends a terminal's session with terminal_offline, ignoring an offline of an older epoch", () => {
     const s = engineSetup();
     const engine = s.open();
-    expect(engine.handleFrame(s.frame(engine), false).ok).toBe(true);
+    expect(engine.handleFrame(s.frame(engine), false, "term-1").ok).toBe(true);
     engine.handleTerminalStatus("term-1", s.status("online", 2000));
     engine.handleTerminalStatus("term-1", s.status("offline", 1000)); // the will of an old connection
     expect(lastState(s.rec)).toMatchObject({ state: "available" });
@@ -186,7 +192,7 @@ describe("relay frames and line status", () => {
     const s = engineSetup();
     const engine = s.open();
     engine.handleTerminalStatus("term-1", s.status("offline", 1));
-    expect(engine.handleFrame(s.relay(engine), false).ok).toBe(true);
+    expect(engine.handleFrame(s.relay(engine), false, "term-1").ok).toBe(true);
     engine.close();
   });
 });

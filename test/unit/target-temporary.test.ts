@@ -25,7 +25,7 @@ describe("count-limited keys", () => {
   it("publishes the uses left in the available state and refuses with uses_exhausted at zero", () => {
     const s = engineSetup({ timeoutPeriods: 1 });
     const engine = s.open();
-    expect(engine.handleFrame(s.frame(engine, { max_uses: 2 }), false).ok).toBe(true);
+    expect(engine.handleFrame(s.frame(engine, { max_uses: 2 }), false, "term-1").ok).toBe(true);
     expect(lastState(s.rec)).toEqual({
       v: 1,
       tid: TID,
@@ -38,10 +38,10 @@ describe("count-limited keys", () => {
       uses_left: 1,
     });
     vi.advanceTimersByTime(1000); // frame timeout: the session ends
-    expect(engine.handleFrame(s.frame(engine, { max_uses: 2 }), false).ok).toBe(true);
+    expect(engine.handleFrame(s.frame(engine, { max_uses: 2 }), false, "term-1").ok).toBe(true);
     expect(lastState(s.rec)).toMatchObject({ state: "available", uses_left: 0 });
     vi.advanceTimersByTime(1000);
-    expect(engine.handleFrame(s.frame(engine, { max_uses: 2 }), false)).toEqual({
+    expect(engine.handleFrame(s.frame(engine, { max_uses: 2 }), false, "term-1")).toEqual({
       ok: false,
       reason: "uses_exhausted",
       check: "uses",
@@ -55,7 +55,7 @@ describe("count-limited keys", () => {
   it("ends the session that used the last use with uses_exhausted, and an earlier one with frame_timeout", () => {
     const s = engineSetup({ timeoutPeriods: 1 });
     const engine = s.open();
-    expect(engine.handleFrame(s.frame(engine, { max_uses: 2 }), false).ok).toBe(true);
+    expect(engine.handleFrame(s.frame(engine, { max_uses: 2 }), false, "term-1").ok).toBe(true);
     vi.advanceTimersByTime(1000);
     expect(lastState(s.rec)).toEqual({
       v: 1,
@@ -64,7 +64,7 @@ describe("count-limited keys", () => {
       since: START_MS + 1000,
       reason: "frame_timeout",
     });
-    expect(engine.handleFrame(s.frame(engine, { max_uses: 2 }), false).ok).toBe(true);
+    expect(engine.handleFrame(s.frame(engine, { max_uses: 2 }), false, "term-1").ok).toBe(true);
     vi.advanceTimersByTime(1000);
     expect(lastState(s.rec)).toEqual({
       v: 1,
@@ -83,13 +83,13 @@ describe("count-limited keys", () => {
   it("never grants an extra use after a restart: the count was on disk before available", () => {
     const s = engineSetup({ timeoutPeriods: 60 });
     const first = s.open();
-    expect(first.handleFrame(s.frame(first, { max_uses: 1 }), false).ok).toBe(true);
+    expect(first.handleFrame(s.frame(first, { max_uses: 1 }), false, "term-1").ok).toBe(true);
     // A kill: no close(), nothing more written. Only what was on disk at `available` survives.
     const onDisk = persisted(s.config.state_dir);
     expect(onDisk.uses).toEqual({ "slot-1:1": 1 });
     vi.clearAllTimers();
     const second = s.open();
-    expect(second.handleFrame(s.frame(second, { max_uses: 1 }), false)).toMatchObject({
+    expect(second.handleFrame(s.frame(second, { max_uses: 1 }), false, "term-1")).toMatchObject({
       ok: false,
       reason: "uses_exhausted",
       check: "uses",
@@ -110,7 +110,7 @@ describe("time-limited keys", () => {
   it("refuses a key whose registry nbf is in the future with not_yet_valid", () => {
     const s = engineSetup({ slots: [registryEntry("slot-1", { nbf: START_S + 3600 })] });
     const engine = s.open();
-    expect(engine.handleFrame(s.frame(engine), false)).toEqual({
+    expect(engine.handleFrame(s.frame(engine), false, "term-1")).toEqual({
       ok: false,
       reason: "not_yet_valid",
       check: "not_before",
@@ -124,7 +124,7 @@ describe("time-limited keys", () => {
     const s = engineSetup();
     const engine = s.open();
     const nbf = START_S + 3600;
-    expect(engine.handleFrame(s.frame(engine, { nbf, exp: nbf + 60 }), false)).toMatchObject({
+    expect(engine.handleFrame(s.frame(engine, { nbf, exp: nbf + 60 }), false, "term-1")).toMatchObject({
       ok: false,
       reason: "not_yet_valid",
       check: "not_before",
@@ -135,7 +135,7 @@ describe("time-limited keys", () => {
   it("ends a session open at the registry's exp with expired, without a new frame", () => {
     const s = engineSetup({ periodMs: 10_000, slots: [registryEntry("slot-1", { exp: START_S + 90 })] });
     const engine = s.open();
-    expect(engine.handleFrame(s.frame(engine), false).ok).toBe(true);
+    expect(engine.handleFrame(s.frame(engine), false, "term-1").ok).toBe(true);
     vi.advanceTimersByTime(89_999);
     expect(lastState(s.rec)).toMatchObject({ state: "available" });
     vi.advanceTimersByTime(1);
@@ -159,7 +159,7 @@ describe("time-limited keys", () => {
       if (m[0]?.state === "available") firstUseWhenAvailable = persisted(s.config.state_dir).first_use;
       return push(...m);
     };
-    expect(engine.handleFrame(s.frame(engine, { first_use_ttl_s: 120 }), false)).toMatchObject({
+    expect(engine.handleFrame(s.frame(engine, { first_use_ttl_s: 120 }), false, "term-1")).toMatchObject({
       ok: true,
       frame: { exp: START_S + 120, firstUseAt: START_MS + 500 },
     });
@@ -175,17 +175,17 @@ describe("time-limited keys", () => {
   it("keeps the first use across a restart, so the key still expires on time", () => {
     const s = engineSetup({ timeoutPeriods: 1 });
     const first = s.open();
-    expect(first.handleFrame(s.frame(first, { first_use_ttl_s: 60 }), false).ok).toBe(true);
+    expect(first.handleFrame(s.frame(first, { first_use_ttl_s: 60 }), false, "term-1").ok).toBe(true);
     first.close();
     vi.advanceTimersByTime(30_000);
     const second = s.open();
     // The second use does not restart the limit: the session ends 60 s after the first use.
-    expect(second.handleFrame(s.frame(second, { first_use_ttl_s: 60 }), false)).toMatchObject({
+    expect(second.handleFrame(s.frame(second, { first_use_ttl_s: 60 }), false, "term-1")).toMatchObject({
       ok: true,
       frame: { exp: START_S + 60, firstUseAt: undefined },
     });
     vi.advanceTimersByTime(30_000);
-    expect(second.handleFrame(s.frame(second, { first_use_ttl_s: 60 }), false)).toMatchObject({
+    expect(second.handleFrame(s.frame(second, { first_use_ttl_s: 60 }), false, "term-1")).toMatchObject({
       ok: false,
       reason: "expired",
     });
@@ -204,12 +204,12 @@ describe("time-limited keys", () => {
       { schedule: [{ days: [1, 2, 3, 4, 5, 6, 7], start: "00:00", end: "24:00" }] },
     ];
     for (const cred of limited) {
-      expect(engine.handleFrame(s.frame(engine, cred), false)).toMatchObject({
+      expect(engine.handleFrame(s.frame(engine, cred), false, "term-1")).toMatchObject({
         ok: false,
         reason: "clock_untrusted",
       });
     }
-    expect(engine.handleFrame(s.frame(engine), false).ok).toBe(true);
+    expect(engine.handleFrame(s.frame(engine), false, "term-1").ok).toBe(true);
     engine.close();
   });
 });
@@ -229,11 +229,13 @@ describe("scheduled keys", () => {
     vi.setSystemTime(Date.parse("2030-01-07T08:30:00Z"));
     const berlin = engineSetup({ timeZone: "Europe/Berlin" });
     const inBerlin = berlin.open();
-    expect(inBerlin.handleFrame(berlin.frame(inBerlin, { schedule: weekdays }), false).ok).toBe(true);
+    expect(inBerlin.handleFrame(berlin.frame(inBerlin, { schedule: weekdays }), false, "term-1").ok).toBe(
+      true,
+    );
     inBerlin.close();
     const utc = engineSetup();
     const inUtc = utc.open();
-    expect(inUtc.handleFrame(utc.frame(inUtc, { schedule: weekdays }), false)).toEqual({
+    expect(inUtc.handleFrame(utc.frame(inUtc, { schedule: weekdays }), false, "term-1")).toEqual({
       ok: false,
       reason: "outside_schedule",
       check: "schedule",
@@ -249,7 +251,7 @@ describe("scheduled keys", () => {
     vi.setSystemTime(start);
     const s = engineSetup({ timeZone: "Europe/Berlin" });
     const engine = s.open();
-    expect(engine.handleFrame(s.frame(engine, { schedule: weekdays }), false).ok).toBe(true);
+    expect(engine.handleFrame(s.frame(engine, { schedule: weekdays }), false, "term-1").ok).toBe(true);
     vi.advanceTimersByTime(39_999);
     expect(lastState(s.rec)).toMatchObject({ state: "available" });
     vi.advanceTimersByTime(1);

@@ -156,14 +156,14 @@ describe("fleet revocations", () => {
     ]);
     expect(engine.stats()).toMatchObject({ revocations_version: 3, revocations_ignored: 1 });
     // The rolled-back list revoked slot-1; it was not applied.
-    expect(engine.handleFrame(s.frame(engine), false).ok).toBe(true);
+    expect(engine.handleFrame(s.frame(engine), false, "term-1").ok).toBe(true);
     engine.close();
   });
 
   it("ends the sessions a fleet list invalidates with revoked_fleet", () => {
     const s = engineSetup();
     const engine = s.open();
-    expect(engine.handleFrame(s.frame(engine), false).ok).toBe(true);
+    expect(engine.handleFrame(s.frame(engine), false, "term-1").ok).toBe(true);
     engine.handleRevocations(revocations(1, [{ slot: "slot-1", below_gen: 2 }]));
     expect(lastState(s.rec)).toEqual({
       v: 1,

@@ -119,8 +119,8 @@ describe("FrameSender", () => {
     await flush();
 
     expect(bus.published.map((p) => ({ topic: p.topic, qos: p.qos, retain: p.retain }))).toEqual([
-      { topic: topics.frames(TID), qos: 0, retain: false },
-      { topic: topics.frames(TID), qos: 0, retain: false },
+      { topic: topics.frames(TID, TERM), qos: 0, retain: false },
+      { topic: topics.frames(TID, TERM), qos: 0, retain: false },
     ]);
     const frames = bus.published.map((p) => decodeToken(p.payload, TokenType.frame));
     for (const f of frames) expect(verifySignature(f, key.publicKey)).toBe(true);
@@ -368,7 +368,7 @@ describe("FrameSender", () => {
     pending[1]?.resolve("frame-for-c2");
     await flush();
     expect(bus.published).toEqual([
-      { topic: topics.frames(TID), payload: "frame-for-c2", qos: 0, retain: false },
+      { topic: topics.frames(TID, TERM), payload: "frame-for-c2", qos: 0, retain: false },
     ]);
     await sender.stop();
   });

@@ -35,7 +35,7 @@ describe("Topics", () => {
     expect(DEFAULT_PREFIX).toBe("sparekey/v1");
     expect({
       challenge: topics.challenge("lock-1"),
-      frames: topics.frames("lock-1"),
+      frames: topics.frames("lock-1", "phone-1"),
       state: topics.state("lock-1"),
       events: topics.events("lock-1"),
       registry: topics.registry("lock-1"),
@@ -48,7 +48,7 @@ describe("Topics", () => {
       rpcReply: topics.rpcReply("phone-1"),
     }).toEqual({
       challenge: "sparekey/v1/targets/lock-1/challenge",
-      frames: "sparekey/v1/targets/lock-1/frames",
+      frames: "sparekey/v1/targets/lock-1/frames/phone-1",
       state: "sparekey/v1/targets/lock-1/state",
       events: "sparekey/v1/targets/lock-1/events",
       registry: "sparekey/v1/targets/lock-1/registry",
@@ -67,7 +67,7 @@ describe("Topics", () => {
       `${DEFAULT_PREFIX}/${pattern.replace("{tid}", "T").replace("{term}", "P").replace("{op}", "O")}`;
     const built: Record<keyof typeof TOPICS, string> = {
       challenge: topics.challenge("T"),
-      frames: topics.frames("T"),
+      frames: topics.frames("T", "P"),
       state: topics.state("T"),
       events: topics.events("T"),
       registry: topics.registry("T"),
@@ -86,14 +86,18 @@ describe("Topics", () => {
 
   it("uses a configured prefix", () => {
     const custom = new Topics("acme/site-2/sparekey/v1");
-    expect(custom.frames("lock-1")).toBe("acme/site-2/sparekey/v1/targets/lock-1/frames");
+    expect(custom.frames("lock-1", "phone-1")).toBe("acme/site-2/sparekey/v1/targets/lock-1/frames/phone-1");
     expect(custom.revocations()).toBe("acme/site-2/sparekey/v1/fleet/revocations");
   });
 
   it("refuses wildcard and malformed ids before a topic is built", () => {
     for (const bad of BAD_IDS) {
       expect(
-        codeOf(() => topics.frames(bad)),
+        codeOf(() => topics.frames(bad, "phone-1")),
+        bad,
+      ).toBe("invalid_id");
+      expect(
+        codeOf(() => topics.frames("lock-1", bad)),
         bad,
       ).toBe("invalid_id");
       expect(
@@ -340,8 +344,8 @@ describe("message / publish", () => {
 
   it("sends a JWS entry's token as it is, and never retains a frame", () => {
     const token = "aGVhZA.Ym9keQ.c2ln";
-    expect(topics.message("frames", { tid: "door-1" }, token)).toEqual({
-      topic: "sparekey/v1/targets/door-1/frames",
+    expect(topics.message("frames", { tid: "door-1", term: "phone-1" }, token)).toEqual({
+      topic: "sparekey/v1/targets/door-1/frames/phone-1",
       payload: token,
       qos: 0,
       retain: false,
