@@ -60,6 +60,10 @@ export const EventType = Type.Union([
   /** Outcome of a one-time unlock command (`cmd_id`). */
   Type.Literal("unlock_applied"),
   Type.Literal("unlock_refused"),
+  /** The wall clock fell behind the target's time (`reason: clock_untrusted`): time-limited keys are refused. */
+  Type.Literal("clock_alarm"),
+  /** The wall clock is back at the target's time: time-limited keys work again. */
+  Type.Literal("clock_trusted"),
 ]);
 export type EventType = Static<typeof EventType>;
 

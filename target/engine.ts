@@ -39,14 +39,18 @@ import { UnlockHolds } from "./unlock-holds.js";
 
 export type { TargetStats } from "./stats.js";
 
-/** The time floor is persisted at least this often, so a restart cannot set the clock back far. */
+/** The clock's mark is persisted at least this often, so a restart cannot set the clock back far. */
 const TIME_FLOOR_PERSIST_MS = 60_000;
+/** And this often while a time-limited session is open: a restart must not reopen a key that expired. */
+const TIMED_MARK_PERSIST_MS = 5_000;
 
 export interface TargetEngineDeps {
   config: TargetConfig;
   logger: Logger;
   /** Wall clock (Unix ms); Date.now by default. */
   now?: () => number;
+  /** Monotonic clock (ms, any origin); performance.now by default. */
+  monotonic?: () => number;
   out: TargetOutbox;
 }
 
@@ -77,6 +81,7 @@ export class TargetEngine {
   private readonly followed = new Set<string>();
   private current: TargetState;
   private tick: NodeJS.Timeout | undefined;
+  private markTimer: NodeJS.Timeout | undefined;
   private scheduleTimer: NodeJS.Timeout | undefined;
   private stopping = false;
 
@@ -86,15 +91,22 @@ export class TargetEngine {
     assertTimeZone(deps.config.time_zone ?? "UTC");
     const store = new TargetStore(deps.config.state_dir, deps.config.tid);
     const file = store.load();
-    const clock = new TargetClock(file.time_floor_ms, deps.now ?? Date.now);
+    let engine: TargetEngine | undefined;
+    const clock = new TargetClock({
+      markMs: file.time_floor_ms,
+      ...(deps.now ? { wall: deps.now } : {}),
+      ...(deps.monotonic ? { monotonic: deps.monotonic } : {}),
+      onTrust: (trusted) => engine?.clockTrust(trusted),
+    });
     const memory = new TargetMemory(file);
     const logger = deps.logger.child({ component: "target", tid: deps.config.tid });
-    return new TargetEngine(deps, logger, {
+    engine = new TargetEngine(deps, logger, {
       memory,
       clock,
       persister: new StatePersister({ store, memory, clock, logger }),
       issuers: issuerKeyMap(deps.config.issuer_keys),
     });
+    return engine;
   }
 
   private constructor(
@@ -124,6 +136,15 @@ export class TargetEngine {
     this.setState("unavailable", "started", undefined, true);
     this.deps.out.challenge(this.challenge());
     this.tick = setInterval(() => this.onTick(), this.deps.config.period_ms);
+    // Started on a wall clock behind the persisted mark: say so at once, not at the first frame.
+    if (!this.parts.clock.trusted()) this.clockTrust(false);
+  }
+
+  /** The clock lost or regained trust: one alarm each way. */
+  clockTrust(trusted: boolean): void {
+    if (trusted) this.log.info("wall clock trusted again");
+    else this.log.warn("wall clock behind the target's time: time-limited keys refused");
+    this.event(trusted ? "clock_trusted" : "clock_alarm", trusted ? undefined : "clock_untrusted");
   }
 
   /** Publish `unavailable/stopping`, stop the timers and write what is pending. */
@@ -133,6 +154,8 @@ export class TargetEngine {
     this.tick = undefined;
     clearTimeout(this.scheduleTimer);
     this.scheduleTimer = undefined;
+    clearInterval(this.markTimer);
+    this.markTimer = undefined;
     for (const s of this.sessions.all()) this.endSession(s.term, "stopping");
     for (const hold of this.unlocks.clear()) {
       this.event("session_ended", "stopping", { term: hold.term }, { cmd_id: hold.cmdId });
@@ -338,6 +361,7 @@ export class TargetEngine {
       this.sessions.open(session);
       this.follow(f.term);
       if (session.schedule) this.armSchedule();
+      this.armMark();
       this.log.info({ slot: f.slot, term: f.term, gen: f.gen, mode: f.mode }, "session opened");
       this.event("auth_established", undefined, session, { gen: f.gen, uses_left: f.usesLeft });
       this.setState("available", "frame_accepted", holderOf(session));
@@ -380,6 +404,18 @@ export class TargetEngine {
     }, nextMinuteBoundary(now) - now);
   }
 
+  /** While a time-limited session is open, persist the clock's mark every few seconds. */
+  private armMark(): void {
+    if (this.markTimer || !this.sessions.all().some(timeLimited)) return;
+    this.markTimer = setInterval(() => {
+      if (this.sessions.all().some(timeLimited)) this.parts.persister.soon();
+      else {
+        clearInterval(this.markTimer);
+        this.markTimer = undefined;
+      }
+    }, TIMED_MARK_PERSIST_MS);
+  }
+
   /** End every open session the standing rule (`standing.ts`) no longer allows. */
   private review(): void {
     for (const s of this.sessions.all()) {
@@ -400,6 +436,8 @@ export class TargetEngine {
     if (!session) return;
     this.log.info({ slot: session.slot, term, reason }, "session ended");
     this.event("session_ended", reason, session);
+    // Every session change carries the clock's mark to disk: an expiry seen must survive a crash.
+    this.parts.persister.soon();
     if (this.stopping) return; // close() publishes the one final state
     this.unfollow(term);
     if (this.openCount() === 0) this.setState("unavailable", reason);
@@ -435,6 +473,10 @@ export class TargetEngine {
     const fields = { reason, slot: who.slot, term: who.term, ...extra };
     this.deps.out.event(eventMessage(this.deps.config.tid, this.parts.clock.now(), type, fields));
   }
+}
+
+function timeLimited(s: Session): boolean {
+  return s.expMs !== undefined || s.schedule !== undefined;
 }
 
 function holderOf(s: Session): StateHolder {
