@@ -36,6 +36,7 @@ export const ERROR_CODES = [
   "grant_not_valid_now",
   "grant_used",
   "nonce_used",
+  "terminal_not_online",
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
 

@@ -38,6 +38,10 @@ export const REFUSAL_REASONS = [
   "bad_issuer_signature",
   /** A relay frame or unlock command for a terminal whose status is offline. */
   "terminal_offline",
+  /** A relay frame for a terminal whose status the target does not hold yet (it starts following it). */
+  "terminal_status_unknown",
+  /** A relay frame signed for another line epoch than the terminal's latest `online` status. */
+  "stale_epoch",
 ] as const;
 export type RefusalReason = (typeof REFUSAL_REASONS)[number];
 export const RefusalReasonSchema = Type.Union(REFUSAL_REASONS.map((r) => Type.Literal(r)));

@@ -48,6 +48,8 @@ interface Setup {
   timeZone?: string;
   keyserverOffline?: boolean;
   offlineTerminals?: string[];
+  /** Terminals whose status the target holds none of (every other one is online at epoch 1). */
+  unknownTerminals?: string[];
 }
 
 function view(setup: Setup = {}): DecisionView {
@@ -67,6 +69,10 @@ function view(setup: Setup = {}): DecisionView {
     timeZone: setup.timeZone ?? "UTC",
     keyserverOffline: setup.keyserverOffline ?? false,
     terminalOffline: (term) => setup.offlineTerminals?.includes(term) ?? false,
+    terminalStatus: (term) =>
+      setup.unknownTerminals?.includes(term)
+        ? undefined
+        : { v: 1, state: setup.offlineTerminals?.includes(term) ? "offline" : "online", epoch: 1 },
     session: (term) => (Object.hasOwn(sessions, term) ? sessions[term] : undefined),
     entry: (slot) => memory.entry(slot),
     revocation: (slot) => memory.revocation(slot),
@@ -437,6 +443,7 @@ describe("the target's decision", () => {
       ...limits,
       "uses",
       "line_status",
+      "relay_epoch",
       "issuer_known",
       "issuer_signature",
     ]);
