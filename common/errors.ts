@@ -39,6 +39,7 @@ export const ERROR_CODES = [
   "audit_chain_broken",
   "data_dir_missing",
   "instance_locked",
+  "terminal_not_online",
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
 

@@ -16,6 +16,7 @@ import { RpcServer } from "./rpc-server.js";
 import { createAuthenticator, type KeyServerState, openKeyServerState } from "./state.js";
 import type { KeyStore } from "./store/store.js";
 import { TargetEvents } from "./target-events.js";
+import { TerminalStatusFollower, type TerminalStatusView } from "./terminal-statuses.js";
 import { UnlockChannel } from "./unlock-channel.js";
 
 export interface KeyServerDeps {
@@ -51,6 +52,7 @@ export class KeyServer {
   private challenges: ChallengeFollower | undefined;
   private events: TargetEvents | undefined;
   private confirmations: RevocationConfirmations | undefined;
+  private terminalStatuses: TerminalStatusFollower | undefined;
   private epoch = 0;
   private readonly topics: Topics;
   private readonly log: Logger;
@@ -83,6 +85,11 @@ export class KeyServer {
   /** The challenges this key server follows (undefined while stopped). */
   get challengeView(): ChallengeView | undefined {
     return this.challenges;
+  }
+
+  /** The terminals' line statuses this key server follows (undefined while stopped). */
+  get terminalStatusView(): TerminalStatusView | undefined {
+    return this.terminalStatuses;
   }
 
   authenticator(): Authenticator {
@@ -127,6 +134,7 @@ export class KeyServer {
     this.challenges = new ChallengeFollower({ client, topics: this.topics, logger, now });
     this.events = new TargetEvents({ client, topics: this.topics, logger });
     this.confirmations = new RevocationConfirmations({ store: state.store, events: this.events, logger });
+    this.terminalStatuses = new TerminalStatusFollower({ client, topics: this.topics, logger });
     const context: OpContext = {
       store: state.store,
       issuer: state.issuer,
@@ -134,6 +142,7 @@ export class KeyServer {
       now,
       challenges: this.challenges,
       relayLedger: new RelayLedger(),
+      terminalStatuses: this.terminalStatuses,
       unlocks: new UnlockChannel({ client, topics: this.topics, events: this.events, logger }),
       unlockMinWaitMs: this.deps.unlockMinWaitMs ?? 3000,
       passwordLimiter: new FailureLimiter({ ...this.deps.passwordRateLimit, now }),
@@ -152,6 +161,7 @@ export class KeyServer {
     await topics.publish(client, "keyserverStatus", {}, status("online", this.epoch));
     // Followers first: an RPC that arrives at once must already see the retained challenges.
     await this.challenges.start();
+    await this.terminalStatuses.start();
     await this.events.start();
     await this.confirmations.start();
     await this.rpc.start();
@@ -167,6 +177,7 @@ export class KeyServer {
       ["confirmations", async () => this.confirmations?.stop()],
       ["events", async () => this.events?.stop()],
       ["challenges", async () => this.challenges?.stop()],
+      ["terminal statuses", async () => this.terminalStatuses?.stop()],
       [
         "status",
         async () => {
@@ -189,6 +200,7 @@ export class KeyServer {
     this.confirmations = undefined;
     this.events = undefined;
     this.challenges = undefined;
+    this.terminalStatuses = undefined;
     this.client = undefined;
     if (this.ownsState) this.state = undefined;
     this.log.info("key server stopped");

@@ -62,6 +62,10 @@ export const EventType = Type.Union([
   Type.Literal("unlock_refused"),
   /** Alarm: a terminal was locked out after too many refusals (`term`, `count`, `until`). */
   Type.Literal("lockout"),
+  /** The wall clock fell behind the target's time (`reason: clock_untrusted`): time-limited keys are refused. */
+  Type.Literal("clock_alarm"),
+  /** The wall clock is back at the target's time: time-limited keys work again. */
+  Type.Literal("clock_trusted"),
 ]);
 export type EventType = Static<typeof EventType>;
 

@@ -42,6 +42,10 @@ export const REFUSAL_REASONS = [
   "term_mismatch",
   /** Too many refusals from this terminal lately: its frames are refused unread until the lockout ends. */
   "locked_out",
+  /** A relay frame for a terminal whose status the target does not hold yet (it starts following it). */
+  "terminal_status_unknown",
+  /** A relay frame signed for another line epoch than the terminal's latest `online` status. */
+  "stale_epoch",
 ] as const;
 export type RefusalReason = (typeof REFUSAL_REASONS)[number];
 export const RefusalReasonSchema = Type.Union(REFUSAL_REASONS.map((r) => Type.Literal(r)));

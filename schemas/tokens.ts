@@ -85,8 +85,25 @@ export const FramePayload = Type.Object(
 );
 export type FramePayload = Static<typeof FramePayload>;
 
+/** A terminal's line epoch, as in its `terminals/{term}/status` (`LinkStatus.epoch`). */
+const LineEpoch = Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER });
+
+/**
+ * `epoch` is the terminal's line epoch when the key server signed: a target accepts the frame only while
+ * that terminal's latest status is `online` with this epoch, so a frame held back past a cut opens nothing.
+ */
 export const RelayPayload = Type.Object(
-  { v: ProtocolVersion, tid: Id, slot: Id, gen: Gen, term: Id, nonce: Nonce, seq: Seq, iat: UnixSeconds },
+  {
+    v: ProtocolVersion,
+    tid: Id,
+    slot: Id,
+    gen: Gen,
+    term: Id,
+    epoch: LineEpoch,
+    nonce: Nonce,
+    seq: Seq,
+    iat: UnixSeconds,
+  },
   { additionalProperties: false },
 );
 export type RelayPayload = Static<typeof RelayPayload>;

@@ -166,7 +166,7 @@ export const TOPICS = {
     retain: true,
     description: "terminal (and its will): online / offline with a rising epoch",
     publish: { terminal: { own: "term" } },
-    // A target follows only the terminals it holds a session with, one concrete topic each.
+    // A target follows the terminals it saw (sessions, relay frames; bounded), one concrete topic each.
     subscribe: { target: {}, keyserver: { plus: true } },
   },
   keyserverStatus: {

@@ -1,36 +1,85 @@
 /** Before this instant (2024-01-01) a wall clock is certainly wrong: the target has no real time yet. */
 export const CLOCK_EPOCH_MS = Date.UTC(2024, 0, 1);
-/** How far the wall clock may lag the persisted high-water mark before it is distrusted. */
-export const CLOCK_TOLERANCE_MS = 5 * 60_000;
+/**
+ * How far the wall clock may lag the target's time before it is distrusted: enough for a small NTP
+ * step, far too little to reopen an expired key.
+ */
+export const CLOCK_TOLERANCE_MS = 2_000;
+
+export interface TargetClockDeps {
+  /** The persisted high-water mark (Unix ms): the target's time never starts below it. */
+  markMs: number;
+  /** Wall clock (Unix ms); Date.now by default. */
+  wall?: () => number;
+  /** A monotonic clock in ms (any origin); performance.now by default. */
+  monotonic?: () => number;
+  toleranceMs?: number;
+  /** Called once each time trust is lost (`false`) or regained (`true`). */
+  onTrust?: (trusted: boolean) => void;
+}
 
 /**
- * The target's own clock: never runs backwards past a persisted high-water mark, and says
- * when it cannot be trusted, so time-limited keys are refused rather than judged by a wrong clock.
+ * The target's own clock. Its time advances from the persisted high-water mark by monotonic elapsed
+ * time, so stepping the wall clock back neither stops it nor turns it back; a wall clock ahead of it is
+ * taken (NTP set it, or the target was down for a while). A wall clock more than the tolerance behind
+ * it is a clock attack or a reset: the clock is untrusted until the wall clock is back at or above it.
+ * Linux slews CLOCK_MONOTONIC with the wall clock, so the two only part on a step.
  */
 export class TargetClock {
-  private floor: number;
-  constructor(
-    floorMs: number,
-    private readonly wall: () => number = Date.now,
-    private readonly toleranceMs = CLOCK_TOLERANCE_MS,
-  ) {
-    this.floor = floorMs;
+  private readonly wall: () => number;
+  private readonly monotonic: () => number;
+  private readonly toleranceMs: number;
+  /** The target's time at the monotonic instant `anchorMono`. */
+  private anchorMs: number;
+  private anchorMono: number;
+  private isTrusted: boolean;
+
+  constructor(private readonly deps: TargetClockDeps) {
+    this.wall = deps.wall ?? Date.now;
+    // The global, read at each call: fake timers in tests replace it.
+    this.monotonic = deps.monotonic ?? (() => globalThis.performance.now());
+    this.toleranceMs = deps.toleranceMs ?? CLOCK_TOLERANCE_MS;
+    const wall = this.wall();
+    const wallUsable = wall >= CLOCK_EPOCH_MS;
+    this.anchorMs = wallUsable ? Math.max(wall, deps.markMs) : deps.markMs;
+    this.anchorMono = this.monotonic();
+    this.isTrusted = wallUsable && wall >= deps.markMs - this.toleranceMs;
   }
 
-  /** max(wall clock, high-water mark); raises the mark when the wall clock is trusted and ahead. */
+  /** The target's time (Unix ms): the mark plus monotonic elapsed time, or the wall clock when ahead. */
   now(): number {
-    const wall = this.wall();
-    if (wall > this.floor && wall >= CLOCK_EPOCH_MS) this.floor = wall;
-    return Math.max(wall, this.floor);
+    return this.observe();
   }
 
+  /** Whether the wall clock agrees with the target's time; judging time-limited keys needs it. */
   trusted(): boolean {
-    const wall = this.wall();
-    return wall >= CLOCK_EPOCH_MS && wall >= this.floor - this.toleranceMs;
+    this.observe();
+    return this.isTrusted;
   }
 
-  /** The high-water mark to persist. */
-  floorMs(): number {
-    return this.floor;
+  /** The high-water mark to persist: the target's time now. */
+  markMs(): number {
+    return this.observe();
+  }
+
+  private observe(): number {
+    const mono = this.monotonic();
+    const wall = this.wall();
+    let time = this.anchorMs + Math.floor(mono - this.anchorMono);
+    const wallUsable = wall >= CLOCK_EPOCH_MS;
+    if (wallUsable && wall >= time) {
+      this.anchorMs = wall;
+      this.anchorMono = mono;
+      time = wall;
+    }
+    // Lost beyond the tolerance; regained only once the wall clock is back at the target's time.
+    const trusted = this.isTrusted
+      ? wallUsable && wall >= time - this.toleranceMs
+      : wallUsable && wall >= time;
+    if (trusted !== this.isTrusted) {
+      this.isTrusted = trusted;
+      this.deps.onTrust?.(trusted);
+    }
+    return time;
   }
 }

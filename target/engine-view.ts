@@ -2,7 +2,7 @@ import type { TargetConfig } from "../schemas/config.js";
 import type { ChallengeRotator } from "./challenge.js";
 import type { DecisionView } from "./checks.js";
 import type { TargetClock } from "./clock.js";
-import type { LinkStates } from "./link-status.js";
+import type { LinkStates, TerminalLinks } from "./link-status.js";
 import type { TargetMemory } from "./memory.js";
 import type { SessionTable } from "./sessions.js";
 
@@ -15,7 +15,7 @@ export interface EngineParts {
   memory: TargetMemory;
   rotator: ChallengeRotator;
   sessions: SessionTable;
-  terminalLinks: LinkStates;
+  terminalLinks: TerminalLinks;
   keyserverLink: LinkStates;
 }
 
@@ -41,6 +41,7 @@ export function decisionView(p: EngineParts): DecisionView {
       return keyserverLink.offline(KEYSERVER);
     },
     terminalOffline: (term) => terminalLinks.offline(term),
+    terminalStatus: (term) => terminalLinks.get(term),
     session: (term) => sessions.get(term),
     entry: (slot) => memory.entry(slot),
     revocation: (slot) => memory.revocation(slot),

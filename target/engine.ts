@@ -1,7 +1,6 @@
 import type { KeyObject } from "node:crypto";
 import { PublicKeyCache } from "../common/keys.js";
 import type { Logger } from "../common/log.js";
-import { nextMinuteBoundary } from "../common/schedule.js";
 import { assertTimeZone } from "../common/time-zone.js";
 import type { TargetConfig } from "../schemas/config.js";
 import type { Challenge, EventType, LinkStatus, LockState, TargetState } from "../schemas/messages.js";
@@ -16,6 +15,7 @@ import {
   VerifiedCredentials,
 } from "./checks.js";
 import { TargetClock } from "./clock.js";
+import { EngineTimers } from "./engine-timers.js";
 import { decisionView, KEYSERVER } from "./engine-view.js";
 import {
   challengeMessage,
@@ -27,7 +27,7 @@ import {
 } from "./events.js";
 import { IssuedLists } from "./issued-lists.js";
 import { issuerKeyMap } from "./issuer-tokens.js";
-import { LinkStates, parseLinkStatus } from "./link-status.js";
+import { LinkStates, parseLinkStatus, TerminalLinks } from "./link-status.js";
 import { TargetMemory } from "./memory.js";
 import { StatePersister } from "./persister.js";
 import { FrameRefusals } from "./refusals.js";
@@ -40,7 +40,7 @@ import { UnlockHolds } from "./unlock-holds.js";
 
 export type { TargetStats } from "./stats.js";
 
-/** The time floor is persisted at least this often, so a restart cannot set the clock back far. */
+/** The clock's mark is persisted at least this often, so a restart cannot set the clock back far. */
 const TIME_FLOOR_PERSIST_MS = 60_000;
 
 export interface TargetEngineDeps {
@@ -48,6 +48,8 @@ export interface TargetEngineDeps {
   logger: Logger;
   /** Wall clock (Unix ms); Date.now by default. */
   now?: () => number;
+  /** Monotonic clock (ms, any origin); performance.now by default. */
+  monotonic?: () => number;
   out: TargetOutbox;
 }
 
@@ -72,15 +74,14 @@ export class TargetEngine {
   private readonly credentials = new VerifiedCredentials();
   private readonly view: DecisionView;
   private readonly counters = emptyStats();
-  /** Terminal statuses, followed while the terminal holds a session; and the key server's status. */
-  private readonly terminalLinks = new LinkStates();
+  /** Statuses of the terminals followed (sessions and relay frames, kept after they end); the key server's. */
+  private readonly terminalLinks = new TerminalLinks();
   private readonly keyserverLink = new LinkStates();
-  private readonly followed = new Set<string>();
   private readonly lists: IssuedLists;
   private readonly refusals: FrameRefusals;
   private current: TargetState;
   private tick: NodeJS.Timeout | undefined;
-  private scheduleTimer: NodeJS.Timeout | undefined;
+  private readonly timers: EngineTimers;
   private stopping = false;
 
   /** Load the persisted state and build the engine; `begin()` then publishes and starts the timers. */
@@ -89,15 +90,22 @@ export class TargetEngine {
     assertTimeZone(deps.config.time_zone ?? "UTC");
     const store = new TargetStore(deps.config.state_dir, deps.config.tid);
     const file = store.load();
-    const clock = new TargetClock(file.time_floor_ms, deps.now ?? Date.now);
+    let engine: TargetEngine | undefined;
+    const clock = new TargetClock({
+      markMs: file.time_floor_ms,
+      ...(deps.now ? { wall: deps.now } : {}),
+      ...(deps.monotonic ? { monotonic: deps.monotonic } : {}),
+      onTrust: (trusted) => engine?.clockTrust(trusted),
+    });
     const memory = new TargetMemory(file);
     const logger = deps.logger.child({ component: "target", tid: deps.config.tid });
-    return new TargetEngine(deps, logger, {
+    engine = new TargetEngine(deps, logger, {
       memory,
       clock,
       persister: new StatePersister({ store, memory, clock, logger }),
       issuers: issuerKeyMap(deps.config.issuer_keys),
     });
+    return engine;
   }
 
   private constructor(
@@ -113,6 +121,12 @@ export class TargetEngine {
       timeoutMs: config.timeout_periods * config.period_ms,
       now: () => clock.now(),
       onTimer: (term, reason) => this.sessionTimer(term, reason),
+    });
+    this.timers = new EngineTimers({
+      now: () => clock.now(),
+      sessions: () => this.sessions.all(),
+      review: () => this.review(),
+      persistMark: () => parts.persister.soon(),
     });
     this.unlocks = new UnlockHolds((cmdId, term) => this.unlockElapsed(cmdId, term));
     this.actuator = new Actuator({ argv: config.actuator, tid: config.tid, logger: this.log });
@@ -143,6 +157,14 @@ export class TargetEngine {
     this.setState("unavailable", "started", undefined, true);
     this.deps.out.challenge(this.challenge());
     this.tick = setInterval(() => this.onTick(), this.deps.config.period_ms);
+    // Started on a wall clock behind the persisted mark: say so at once, not at the first frame.
+    if (!this.parts.clock.trusted()) this.clockTrust(false);
+  }
+
+  /** The clock lost or regained trust: one alarm each way. */
+  clockTrust(trusted: boolean): void {
+    this.log.warn({ trusted }, trusted ? "wall clock trusted again" : "wall clock behind the target's time");
+    this.event(trusted ? "clock_trusted" : "clock_alarm", trusted ? undefined : "clock_untrusted");
   }
 
   /** Publish `unavailable/stopping`, stop the timers and write what is pending. */
@@ -150,14 +172,13 @@ export class TargetEngine {
     this.stopping = true;
     clearInterval(this.tick);
     this.tick = undefined;
-    clearTimeout(this.scheduleTimer);
-    this.scheduleTimer = undefined;
+    this.timers.clear();
     this.refusals.flush();
     for (const s of this.sessions.all()) this.endSession(s.term, "stopping");
     for (const hold of this.unlocks.clear()) {
       this.event("session_ended", "stopping", { term: hold.term }, { cmd_id: hold.cmdId });
     }
-    this.followed.clear();
+    this.terminalLinks.clear();
     this.setState("unavailable", "stopping");
     this.parts.persister.flush();
   }
@@ -201,6 +222,8 @@ export class TargetEngine {
     });
     if (!decision.ok) {
       const { reason, check, slot } = decision;
+      // Unknown is not online: follow the terminal, so its retained status lets the next frame pass.
+      if (reason === "terminal_status_unknown") this.follow(from);
       this.count(reason);
       this.log.debug({ reason, check, slot, term: from }, "frame refused");
       this.refusals.refused(from, reason, slot);
@@ -223,7 +246,7 @@ export class TargetEngine {
 
   /** `keyserver/status`: an `offline` ends every relay session; stored keys keep working. */
   handleKeyserverStatus(raw: Buffer): void {
-    if (this.takeStatus(this.keyserverLink, KEYSERVER, raw) === "offline") {
+    if (this.takeStatus(KEYSERVER, raw, (s) => this.keyserverLink.accept(KEYSERVER, s)) === "offline") {
       this.log.info("key server offline");
       this.review();
     }
@@ -231,15 +254,19 @@ export class TargetEngine {
 
   /** `terminals/{term}/status` of a followed terminal: an `offline` ends its session, whatever the mode. */
   handleTerminalStatus(term: string, raw: Buffer): void {
-    if (!this.followed.has(term)) return; // unfollowed while the message travelled
-    if (this.takeStatus(this.terminalLinks, term, raw) === "offline") this.review();
+    if (!this.terminalLinks.isFollowed(term)) return; // unfollowed while the message travelled
+    if (this.takeStatus(term, raw, (s) => this.terminalLinks.accept(term, s)) === "offline") this.review();
   }
 
   /** A valid status not older (by epoch) than the latest from its source: its state, else nothing. */
-  private takeStatus(links: LinkStates, source: string, raw: Buffer): LinkStatus["state"] | undefined {
+  private takeStatus(
+    source: string,
+    raw: Buffer,
+    accept: (status: LinkStatus) => boolean,
+  ): LinkStatus["state"] | undefined {
     const status = parseLinkStatus(raw);
     if (!status) return undefined;
-    if (!links.accept(source, status)) {
+    if (!accept(status)) {
       this.counters.status_ignored++;
       this.log.debug({ source, epoch: status.epoch }, "older status ignored");
       return undefined;
@@ -314,7 +341,7 @@ export class TargetEngine {
       };
       this.sessions.open(session);
       this.follow(f.term);
-      if (session.schedule) this.armSchedule();
+      this.timers.opened(session);
       this.log.info({ slot: f.slot, term: f.term, gen: f.gen, mode: f.mode }, "session opened");
       this.event("auth_established", undefined, session, { gen: f.gen, uses_left: f.usesLeft });
       this.setState("available", "frame_accepted", holderOf(session));
@@ -325,36 +352,16 @@ export class TargetEngine {
     if (floorRaised) this.review();
   }
 
+  /** Follow a terminal's status (kept after its session ends; the longest unheard one makes room). */
   private follow(term: string): void {
-    if (this.followed.has(term)) return;
-    this.followed.add(term);
-    this.deps.out.follow?.(term);
-  }
-
-  private unfollow(term: string): void {
-    if (!this.followed.delete(term)) return;
-    // Unsubscribed: the retained status comes again with the next subscription, epoch and all.
-    this.terminalLinks.forget(term);
-    this.deps.out.unfollow?.(term);
+    const { added, dropped } = this.terminalLinks.follow(term, (t) => this.sessions.get(t) !== undefined);
+    if (added) this.deps.out.follow?.(term);
+    for (const old of dropped) this.deps.out.unfollow?.(old);
   }
 
   /** Sessions and unlocks holding the target open. */
   private openCount(): number {
     return this.sessions.size + this.unlocks.size;
-  }
-
-  /**
-   * While a scheduled session is open, look again at every whole minute: windows have minute
-   * resolution, so the session ends at the instant its window closes.
-   */
-  private armSchedule(): void {
-    if (this.scheduleTimer) return;
-    const now = this.parts.clock.now();
-    this.scheduleTimer = setTimeout(() => {
-      this.scheduleTimer = undefined;
-      this.review();
-      if (this.sessions.all().some((s) => s.schedule)) this.armSchedule();
-    }, nextMinuteBoundary(now) - now);
   }
 
   /** End every open session the standing rule (`standing.ts`) no longer allows. */
@@ -377,8 +384,9 @@ export class TargetEngine {
     if (!session) return;
     this.log.info({ slot: session.slot, term, reason }, "session ended");
     this.event("session_ended", reason, session);
+    // Every session change carries the clock's mark to disk: an expiry seen must survive a crash.
+    this.parts.persister.soon();
     if (this.stopping) return; // close() publishes the one final state
-    this.unfollow(term);
     if (this.openCount() === 0) this.setState("unavailable", reason);
   }
 

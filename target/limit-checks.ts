@@ -47,10 +47,11 @@ function opens(view: DecisionView, k: Keyed): boolean {
 }
 
 export const CLOCK: LimitCheck = {
-  // Matter's door lock does the same: without trusted time, no time-limited key works.
+  // Matter's door lock does the same: without trusted time, no time-limited key opens. A session
+  // already open goes on: it was opened on trusted time, and monotonic time ends it at its expiry.
   name: "clock",
-  run: ({ cred, entry }, { view }) =>
-    !view.clockTrusted && timeLimited(cred, entry) ? "clock_untrusted" : undefined,
+  run: (k, { view }) =>
+    !view.clockTrusted && timeLimited(k.cred, k.entry) && opens(view, k) ? "clock_untrusted" : undefined,
 };
 
 export const NOT_BEFORE: LimitCheck = {

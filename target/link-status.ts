@@ -1,39 +1,65 @@
-import { LinkStatus } from "../schemas/messages.js";
-import { parseJson, validator } from "../schemas/validate.js";
+import { newerStatus } from "../common/link-status.js";
+import type { LinkStatus } from "../schemas/messages.js";
 
-const linkStatusValidator = validator(LinkStatus, "link status");
+export { LinkStates, parseLinkStatus } from "../common/link-status.js";
 
-/** A status payload from the wire, validated; undefined for anything else (including an empty retain clear). */
-export function parseLinkStatus(raw: Buffer): LinkStatus | undefined {
-  if (raw.length === 0 || raw.length > 1024) return undefined;
-  const value = parseJson(raw.toString("utf8"));
-  return linkStatusValidator.is(value) ? value : undefined;
-}
+/** How many terminals' statuses a target follows at most (sessions aside). */
+export const FOLLOWED_TERMINALS = 4096;
 
 /**
- * The latest link state per source (`keyserver`, or a terminal id), with the epoch rule:
- * MQTT orders messages only within a topic and a broker may deliver an old connection's will after the
- * new `online`, so a status whose epoch is below the latest seen from that source is ignored. An equal
- * epoch is the same connection: its own will (`offline`) after its `online` must count.
+ * The terminals whose `terminals/{term}/status` the target follows, with the latest status of each. A
+ * terminal is followed from its first session or relay frame and stays followed after its session ends,
+ * so an `offline` heard once is not forgotten and a relay frame held back past a cut stays refused.
+ * Bounded: past the capacity the terminal heard from longest ago without an open session is unfollowed.
  */
-export class LinkStates {
-  private readonly latest = new Map<string, LinkStatus>();
+export class TerminalLinks {
+  /** term -> latest status (undefined until the retained one arrives), oldest first. */
+  private readonly followed = new Map<string, LinkStatus | undefined>();
 
-  /** Record a status; returns false when it is stale (older epoch) and was ignored. */
-  accept(source: string, status: LinkStatus): boolean {
-    const seen = this.latest.get(source);
-    if (seen && status.epoch < seen.epoch) return false;
-    this.latest.set(source, status);
+  constructor(private readonly capacity = FOLLOWED_TERMINALS) {}
+
+  isFollowed(term: string): boolean {
+    return this.followed.has(term);
+  }
+
+  /**
+   * Follow `term` (or mark it recent). Returns whether it is new (subscribe) and the terminals dropped to
+   * make room (unsubscribe); `keep` names those that may not be dropped (an open session).
+   */
+  follow(term: string, keep: (term: string) => boolean): { added: boolean; dropped: string[] } {
+    const added = !this.followed.has(term);
+    const status = this.followed.get(term);
+    this.followed.delete(term);
+    this.followed.set(term, status);
+    const dropped: string[] = [];
+    if (this.followed.size > this.capacity) {
+      for (const old of this.followed.keys()) {
+        if (old === term || keep(old)) continue;
+        this.followed.delete(old);
+        dropped.push(old);
+        break;
+      }
+    }
+    return { added, dropped };
+  }
+
+  /** Record a followed terminal's status; false when it is stale (older epoch) or not followed. */
+  accept(term: string, status: LinkStatus): boolean {
+    if (!this.followed.has(term) || !newerStatus(this.followed.get(term), status)) return false;
+    this.followed.set(term, status);
     return true;
   }
 
-  /** Only a status actually seen counts: an unknown source is not offline. */
-  offline(source: string): boolean {
-    return this.latest.get(source)?.state === "offline";
+  get(term: string): LinkStatus | undefined {
+    return this.followed.get(term);
   }
 
-  /** Stop tracking a source (its topic was unsubscribed: the retained status comes again on resubscribe). */
-  forget(source: string): void {
-    this.latest.delete(source);
+  /** Only a status actually seen counts: an unknown terminal is not offline. */
+  offline(term: string): boolean {
+    return this.followed.get(term)?.state === "offline";
+  }
+
+  clear(): void {
+    this.followed.clear();
   }
 }

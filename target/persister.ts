@@ -25,7 +25,7 @@ export class StatePersister {
   commit(change: StateChange = {}): boolean {
     const { store, memory, clock, logger } = this.deps;
     try {
-      store.save(memory.snapshot(clock.floorMs(), change));
+      store.save(memory.snapshot(clock.markMs(), change));
     } catch (err) {
       this.failures++;
       logger.error({ err, path: store.path }, "cannot persist target state");

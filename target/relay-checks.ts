@@ -13,6 +13,7 @@ import {
   schemaStage,
   slotKnown,
 } from "./stages.js";
+import { relayEpochBar } from "./standing.js";
 
 /**
  * `sparekey-relay+jws`: signed by the issuer for one nonce while the terminal's line is up, no
@@ -25,6 +26,12 @@ type Ctx = DecisionContext;
 type Relayed = Keyed<RelayPayload>;
 
 const relayValidator = validator(RelayPayload, "relay frame");
+
+/** The frame's line epoch is the terminal's latest `online` one: a frame held back past a cut opens nothing. */
+const RELAY_EPOCH: NamedCheck<Relayed, Ctx> = {
+  name: "relay_epoch",
+  run: ({ subject, payload }, { view }) => relayEpochBar(view, subject.term, payload.epoch),
+};
 
 const ISSUER_KNOWN: NamedCheck<Relayed, Ctx> = {
   name: "issuer_known",
@@ -53,5 +60,15 @@ export const RELAY_CHECKS = Checks.over<Envelope, Ctx>()
   .stage(slotKnown<RelayPayload>())
   .check(SLOT_STATUS)
   .map((s): Relayed => ({ ...s, gen: s.payload.gen, mode: "relay" }))
-  .check(GENERATION, CLOCK, NOT_BEFORE, EXPIRY, USES, LINE_STATUS, ISSUER_KNOWN, ISSUER_SIGNATURE)
+  .check(
+    GENERATION,
+    CLOCK,
+    NOT_BEFORE,
+    EXPIRY,
+    USES,
+    LINE_STATUS,
+    RELAY_EPOCH,
+    ISSUER_KNOWN,
+    ISSUER_SIGNATURE,
+  )
   .map((k, { view }) => acceptedFrame(k, view));

@@ -1,4 +1,5 @@
 import { inSchedule } from "../common/schedule.js";
+import type { LinkStatus } from "../schemas/messages.js";
 import type { StateReason } from "../schemas/reasons.js";
 import type { KeyMode, RegistryEntry, RevocationEntry, WeeklyWindow } from "../schemas/tokens.js";
 import type { StateLookups } from "./memory.js";
@@ -15,6 +16,8 @@ export interface StandingView extends StateLookups {
   readonly timeZone: string;
   readonly keyserverOffline: boolean;
   terminalOffline(term: string): boolean;
+  /** The latest status the target holds for a terminal it follows; undefined when it holds none. */
+  terminalStatus(term: string): LinkStatus | undefined;
 }
 
 /** Why the registry or the fleet list stops a slot as a whole. */
@@ -53,6 +56,21 @@ export function lineDown(
 ): "keyserver_offline" | "terminal_offline" | undefined {
   if (mode === "relay" && view.keyserverOffline) return "keyserver_offline";
   return view.terminalOffline(term) ? "terminal_offline" : undefined;
+}
+
+/**
+ * A relay frame names the terminal's line epoch when it was signed: it counts only while the latest
+ * status held for the terminal is `online` with that epoch. Unknown is not online.
+ */
+export function relayEpochBar(
+  view: StandingView,
+  term: string,
+  epoch: number,
+): "terminal_status_unknown" | "terminal_offline" | "stale_epoch" | undefined {
+  const status = view.terminalStatus(term);
+  if (!status) return "terminal_status_unknown";
+  if (status.state === "offline") return "terminal_offline";
+  return status.epoch === epoch ? undefined : "stale_epoch";
 }
 
 /** The facts of an open session the rule judges. */

@@ -5,6 +5,7 @@ import type { Issuer } from "../issuer.js";
 import type { FailureLimiter } from "../rate-limit.js";
 import type { RelayLedger } from "../relay-ledger.js";
 import type { AccountStore, AuditLog, IssuanceStore } from "../store/store.js";
+import type { TerminalStatusView } from "../terminal-statuses.js";
 import type { UnlockChannel } from "../unlock-channel.js";
 
 export interface OpContext {
@@ -17,6 +18,8 @@ export interface OpContext {
   /** The nonces targets really published (relay, unlock). */
   readonly challenges: ChallengeView;
   readonly relayLedger: RelayLedger;
+  /** The terminals' latest line statuses: a relay frame carries the caller's current epoch. */
+  readonly terminalStatuses: TerminalStatusView;
   /** Sends an unlock command on the target's line and waits for its outcome. */
   readonly unlocks: UnlockChannel;
   /** The shortest wait for a target's unlock outcome (the wait is max(this, 3 periods)). */

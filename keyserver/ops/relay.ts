@@ -35,6 +35,10 @@ export const relay = defineOp({
       );
       if (!ctx.challenges.isLive(request.tid, request.nonce))
         throw new SparekeyError("unknown_nonce", `nonce is not a challenge target ${request.tid} published`);
+      // The frame names the caller's line epoch: once that line is cut, the frame opens nothing.
+      const epoch = ctx.terminalStatuses.onlineEpoch(caller);
+      if (epoch === undefined)
+        throw new SparekeyError("terminal_not_online", "no online status of this terminal is known");
       if (!ctx.relayLedger.claimNonce(caller, request.tid, request.nonce))
         throw new SparekeyError("nonce_used", "a relay frame for this challenge was signed already");
       const slot = chosen.slot;
@@ -47,6 +51,7 @@ export const relay = defineOp({
         slot: slot.slot,
         gen,
         term: caller,
+        epoch,
         nonce: request.nonce,
         seq,
         iat: Math.floor(nowMs / 1000),

@@ -59,6 +59,7 @@ function realisticView(): DecisionView {
     timeZone: "Europe/Berlin",
     keyserverOffline: false,
     lockedOut: () => false,
+    terminalStatus: () => ({ v: 1, state: "online", epoch: 1 }),
     terminalOffline: () => false,
     session: () => undefined,
     entry: (slot) => memory.entry(slot),

@@ -131,6 +131,7 @@ export function mintRelay(
         slot: "slot-1",
         gen: 1,
         term: "term-1",
+        epoch: 1,
         nonce: payload.nonce,
         seq: 1,
         iat: nowSeconds(),

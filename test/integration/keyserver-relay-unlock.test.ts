@@ -41,9 +41,21 @@ async function startSystem(options: { passwordRateLimit?: RateLimitOptions } = {
   const nextYear = Math.floor(Date.now() / 1000) + 365 * 86_400;
   await store.addGrant({ user: "erin", slot: "s1", mode: "relay", nbf: nextYear }, "admin");
   const { ks, connect } = await runKeyServerOn(state, { unlockMinWaitMs: 300, ...options });
-  const phone = async (user: string) => {
-    const c = await connect(`p-${user}`, user, `${user}-password`);
-    await c.subscribeAsync(topics.rpcReply(`p-${user}`), { qos: 1 });
+  /** A phone's line epoch, as its retained status says (a terminal uses Date.now at connect). */
+  const EPOCH = 1_700_000_000_000;
+  /** A phone connected; unless told otherwise, its `online` status is out and the key server saw it. */
+  const phone = async (user: string, options: { online?: boolean } = {}) => {
+    const term = `p-${user}`;
+    const c = await connect(term, user, `${user}-password`);
+    await c.subscribeAsync(topics.rpcReply(term), { qos: 1 });
+    if (options.online !== false) {
+      const status = JSON.stringify({ v: 1, state: "online", epoch: EPOCH });
+      await c.publishAsync(topics.terminalStatus(term), status, { qos: 1, retain: true });
+      await waitFor(
+        () => ks.terminalStatusView?.onlineEpoch(term) === EPOCH,
+        "the key server saw the status",
+      );
+    }
     return c;
   };
   /** Plays door-1: publishes challenges and answers unlock commands as told. */
@@ -62,7 +74,7 @@ async function startSystem(options: { passwordRateLimit?: RateLimitOptions } = {
       });
     return { client: c, publish, event };
   };
-  return { dataDir, state, ks, phone, target };
+  return { dataDir, state, ks, phone, target, EPOCH };
 }
 
 async function rpc(
@@ -98,6 +110,7 @@ describe("key server relay op", () => {
       slot: "s1",
       gen: 1,
       term: "p-alice",
+      epoch: sys.EPOCH,
       nonce,
       seq: result.seq,
       iat: frame.payload.iat,
@@ -148,6 +161,35 @@ describe("key server relay op", () => {
     );
     const rows = (await sys.state.store.listAudit(100)).filter((r) => r.op === "relay");
     expect(rows.map((r) => r.outcome)).toEqual(["unknown_nonce", "unknown_nonce"]);
+  });
+
+  it("signs no relay frame while it knows no online status of the caller, and signs with its current epoch", async () => {
+    const sys = await startSystem();
+    const door = await sys.target();
+    const alice = await sys.phone("alice", { online: false });
+    refusal(
+      await rpc(alice, "p-alice", "relay", { tid: "door-1", nonce: await door.publish() }),
+      "terminal_not_online",
+      "no online status of this terminal is known",
+    );
+    const status = (state: string, epoch: number) => JSON.stringify({ v: 1, state, epoch });
+    const term = topics.terminalStatus("p-alice");
+    await alice.publishAsync(term, status("online", 7), { qos: 1, retain: true });
+    await waitFor(() => sys.ks.terminalStatusView?.onlineEpoch("p-alice") === 7, "the online status");
+    const reply = await rpc(alice, "p-alice", "relay", { tid: "door-1", nonce: await door.publish() });
+    const { frame } = reply.result as { frame: string };
+    expect(verifyToken(frame, TokenType.relay, sys.state.issuer.keyForKid).payload.epoch).toBe(7);
+    // The line was cut (its will): nothing is signed, not even for the old epoch.
+    await alice.publishAsync(term, status("offline", 7), { qos: 1, retain: true });
+    await waitFor(
+      () => sys.ks.terminalStatusView?.onlineEpoch("p-alice") === undefined,
+      "the offline status",
+    );
+    refusal(
+      await rpc(alice, "p-alice", "relay", { tid: "door-1", nonce: await door.publish() }),
+      "terminal_not_online",
+      "no online status of this terminal is known",
+    );
   });
 
   it("refuses a revoked grant with grant_revoked", async () => {

@@ -124,17 +124,33 @@ function closing(handle: UseHandle): UseHandle {
   return { ...handle, close };
 }
 
-/** A phone as a plain MQTT client: it calls the RPCs itself and publishes whatever it likes. */
+/**
+ * A phone as a plain MQTT client: it calls the RPCs itself and publishes whatever it likes. Like a real
+ * terminal it sets an `offline` will and says `online` with its line epoch, which the key server signs into
+ * every relay frame.
+ */
 async function rawPhone(gateway: RunningGateway, phone: Phone) {
+  const epoch = Date.now();
+  const status = (state: "online" | "offline") =>
+    topics.message("terminalStatus", { term: phone.serial }, { v: 1, state, epoch });
   const client: MqttClient = await connectMqtt({
     url: gateway.url,
     clientId: phone.serial,
     username: phone.user,
     password: phone.password,
     reconnectPeriod: 0,
+    will: status("offline"),
   });
   onTestFinished(() => client.endAsync());
   await client.subscribeAsync(topics.rpcReply(phone.serial), { qos: 1 });
+  const online = status("online");
+  await client.publishAsync(online.topic, online.payload, { qos: online.qos, retain: online.retain });
+  await waitFor(
+    () => gateway.keyserver.terminalStatusView?.onlineEpoch(phone.serial) === epoch,
+    "the key server to see the phone online",
+  );
+  /** Nonces a frame was asked for already: the key server signs one frame per challenge. */
+  const asked = new Set<string>();
 
   async function relay(body: { tid: string; nonce: string; slot?: string }): Promise<RpcReply> {
     const id = randomBytes(8).toString("hex");
@@ -157,8 +173,9 @@ async function rawPhone(gateway: RunningGateway, phone: Phone) {
     let nonce = "";
     await waitFor(() => {
       nonce = target.currentChallenge().nonce;
-      return gateway.keyserver.challengeView?.current(tid)?.nonce === nonce;
-    }, "the key server to follow the target's challenge");
+      return !asked.has(nonce) && gateway.keyserver.challengeView?.current(tid)?.nonce === nonce;
+    }, "the key server to follow a fresh challenge of the target");
+    asked.add(nonce);
     const reply = await relay({ tid, nonce, ...(slot !== undefined ? { slot } : {}) });
     if (!reply.ok) throw new Error(`relay refused: ${JSON.stringify(reply.error)}`);
     const result = relayResults.parse(reply.result);
@@ -167,7 +184,19 @@ async function rawPhone(gateway: RunningGateway, phone: Phone) {
 
   const publishFrame = (tid: string, frame: string) =>
     client.publishAsync(topics.frames(tid, phone.serial), frame, { qos: 0 });
-  return { client, relay, frame, publishFrame };
+  /**
+   * A target holds no status of a terminal until it first sees a relay frame of it: that frame is refused
+   * (`terminal_status_unknown`) and the target follows the phone's retained status from then on.
+   */
+  async function introduce(target: Target, watch: TargetObserver): Promise<void> {
+    const taken = target.stats().status_accepted;
+    const at = watch.mark();
+    await publishFrame(target.currentChallenge().tid, (await frame(target)).frame);
+    await watch.event(at, (e) => e.reason === "terminal_status_unknown", "the first relay frame's refusal");
+    await waitFor(() => target.stats().status_accepted > taken, "the target to take the phone's status");
+  }
+
+  return { client, relay, frame, publishFrame, introduce, epoch };
 }
 
 /** A key-server-role client following `keyserver/status`: proof the status really went out. */
@@ -333,6 +362,7 @@ describe("relay key over the real gateway", () => {
     const target = await startTarget(config(FRONT), watch);
     const status = await keyserverStatusWatch(gateway);
     const phone = await rawPhone(gateway, BOB);
+    await phone.introduce(target, watch);
 
     // One genuine frame opens the lock: the frames the key server signs are good ones.
     let at = watch.mark();
@@ -394,6 +424,7 @@ describe("relay key over the real gateway", () => {
     const frontTarget = await startTarget(config(FRONT), front);
     const backTarget = await startTarget(config(BACK), back);
     const phone = await rawPhone(gateway, BOB);
+    await phone.introduce(frontTarget, front);
 
     const forFront = await phone.frame(frontTarget);
     const atBack = back.mark();

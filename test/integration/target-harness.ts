@@ -20,7 +20,7 @@ import {
   registryEntry,
   type TestHolder,
 } from "../helpers/issuer.js";
-import { tempDir } from "../helpers/wait.js";
+import { tempDir, waitFor } from "../helpers/wait.js";
 
 export const TID = "lock-1";
 const SECRET = "target-secret-0123456789abcdef-0123";
@@ -104,6 +104,13 @@ export async function targetHarness(
     await ks.endAsync();
   });
 
+  const inBroker = (topic: string, payload: string, qos: 0 | 1) =>
+    new Promise<void>((resolve, reject) =>
+      broker.aedes.publish(
+        { cmd: "publish", topic, payload: Buffer.from(payload), qos, retain: true, dup: false },
+        (err) => (err ? reject(err) : resolve()),
+      ),
+    );
   const h = {
     issuer,
     holder,
@@ -186,19 +193,24 @@ export async function targetHarness(
     },
     /** The broker's ACL refuses a client's retained frame; publish one from inside the broker. */
     async retainFrame(frame: string): Promise<void> {
-      await new Promise<void>((resolve, reject) =>
-        broker.aedes.publish(
-          {
-            cmd: "publish",
-            topic: topics.frames(TID, "term-1"),
-            payload: Buffer.from(frame),
-            qos: 0,
-            retain: true,
-            dup: false,
-          },
-          (err) => (err ? reject(err) : resolve()),
-        ),
+      await inBroker(topics.frames(TID, "term-1"), frame, 0);
+    },
+    /**
+     * Make the target hold `term` online at `epoch`, the way it learns it: the terminal's retained status
+     * (published from inside the broker, for any term), then a first relay frame, which the target
+     * refuses `terminal_status_unknown` and starts following the terminal on.
+     */
+    async relayReady(term: string, epoch: number): Promise<void> {
+      await inBroker(topics.terminalStatus(term), JSON.stringify({ v: 1, state: "online", epoch }), 1);
+      const accepted = h.target.stats().status_accepted;
+      const from = events.length;
+      await h.send(h.relay({ term, epoch }));
+      await h.event(
+        from,
+        (e) => e.reason === "terminal_status_unknown" && e.term === term,
+        "a first refusal",
       );
+      await waitFor(() => h.target.stats().status_accepted > accepted, `${term}'s retained status`);
     },
     /** Wait for an event after position `from` in the log that matches `accept`. */
     event(from: number, accept: (e: TargetEvent) => boolean, what: string): Promise<TargetEvent> {

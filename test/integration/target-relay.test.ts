@@ -1,4 +1,5 @@
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, onTestFinished } from "vitest";
+import { connectMqtt, type MqttClient } from "../../common/mqtt.js";
 import { mintRevocations, registryEntry } from "../helpers/issuer.js";
 import { waitFor } from "../helpers/wait.js";
 import { type TargetHarness, TID, targetHarness } from "./target-harness.js";
@@ -17,10 +18,10 @@ async function ready(): Promise<TargetHarness> {
 describe("target relay sessions over MQTT", () => {
   it("opens a relay session and ends it with terminal_offline, ignoring an offline of an older epoch", async () => {
     const h = await ready();
-    await h.status("term-1", "online", 2000);
+    await h.relayReady("term-1", 2000);
     const mark = h.states.length;
     const eventMark = h.events.length;
-    await h.send(h.relay());
+    await h.send(h.relay({ epoch: 2000 }));
     const available = await h.state(mark, (s) => s.state === "available", "the relay session");
     expect(available).toEqual({
       v: 1,
@@ -32,8 +33,6 @@ describe("target relay sessions over MQTT", () => {
       reason: "frame_accepted",
       mode: "relay",
     });
-    // The target follows term-1's status once the session is open: the retained online arrives.
-    await waitFor(() => h.target.stats().status_accepted === 1, "the terminal's retained status");
     await h.status("term-1", "offline", 1000);
     await waitFor(() => h.target.stats().status_ignored === 1, "the old epoch's offline to be ignored");
     expect(h.target.openSessions().map((s) => s.term)).toEqual(["term-1"]);
@@ -62,6 +61,7 @@ describe("target relay sessions over MQTT", () => {
   it("ends relay sessions when the key server goes offline, while a stored session survives", async () => {
     const h = await ready();
     await h.status("keyserver", "online", 7);
+    await h.relayReady("term-r", 1);
     const mark = h.states.length;
     const eventMark = h.events.length;
     await h.send(h.frame());
@@ -134,6 +134,84 @@ describe("target relay sessions over MQTT", () => {
       slot: "slot-2",
       term: "term-1",
     });
+  });
+});
+
+/** term-2 on its own connection, with the retained `offline` will of `epoch` a terminal sets. */
+async function terminal2(h: TargetHarness, epoch: number, will = true): Promise<MqttClient> {
+  const offline = h.topics.message("terminalStatus", { term: "term-2" }, { v: 1, state: "offline", epoch });
+  const client = await connectMqtt({
+    url: h.broker.url,
+    clientId: "term-2",
+    username: "term-2",
+    password: "term-password",
+    reconnectPeriod: 0,
+    ...(will ? { will: offline } : {}),
+  });
+  onTestFinished(() => client.endAsync(true));
+  return client;
+}
+
+describe("relay hold-back", () => {
+  it("refuses a relay frame captured while the line was up and played after the cut, after the session ended and after a reconnect with a new epoch", async () => {
+    const h = await targetHarness({ periodMs: 60_000 });
+    await h.publishRegistry(1);
+    await h.startTarget();
+    const E1 = 1_700_000_000_000;
+    const phone = await terminal2(h, E1);
+    await phone.publishAsync(
+      h.topics.terminalStatus("term-2"),
+      JSON.stringify({ v: 1, state: "online", epoch: E1 }),
+      {
+        qos: 1,
+        retain: true,
+      },
+    );
+    const send = (client: MqttClient, frame: string) =>
+      client.publishAsync(h.topics.frames(TID, "term-2"), frame, { qos: 0 });
+    const decision = async (client: MqttClient, frame: string) => {
+      const from = h.events.length;
+      await send(client, frame);
+      const e = await h.event(
+        from,
+        (x) => x.type === "auth_refused" || x.type === "auth_established",
+        "a decision",
+      );
+      return e.type === "auth_refused" ? e.reason : "accepted";
+    };
+    // The first relay frame teaches the target to follow term-2; the next one opens.
+    expect(await decision(phone, h.relay({ term: "term-2", epoch: E1 }))).toBe("terminal_status_unknown");
+    await waitFor(() => h.target.stats().status_accepted === 1, "term-2's retained status");
+    expect(await decision(phone, h.relay({ term: "term-2", epoch: E1 }))).toBe("accepted");
+
+    // A frame the key server signed while the line was up, held back.
+    const captured = h.relay({ term: "term-2", epoch: E1 });
+    const from = h.events.length;
+    phone.stream.destroy(); // the line is cut: the broker publishes the will (offline, E1)
+    await h.event(
+      from,
+      (e) => e.type === "session_ended" && e.reason === "terminal_offline",
+      "the session's end",
+    );
+
+    // An accomplice replays it after the session ended: the target still holds the offline.
+    const accomplice = await terminal2(h, E1, false);
+    expect(await decision(accomplice, captured)).toBe("terminal_offline");
+
+    // The phone comes back on a new connection (a new epoch): the held-back frame is of the old one.
+    const E2 = E1 + 1;
+    await accomplice.publishAsync(
+      h.topics.terminalStatus("term-2"),
+      JSON.stringify({ v: 1, state: "online", epoch: E2 }),
+      {
+        qos: 1,
+        retain: true,
+      },
+    );
+    await waitFor(() => h.target.stats().status_accepted === 3, "the new epoch's online status");
+    expect(await decision(accomplice, captured)).toBe("stale_epoch");
+    // What the key server signs for the new line is good.
+    expect(await decision(accomplice, h.relay({ term: "term-2", epoch: E2 }))).toBe("accepted");
   });
 });
 

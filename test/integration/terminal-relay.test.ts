@@ -68,7 +68,7 @@ async function fakeKeyserver(url: string): Promise<FakeKeyserver> {
       seq += 1;
       const frame = signToken(
         TokenType.relay,
-        { v: 1, tid: body.tid, slot: "slot_r", gen: 3, term, nonce: body.nonce, seq, iat: 1 },
+        { v: 1, tid: body.tid, slot: "slot_r", gen: 3, term, epoch: 1, nonce: body.nonce, seq, iat: 1 },
         issuer,
       );
       ks.signed.push(frame);

@@ -131,6 +131,7 @@ const fixtures: Fixture[] = [
       slot: "front-door",
       gen: 2,
       term: "phone-1",
+      epoch: 1_700_000_000_000,
       nonce: NONCE,
       seq: 9,
       iat: SECS,
@@ -331,6 +332,8 @@ describe("schema details", () => {
     expect(validator(RelayPayload).is({ ...valid, iat: 253_402_300_800 })).toBe(false);
     expect(validator(RelayPayload).is({ ...valid, iat: 1.5 })).toBe(false);
     expect(validator(RelayPayload).is({ ...valid, seq: -1 })).toBe(false);
+    const { epoch: _epoch, ...withoutEpoch } = valid;
+    expect(validator(RelayPayload).is(withoutEpoch)).toBe(false);
   });
 
   it("accepts every refusal and state reason in an event and no other", () => {

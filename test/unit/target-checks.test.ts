@@ -51,6 +51,8 @@ interface Setup {
   /** The frames topic's {term} (the sender); `term-1` unless said. */
   from?: string;
   lockedOut?: string[];
+  /** Terminals whose status the target holds none of (every other one is online at epoch 1). */
+  unknownTerminals?: string[];
 }
 
 function view(setup: Setup = {}): DecisionView {
@@ -70,6 +72,10 @@ function view(setup: Setup = {}): DecisionView {
     timeZone: setup.timeZone ?? "UTC",
     keyserverOffline: setup.keyserverOffline ?? false,
     terminalOffline: (term) => setup.offlineTerminals?.includes(term) ?? false,
+    terminalStatus: (term) =>
+      setup.unknownTerminals?.includes(term)
+        ? undefined
+        : { v: 1, state: setup.offlineTerminals?.includes(term) ? "offline" : "online", epoch: 1 },
     session: (term) => (Object.hasOwn(sessions, term) ? sessions[term] : undefined),
     entry: (slot) => memory.entry(slot),
     revocation: (slot) => memory.revocation(slot),
@@ -470,6 +476,7 @@ describe("the target's decision", () => {
       ...limits,
       "uses",
       "line_status",
+      "relay_epoch",
       "issuer_known",
       "issuer_signature",
     ]);

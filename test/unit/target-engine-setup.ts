@@ -139,6 +139,18 @@ export function engineSetup(options: EngineSetupOptions = {}) {
     status(state: "online" | "offline", epoch: number): Buffer {
       return Buffer.from(JSON.stringify({ v: 1, state, epoch }));
     },
+    /**
+     * Make the target hold `term` online at `epoch` the way it learns it: a first relay frame, refused
+     * `terminal_status_unknown`, makes it follow the terminal; then the retained status arrives.
+     */
+    online(engine: TargetEngine, term = "term-1", epoch = 1): void {
+      const first = Buffer.from(
+        mintRelay(issuer, { tid: TID, nonce: engine.challenge().nonce, term, epoch }),
+      );
+      const d = engine.handleFrame(first, false, term);
+      if (d.ok || d.reason !== "terminal_status_unknown") throw new Error(`${term} was known already`);
+      engine.handleTerminalStatus(term, Buffer.from(JSON.stringify({ v: 1, state: "online", epoch })));
+    },
   };
 }
 

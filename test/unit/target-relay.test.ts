@@ -11,9 +11,10 @@ describe("relay frames and line status", () => {
     vi.useRealTimers();
   });
 
-  it("opens a relay session on an issuer-signed relay frame and follows the terminal's status", () => {
+  it("opens a relay session on an issuer-signed relay frame once it holds the terminal's online status", () => {
     const s = engineSetup();
     const engine = s.open();
+    s.online(engine);
     const decision = engine.handleFrame(s.relay(engine, { seq: 7 }), false, "term-1");
     expect(decision).toEqual({
       ok: true,
@@ -47,6 +48,7 @@ describe("relay frames and line status", () => {
     const s = engineSetup({ slots: [registryEntry("slot-1"), registryEntry("slot-2", { min_gen: 3 })] });
     const engine = s.open();
     const stranger = makeIssuer();
+    s.online(engine);
     const nonce = engine.challenge().nonce;
     const cases: [string, Buffer][] = [
       ["wrong_target", s.relay(engine, { tid: "lock-2" })],
@@ -118,6 +120,7 @@ describe("relay frames and line status", () => {
   it("counts registry max_uses for relay sessions", () => {
     const s = engineSetup({ timeoutPeriods: 1, slots: [registryEntry("slot-1", { max_uses: 1 })] });
     const engine = s.open();
+    s.online(engine);
     expect(engine.handleFrame(s.relay(engine), false, "term-1")).toMatchObject({
       ok: true,
       frame: { usesLeft: 0 },
@@ -134,6 +137,7 @@ describe("relay frames and line status", () => {
     const s = engineSetup();
     const engine = s.open();
     engine.handleKeyserverStatus(s.status("online", 4));
+    s.online(engine, "term-r");
     expect(engine.handleFrame(s.relay(engine, { term: "term-r" }), false, "term-r").ok).toBe(true);
     expect(engine.handleFrame(s.frame(engine, { term: "term-s" }), false, "term-s").ok).toBe(true);
     const mark = s.rec.events.length;
@@ -182,8 +186,12 @@ describe("relay frames and line status", () => {
       since: START_MS,
       reason: "terminal_offline",
     });
-    // Its last session ended: the target stops following its status.
-    expect(s.rec.follows).toEqual(["+term-1", "-term-1"]);
+    // Its session ended: the target keeps following its status, so the offline is not forgotten.
+    expect(s.rec.follows).toEqual(["+term-1"]);
+    expect(engine.handleFrame(s.relay(engine, { epoch: 2000 }), false, "term-1")).toMatchObject({
+      ok: false,
+      reason: "terminal_offline",
+    });
     expect(engine.stats().status_ignored).toBe(1);
     engine.close();
   });
@@ -191,8 +199,44 @@ describe("relay frames and line status", () => {
   it("ignores a status for a terminal it does not follow", () => {
     const s = engineSetup();
     const engine = s.open();
-    engine.handleTerminalStatus("term-1", s.status("offline", 1));
+    engine.handleTerminalStatus("term-1", s.status("online", 1));
+    expect(engine.handleFrame(s.relay(engine), false, "term-1")).toMatchObject({
+      ok: false,
+      reason: "terminal_status_unknown",
+    });
+    engine.close();
+  });
+
+  it("refuses a relay frame from a terminal whose status it does not hold, and follows that terminal", () => {
+    const s = engineSetup();
+    const engine = s.open();
+    expect(engine.handleFrame(s.relay(engine), false, "term-1")).toMatchObject({
+      ok: false,
+      reason: "terminal_status_unknown",
+      check: "relay_epoch",
+    });
+    expect(s.rec.follows).toEqual(["+term-1"]);
+    engine.handleTerminalStatus("term-1", s.status("online", 1));
     expect(engine.handleFrame(s.relay(engine), false, "term-1").ok).toBe(true);
+    engine.close();
+  });
+
+  it("refuses a relay frame held back past a cut: the line's new epoch is not the frame's", () => {
+    const s = engineSetup();
+    const engine = s.open();
+    s.online(engine, "term-1", 10);
+    const held = s.relay(engine, { epoch: 10 });
+    engine.handleTerminalStatus("term-1", s.status("offline", 10));
+    expect(engine.handleFrame(held, false, "term-1")).toMatchObject({
+      ok: false,
+      reason: "terminal_offline",
+    });
+    engine.handleTerminalStatus("term-1", s.status("online", 11));
+    expect(engine.handleFrame(held, false, "term-1")).toMatchObject({ ok: false, reason: "stale_epoch" });
+    // An older epoch's status (a late will) changes nothing; frames of the current epoch pass.
+    engine.handleTerminalStatus("term-1", s.status("online", 10));
+    expect(engine.handleFrame(held, false, "term-1")).toMatchObject({ ok: false, reason: "stale_epoch" });
+    expect(engine.handleFrame(s.relay(engine, { epoch: 11 }), false, "term-1").ok).toBe(true);
     engine.close();
   });
 });

@@ -24,6 +24,11 @@ function view(setup: Setup = {}): StandingView {
     timeZone: "UTC",
     keyserverOffline: setup.keyserverOffline ?? false,
     terminalOffline: (term) => setup.offline?.includes(term) ?? false,
+    terminalStatus: (term) => ({
+      v: 1,
+      state: setup.offline?.includes(term) ? "offline" : "online",
+      epoch: 1,
+    }),
     entry: (slot) => memory.entry(slot),
     revocation: (slot) => memory.revocation(slot),
     floor: (slot) => memory.floor(slot),

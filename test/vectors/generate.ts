@@ -159,6 +159,7 @@ export function buildVectors(): Vector[] {
     slot: "front-door",
     gen: 2,
     term: "phone-1",
+    epoch: 1_767_225_600_000,
     nonce: NONCE,
     seq: 2,
     iat: T0 + 60,
@@ -327,6 +328,19 @@ export function buildVectors(): Vector[] {
       signRaw(header, { ...storedCredential, gen: 0 }, issuer),
       "token_bad_payload",
     ),
+    {
+      // A relay frame must name the terminal's line epoch: one without it (the older form) is refused.
+      name: "well signed relay frame without the terminal's line epoch",
+      expect: "reject",
+      token: signRaw(
+        { alg: "EdDSA", typ: TokenType.relay, kid: issuer.kid },
+        Object.fromEntries(Object.entries(relay).filter(([k]) => k !== "epoch")),
+        issuer,
+      ),
+      public_key: issuer.publicKeyB64,
+      typ: TokenType.relay,
+      reason: "token_bad_payload",
+    },
   ];
   return [...acceptVectors, ...rejectVectors];
 }
