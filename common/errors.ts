@@ -37,6 +37,9 @@ export const ERROR_CODES = [
   "grant_used",
   "nonce_used",
   "audit_chain_broken",
+  "terminal_disabled",
+  "user_disabled",
+  "in_use",
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
 
