@@ -44,6 +44,26 @@ export function adminCommand<const O extends Options>(
   });
 }
 
+/**
+ * A group whose bare form runs `fallback`: `grant --user U --slot S` stays `grant add`, while
+ * `grant edit …` and `grant end …` reach their subcommands. Only the first word is looked at.
+ */
+export function withDefault(groupNode: CliNode, fallback: CliNode): CliNode {
+  const subcommands = groupNode.commands ?? {};
+  return {
+    summary: groupNode.summary,
+    commands: subcommands,
+    help: () => groupNode.help(),
+    run(argv, io, inherited) {
+      const first = argv[0];
+      const named =
+        first !== undefined &&
+        (Object.hasOwn(subcommands, first) || first === "--help" || first === "-h" || first === "help");
+      return (named || argv.length === 0 ? groupNode : fallback).run(argv, io, inherited);
+    },
+  };
+}
+
 // Display only: the admin functions apply these defaults themselves, once.
 export const brokerUrlOption = {
   type: "string",
