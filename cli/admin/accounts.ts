@@ -80,7 +80,7 @@ const endGrantCommand = (name: string) =>
           ? grantMode({ name: p.name, values: { mode: p.values.mode } })
           : undefined;
       const ended = await revokeGrant(ctx, { slot, user, ...(mode !== undefined ? { mode } : {}) });
-      return `${ended.join(" and ")} grant of user ${user} on slot ${slot} ended`;
+      return `${ended.join(" and ")} grant of user ${user} on slot ${slot} revoked`;
     },
   );
 

@@ -158,7 +158,7 @@ describe("sparekey admin: the lifecycle", () => {
         .code,
     ).toBe(2);
     expect(await s.ok("revoke-grant", "--user", "alice", "--slot", "s1")).toBe(
-      "stored and relay grant of user alice on slot s1 ended\n",
+      "stored and relay grant of user alice on slot s1 revoked\n",
     );
     expect((await s.run("grant", "end", "--user", "alice", "--slot", "s1")).err).toBe(
       "error not_found: user alice holds no active grant on s1\n",
