@@ -281,8 +281,9 @@ function badFrames(
     },
     { ...forger, kid: kit.issuerKid },
   );
-  const framesTopic = topics.frames(job.tid);
   const serial = need(a.serial, "serial");
+  // The broker lets a terminal publish frames only under its own id, so junk arrives under the attacker's.
+  const framesTopic = topics.frames(job.tid, serial);
   let n = 0;
   // Above any seq the victim has used (milliseconds), so the seq check passes and the signature is paid.
   const seqBase = Date.now() * 1000;

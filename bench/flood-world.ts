@@ -315,7 +315,7 @@ class FrameProber {
       // Like the frame loop: keep coming back, so a drop shows as a disconnect, not as the end.
       reconnectPeriod: 1000,
     });
-    const prober = new FrameProber(link, topics.frames(o.tid), signers, o.tap);
+    const prober = new FrameProber(link, topics.frames(o.tid, profile.term), signers, o.tap);
     const challenges = validator(Challenge, "challenge");
     const challengeTopic = topics.challenge(o.tid);
     link.bus.onMessage((topic, payload) => {

@@ -3,7 +3,7 @@ import type { Logger } from "../common/log.js";
 import { isId, type Topics } from "../schemas/topics.js";
 import { authorizePublish, authorizeSubscribe } from "./acl.js";
 import type { BrokerLimits } from "./limits.js";
-import { type Authenticator, LOGIN_LIMITED, type Principal } from "./principal.js";
+import { type Authenticator, LOGIN_DISABLED, LOGIN_LIMITED, type Principal } from "./principal.js";
 import type { BrokerStats } from "./stats.js";
 
 export interface AdapterDeps {
@@ -147,6 +147,12 @@ export function aedesHooks(deps: AdapterDeps): Hooks {
             stats.connect_refused++;
             log.info({ client_id: client.id }, "connect refused: login limited, try later");
             done(authError(3, "server unavailable"), false);
+            return;
+          }
+          if (principal === LOGIN_DISABLED) {
+            stats.connect_refused++;
+            log.info({ client_id: client.id }, "connect refused: disabled by an admin");
+            done(authError(5, "not authorized"), false);
             return;
           }
           if (!principal || principal.id !== client.id) {

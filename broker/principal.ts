@@ -16,6 +16,12 @@ export interface Principal {
 export const LOGIN_LIMITED = "limited";
 
 /**
+ * Resolved when the credentials are right but an admin disabled the client (or its user). The broker
+ * answers CONNACK 5 (not authorized), so the client can tell it from a wrong password.
+ */
+export const LOGIN_DISABLED = "disabled";
+
+/**
  * Checks a CONNECT. Implemented by the key server over its store; the broker knows nothing else of
  * users. Resolves undefined for "bad username or password"; never throws for bad input. `source` is
  * the peer's IP address, when the listener knows it.
@@ -26,5 +32,5 @@ export interface Authenticator {
     username: string | undefined,
     password: Buffer | undefined,
     source?: string,
-  ): Promise<Principal | typeof LOGIN_LIMITED | undefined>;
+  ): Promise<Principal | typeof LOGIN_LIMITED | typeof LOGIN_DISABLED | undefined>;
 }

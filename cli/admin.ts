@@ -1,22 +1,55 @@
 import { type CliNode, cliIo, group, runCli } from "../common/cli.js";
-import { grant, revokeGrantCommand, terminalAdd, userAdd } from "./admin/accounts.js";
-import { ADMIN_GLOBALS } from "./admin/common.js";
-import { audit, list } from "./admin/reports.js";
+import { grantAdd, grantEnd, revokeGrantCommand, terminalAdd, userAdd } from "./admin/accounts.js";
+import { ADMIN_GLOBALS, withDefault } from "./admin/common.js";
+import {
+  grantEdit,
+  targetRotateSecret,
+  terminalDisable,
+  terminalEnable,
+  terminalRemove,
+  userDisable,
+  userEnable,
+  userPasswd,
+  userRemove,
+} from "./admin/lifecycle.js";
+import { list } from "./admin/list.js";
+import { audit } from "./admin/reports.js";
 import { revocations, revoke, slotCreate, targetPair, writeFobCommand } from "./admin/targets.js";
 
-const one = (name: string, summary: string, sub: string, node: CliNode): CliNode =>
-  group({ name: `sparekey admin ${name}`, summary, globals: ADMIN_GLOBALS, commands: { [sub]: node } });
+const sub = (name: string, summary: string, commands: Record<string, CliNode>): CliNode =>
+  group({ name: `sparekey admin ${name}`, summary, globals: ADMIN_GLOBALS, commands });
 
 export const ADMIN_GROUP = group({
   name: "sparekey admin",
   summary: "manage users, terminals, targets, slots and keys in a key server's data dir",
   globals: ADMIN_GLOBALS,
   commands: {
-    user: one("user", "user add: add a user", "add", userAdd),
-    terminal: one("terminal", "terminal add: register a phone for a user", "add", terminalAdd),
-    target: one("target", "target pair: pair a target and write its config file", "pair", targetPair),
-    slot: one("slot", "slot create: create a key slot for one or more targets", "create", slotCreate),
-    grant,
+    user: sub("user", "user add|passwd|disable|enable|remove", {
+      add: userAdd,
+      passwd: userPasswd,
+      disable: userDisable,
+      enable: userEnable,
+      remove: userRemove,
+    }),
+    terminal: sub("terminal", "terminal add|disable|enable|remove: phones (and fobs, by their id)", {
+      add: terminalAdd,
+      disable: terminalDisable,
+      enable: terminalEnable,
+      remove: terminalRemove,
+    }),
+    target: sub("target", "target pair|rotate-secret: pair a target, give it a new connect secret", {
+      pair: targetPair,
+      "rotate-secret": targetRotateSecret,
+    }),
+    slot: sub("slot", "slot create: create a key slot for one or more targets", { create: slotCreate }),
+    grant: withDefault(
+      sub("grant", "grant [add]|edit|end: grant a slot to a user, change its limits, end it", {
+        add: grantAdd,
+        edit: grantEdit,
+        end: grantEnd,
+      }),
+      grantAdd,
+    ),
     "revoke-grant": revokeGrantCommand,
     "write-fob": writeFobCommand,
     revoke,
@@ -25,7 +58,6 @@ export const ADMIN_GROUP = group({
     audit,
   },
 });
-
 export interface AdminIo {
   out(text: string): void;
   err(text: string): void;

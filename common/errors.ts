@@ -40,6 +40,9 @@ export const ERROR_CODES = [
   "data_dir_missing",
   "instance_locked",
   "terminal_not_online",
+  "terminal_disabled",
+  "user_disabled",
+  "in_use",
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
 

@@ -1,4 +1,4 @@
-import { type Authenticator, LOGIN_LIMITED, type Principal } from "../broker/principal.js";
+import { type Authenticator, LOGIN_DISABLED, LOGIN_LIMITED, type Principal } from "../broker/principal.js";
 import type { Logger } from "../common/log.js";
 import { isId } from "../schemas/topics.js";
 import { HashQueue, type HashQueueOptions } from "./login-hash-queue.js";
@@ -17,7 +17,7 @@ export interface KeyServerAuthenticatorDeps {
   verifyPassword?: (password: string, encoded: string) => Promise<boolean>;
 }
 
-type Outcome = Principal | typeof LOGIN_LIMITED | undefined;
+type Outcome = Principal | typeof LOGIN_LIMITED | typeof LOGIN_DISABLED | undefined;
 
 /**
  * CONNECT checks over the store. Limits apply to password logins only: those run scrypt (CPU an
@@ -60,7 +60,8 @@ export class KeyServerAuthenticator implements Authenticator {
       );
     }
     if (creds?.kind === "fob") {
-      const ok = !creds.disabled && username === clientId && verifySecret(secret, creds.secretHash);
+      const ok = username === clientId && verifySecret(secret, creds.secretHash);
+      if (ok && creds.disabled) return this.disabled(clientId);
       return this.outcome(ok, clientId, "terminal");
     }
     const from = sourceKey(source);
@@ -83,10 +84,18 @@ export class KeyServerAuthenticator implements Authenticator {
     if (check === undefined) return refused("too many logins waiting for a password check");
     const matches = await check;
     if (matches === LOGIN_LIMITED) return refused("too many failures from this address");
-    const ok = creds?.kind === "phone" && matches && username === creds.user && !creds.disabled;
+    const ok = creds?.kind === "phone" && matches && username === creds.user;
+    // Told apart only with the right password, which is no failed guess: a disabled phone that keeps
+    // reconnecting must not lock its user's other phones out.
+    if (ok && creds.disabled) return this.disabled(clientId);
     if (ok) this.limits.succeed(from, ids);
     else this.limits.fail(from, ids);
     return this.outcome(ok, clientId, "terminal");
+  }
+
+  private disabled(clientId: string): typeof LOGIN_DISABLED {
+    this.log.info({ client_id: clientId }, "login refused: disabled");
+    return LOGIN_DISABLED;
   }
 
   private outcome(ok: boolean, clientId: string, role: Principal["role"]): Principal | undefined {

@@ -23,6 +23,8 @@ export interface RefusalStep {
  */
 export const REFUSAL_STEPS: readonly RefusalStep[] = [
   { step: "caller", code: "forbidden", ops: ["download", "relay", "unlock"] },
+  { step: "terminal_enabled", code: "terminal_disabled", ops: ["download", "relay", "unlock"] },
+  { step: "user_enabled", code: "user_disabled", ops: ["download", "relay", "unlock"] },
   { step: "key_binding", code: "terminal_key_mismatch", ops: ["download"] },
   { step: "target_paired", code: "no_grant", ops: ["relay", "unlock"] },
   { step: "covering", code: "no_grant", ops: ["download", "relay", "unlock"] },
@@ -59,8 +61,12 @@ export interface GrantQuery {
 
 /** The user behind an enabled phone terminal: only phones download, relay and unlock. */
 export function phoneUserOf(terminal: TerminalRecord | undefined): string {
-  if (terminal?.kind !== "phone" || terminal.disabled || terminal.user === undefined)
-    throw new SparekeyError("forbidden", "caller is not an enabled phone terminal");
+  if (terminal?.kind !== "phone" || terminal.user === undefined)
+    throw new SparekeyError("forbidden", "caller is not a phone terminal");
+  if (terminal.disabled)
+    throw new SparekeyError("terminal_disabled", `terminal ${terminal.serial} is disabled`);
+  if (terminal.user_disabled === true)
+    throw new SparekeyError("user_disabled", `user ${terminal.user} is disabled`);
   return terminal.user;
 }
 
@@ -234,4 +240,83 @@ export function decideDownload(facts: DownloadFacts, req: DownloadRequestFacts):
       ...(g.first_use_ttl_s !== null ? { first_use_ttl_s: g.first_use_ttl_s } : {}),
     },
   };
+}
+
+/** The limits an admin sets on a grant (a new one, or an edit's result). */
+export interface GrantTerms {
+  nbf?: number;
+  exp?: number;
+  max_uses?: number;
+  schedule?: WeeklyWindow[];
+  first_use_ttl_s?: number;
+  unlock_password?: boolean;
+}
+
+/** Limits that make sense together for a grant of `mode`. */
+export function assertGrantTerms(mode: GrantMode, t: GrantTerms): void {
+  if (t.nbf !== undefined && t.exp !== undefined && t.exp <= t.nbf)
+    throw new SparekeyError("bad_request", "exp must be after nbf");
+  if (mode === "relay" && (t.max_uses !== undefined || t.first_use_ttl_s !== undefined))
+    throw new SparekeyError(
+      "bad_request",
+      "max uses and first-use expiry are counted by the target per stored key: give them to a stored grant",
+    );
+}
+
+/**
+ * Granting when a grant of that user, slot and mode exists: an active one stays (already_exists); a
+ * revoked one becomes active again with the new limits and its downloads count afresh (`regrant`), so
+ * a use-limited grant ended and granted again can be downloaded once more: the admin chose that.
+ */
+export function grantAddition(existing: GrantRow | undefined): "insert" | "regrant" {
+  if (existing === undefined) return "insert";
+  if (existing.status === "active")
+    throw new SparekeyError(
+      "already_exists",
+      `user ${existing.user_id} already holds an active ${existing.mode} grant on ${existing.slot}`,
+    );
+  return "regrant";
+}
+
+/** An edit: a member set replaces the limit, `null` clears it, absent keeps it. */
+export type GrantPatch = { [K in keyof GrantTerms]?: GrantTerms[K] | null };
+
+export function currentTerms(g: GrantRow): GrantTerms {
+  return {
+    ...(g.nbf !== null ? { nbf: g.nbf } : {}),
+    ...(g.exp !== null ? { exp: g.exp } : {}),
+    ...(g.max_uses !== null ? { max_uses: g.max_uses } : {}),
+    ...(g.schedule !== null ? { schedule: g.schedule } : {}),
+    ...(g.first_use_ttl_s !== null ? { first_use_ttl_s: g.first_use_ttl_s } : {}),
+    ...(g.unlock_password ? { unlock_password: true } : {}),
+  };
+}
+
+/**
+ * The terms after an edit. An edit changes what the next download, relay or unlock gets; a stored key
+ * already downloaded keeps the limits it carries. So a use-limited grant that was downloaded already
+ * is not edited: the key it issued would keep its old limits while the grant said otherwise, and it
+ * cannot be downloaded again (grant_used). `revoke-grant` then `grant` issues a fresh key instead.
+ */
+export function decideGrantEdit(current: GrantRow, patch: GrantPatch, downloaded: boolean): GrantTerms {
+  if (current.status !== "active")
+    throw new SparekeyError(
+      "grant_revoked",
+      `the ${current.mode} grant of ${current.user_id} on ${current.slot} is revoked: grant it again instead`,
+    );
+  const before = currentTerms(current);
+  const after: GrantTerms = { ...before };
+  for (const key of Object.keys(patch) as (keyof GrantTerms)[]) {
+    const value = patch[key];
+    if (value === null) delete after[key];
+    else if (value !== undefined) Object.assign(after, { [key]: value });
+  }
+  assertGrantTerms(current.mode, after);
+  const limited = current.max_uses !== null || current.first_use_ttl_s !== null;
+  if (limited && downloaded && JSON.stringify(after) !== JSON.stringify(before))
+    throw new SparekeyError(
+      "grant_used",
+      `the use-limited grant of ${current.user_id} on ${current.slot} was downloaded already and its key keeps the limits it carries; revoke-grant, then grant again to issue a fresh key with new limits`,
+    );
+  return after;
 }

@@ -10,7 +10,10 @@ import { SlotStatus, WeeklyWindow } from "./tokens.js";
 
 const Nullable = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);
 
-export const UserRecord = Type.Object({ id: Id, created: UnixSeconds }, { additionalProperties: false });
+export const UserRecord = Type.Object(
+  { id: Id, created: UnixSeconds, disabled: Type.Boolean() },
+  { additionalProperties: false },
+);
 export type UserRecord = Static<typeof UserRecord>;
 
 export const TerminalKind = Type.Union([Type.Literal("phone"), Type.Literal("fob")]);

@@ -1,7 +1,6 @@
-import { parseDuration, parseInstant, parseSchedule } from "../../common/time-input.js";
-import { formatWall, localZone } from "../../common/time-zone.js";
 import { addGrant, addTerminal, addUser, revokeGrant } from "../../keyserver/admin/accounts.js";
 import { adminCommand, grantMode, modeOption, readPassword } from "./common.js";
+import { GRANT_LIMIT_OPTIONS, grantPatch } from "./grant-terms.js";
 
 export const userAdd = adminCommand(
   {
@@ -37,80 +36,53 @@ export const terminalAdd = adminCommand(
   },
 );
 
-export const grant = adminCommand(
+export const grantAdd = adminCommand(
   {
-    name: "sparekey admin grant",
-    summary: "let a user download (stored) or relay keys of a slot, with optional limits",
+    name: "sparekey admin grant add",
+    summary:
+      "let a user download (stored) or relay keys of a slot, with optional limits; grants an ended grant again",
+    usage: "sparekey admin grant add --user U --slot S [options]   (`add` may be left out)",
     options: {
       slot: { type: "string", help: "slot id" },
       user: { type: "string", help: "user id" },
       mode: modeOption,
-      nbf: {
-        type: "string",
-        help: "not before: ISO 8601 (2006-01-26T21:00, +01:00 or Z), YYYYMMDDhhmmss, or @UNIX",
-      },
-      exp: { type: "string", help: "expires: same forms as --nbf" },
-      tz: { type: "string", help: "zone for dates without one", defaultText: "this system's zone" },
-      "max-uses": { type: "string", help: "uses allowed per credential" },
-      schedule: {
-        type: "string",
-        multiple: true,
-        help: 'weekly window in the target\'s zone, e.g. "Mon-Fri 08:00-18:00"',
-      },
-      "first-use-ttl": { type: "string", help: "key expires this long after first use: 90s, 30m, 2h" },
-      "unlock-password": { type: "boolean", help: "remote unlock needs the user's password again" },
+      ...GRANT_LIMIT_OPTIONS,
     },
   },
   async (ctx, p, io) => {
     const slot = p.required("slot");
     const user = p.required("user");
     const mode = grantMode(p);
-    const v = p.values;
-    const zone = v.tz ?? localZone();
-    const instant = (name: "nbf" | "exp") => {
-      const text = v[name];
-      if (text === undefined) return undefined;
-      const at = parseInstant(text, zone);
-      // Always say which zone the value was read in and what instant it became.
-      io.stdout.write(`${name}: ${text} read in ${at.zone} = ${at.utc} (${formatWall(at.unix, zone)})\n`);
-      return at.unix;
-    };
-    const nbf = instant("nbf");
-    const exp = instant("exp");
-    const maxUses = p.int("max-uses", 1, 1_000_000);
-    const schedule = v.schedule.map((w) => parseSchedule(w));
-    const ttl = v["first-use-ttl"];
-    const firstUseTtl = ttl !== undefined ? parseDuration(ttl) : undefined;
-    await addGrant(ctx, {
-      slot,
-      user,
-      mode,
-      ...(nbf !== undefined ? { nbf } : {}),
-      ...(exp !== undefined ? { exp } : {}),
-      ...(maxUses !== undefined ? { max_uses: maxUses } : {}),
-      ...(schedule.length > 0 ? { schedule } : {}),
-      ...(firstUseTtl !== undefined ? { first_use_ttl_s: firstUseTtl } : {}),
-      ...(v["unlock-password"] ? { unlock_password: true } : {}),
-    });
+    const patch = grantPatch(p, io);
+    const terms = Object.fromEntries(Object.entries(patch).filter(([, value]) => value !== null));
+    await addGrant(ctx, { slot, user, mode, ...terms });
     return `user ${user} granted ${mode} on slot ${slot}`;
   },
 );
 
-export const revokeGrantCommand = adminCommand(
-  {
-    name: "sparekey admin revoke-grant",
-    summary: "revoke a user's grant on a slot (relay and unlock stop at once)",
-    options: {
-      slot: { type: "string", help: "slot id" },
-      user: { type: "string", help: "user id" },
-      mode: modeOption,
+/** `revoke-grant` and `grant end`: one command under two names. */
+const endGrantCommand = (name: string) =>
+  adminCommand(
+    {
+      name,
+      summary: "end a user's grant on a slot, of one mode or every mode (relay and unlock stop at once)",
+      options: {
+        slot: { type: "string", help: "slot id" },
+        user: { type: "string", help: "user id" },
+        mode: { type: "string", help: "stored or relay", defaultText: "every mode" },
+      },
     },
-  },
-  async (ctx, p) => {
-    const slot = p.required("slot");
-    const user = p.required("user");
-    const mode = grantMode(p);
-    await revokeGrant(ctx, { slot, user, mode });
-    return `${mode} grant of user ${user} on slot ${slot} revoked`;
-  },
-);
+    async (ctx, p) => {
+      const slot = p.required("slot");
+      const user = p.required("user");
+      const mode =
+        p.values.mode !== undefined
+          ? grantMode({ name: p.name, values: { mode: p.values.mode } })
+          : undefined;
+      const ended = await revokeGrant(ctx, { slot, user, ...(mode !== undefined ? { mode } : {}) });
+      return `${ended.join(" and ")} grant of user ${user} on slot ${slot} revoked`;
+    },
+  );
+
+export const revokeGrantCommand = endGrantCommand("sparekey admin revoke-grant");
+export const grantEnd = endGrantCommand("sparekey admin grant end");

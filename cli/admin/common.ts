@@ -44,6 +44,42 @@ export function adminCommand<const O extends Options>(
   });
 }
 
+/** The first word of `argv` after global flags (which a parent group hands on in front). */
+function firstWord(argv: readonly string[], globals: Options): string | undefined {
+  let i = 0;
+  for (;;) {
+    const arg = argv[i];
+    if (arg === undefined || !arg.startsWith("--")) return arg;
+    const name = arg.slice(2).split("=")[0] ?? "";
+    const o = Object.hasOwn(globals, name) ? globals[name] : undefined;
+    if (o === undefined) return arg;
+    i += o.type === "string" && !arg.includes("=") ? 2 : 1;
+  }
+}
+
+/**
+ * A group whose bare form runs `fallback`: `grant --user U --slot S` stays `grant add`, while
+ * `grant edit …` and `grant end …` reach their subcommands.
+ */
+export function withDefault(groupNode: CliNode, fallback: CliNode): CliNode {
+  const subcommands = groupNode.commands ?? {};
+  return {
+    summary: groupNode.summary,
+    commands: subcommands,
+    help: () => groupNode.help(),
+    run(argv, io, inherited) {
+      const word = firstWord(argv, {
+        ...inherited,
+        ...ADMIN_GLOBALS,
+        "log-level": { type: "string", help: "" },
+      });
+      const named =
+        word === undefined || Object.hasOwn(subcommands, word) || ["--help", "-h", "help"].includes(word);
+      return (named ? groupNode : fallback).run(argv, io, inherited);
+    },
+  };
+}
+
 // Display only: the admin functions apply these defaults themselves, once.
 export const brokerUrlOption = {
   type: "string",

@@ -1,7 +1,9 @@
+import type { Options } from "../../common/cli.js";
 import { SparekeyError } from "../../common/errors.js";
 import { writeFob } from "../../keyserver/admin/fob.js";
 import {
   createSlot,
+  type PairTargetInput,
   pairTarget,
   revocationStatus,
   revokeFleet,
@@ -9,35 +11,51 @@ import {
 } from "../../keyserver/admin/targets.js";
 import { adminCommand, brokerUrlOption, prefixOption, table } from "./common.js";
 
+export const PAIR_OPTIONS = {
+  tid: { type: "string", help: "target id" },
+  out: { type: "string", help: "config file to write (must not exist)" },
+  "broker-url": brokerUrlOption,
+  prefix: prefixOption,
+  "state-dir": { type: "string", help: "the target's state dir", defaultText: "./sparekey-target-TID" },
+  "period-ms": { type: "string", help: "challenge period in ms", defaultText: "1000" },
+  "time-zone": { type: "string", help: "IANA zone the target reads schedules in", defaultText: "UTC" },
+} as const satisfies Options;
+
+type PairValues = {
+  [K in Exclude<keyof typeof PAIR_OPTIONS, "tid" | "out" | "period-ms">]: string | undefined;
+};
+
+export function pairInput(p: {
+  values: PairValues;
+  required(flag: "tid" | "out"): string;
+  int(flag: "period-ms", min: number, max: number): number | undefined;
+}): PairTargetInput {
+  const v = p.values;
+  const periodMs = p.int("period-ms", 50, 60_000);
+  return {
+    tid: p.required("tid"),
+    out: p.required("out"),
+    ...(v["time-zone"] !== undefined ? { timeZone: v["time-zone"] } : {}),
+    ...(v["broker-url"] !== undefined ? { brokerUrl: v["broker-url"] } : {}),
+    ...(v.prefix !== undefined ? { prefix: v.prefix } : {}),
+    ...(v["state-dir"] !== undefined ? { stateDir: v["state-dir"] } : {}),
+    ...(periodMs !== undefined ? { periodMs } : {}),
+  };
+}
+
 export const targetPair = adminCommand(
   {
     name: "sparekey admin target pair",
     summary: "pair a target and write its config file (mode 0600, holds its secret)",
     options: {
-      tid: { type: "string", help: "target id" },
-      out: { type: "string", help: "config file to write (must not exist)" },
-      "broker-url": brokerUrlOption,
-      prefix: prefixOption,
-      "state-dir": { type: "string", help: "the target's state dir", defaultText: "./sparekey-target-TID" },
-      "period-ms": { type: "string", help: "challenge period in ms", defaultText: "1000" },
-      "time-zone": { type: "string", help: "IANA zone the target reads schedules in", defaultText: "UTC" },
+      ...PAIR_OPTIONS,
+      force: { type: "boolean", help: "re-pair a paired target: new secret and config, its slots kept" },
     },
   },
   async (ctx, p) => {
-    const tid = p.required("tid");
-    const out = p.required("out");
-    const v = p.values;
-    const periodMs = p.int("period-ms", 50, 60_000);
-    await pairTarget(ctx, {
-      tid,
-      out,
-      ...(v["time-zone"] !== undefined ? { timeZone: v["time-zone"] } : {}),
-      ...(v["broker-url"] !== undefined ? { brokerUrl: v["broker-url"] } : {}),
-      ...(v.prefix !== undefined ? { prefix: v.prefix } : {}),
-      ...(v["state-dir"] !== undefined ? { stateDir: v["state-dir"] } : {}),
-      ...(periodMs !== undefined ? { periodMs } : {}),
-    });
-    return `target ${tid} paired; config written to ${out}`;
+    const input = pairInput(p);
+    await pairTarget(ctx, { ...input, force: p.values.force });
+    return `target ${input.tid} paired; config written to ${input.out}`;
   },
 );
 

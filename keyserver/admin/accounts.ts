@@ -1,6 +1,7 @@
 import { SparekeyError } from "../../common/errors.js";
 import type { GrantMode } from "../../schemas/keyserver.js";
 import { assertId } from "../../schemas/topics.js";
+import { assertGrantTerms } from "../grants.js";
 import { hashPassword, type ScryptParams } from "../passwords.js";
 import type { NewGrant } from "../store/store.js";
 import type { AdminContext } from "./context.js";
@@ -13,13 +14,25 @@ export async function addUser(
   input: { user: string; password: string; scrypt?: ScryptParams },
 ): Promise<void> {
   assertId(input.user, "user");
+  await ctx.store.addUser({ id: input.user, passwordHash: await passwordHash(input) }, ctx.actor);
+}
+
+/** A new password for a user: its phones log in with it from their next CONNECT on. */
+export async function setUserPassword(
+  ctx: AdminContext,
+  input: { user: string; password: string; scrypt?: ScryptParams },
+): Promise<void> {
+  assertId(input.user, "user");
+  await ctx.store.setPassword({ user: input.user, passwordHash: await passwordHash(input) }, ctx.actor);
+}
+
+async function passwordHash(input: { password: string; scrypt?: ScryptParams }): Promise<string> {
   if (input.password.length < MIN_PASSWORD_LENGTH || input.password.length > MAX_PASSWORD_LENGTH)
     throw new SparekeyError(
       "bad_request",
       `a password has ${MIN_PASSWORD_LENGTH} to ${MAX_PASSWORD_LENGTH} characters`,
     );
-  const passwordHash = await hashPassword(input.password, input.scrypt);
-  await ctx.store.addUser({ id: input.user, passwordHash }, ctx.actor);
+  return hashPassword(input.password, input.scrypt);
 }
 
 export async function addTerminal(ctx: AdminContext, input: { serial: string; user: string }): Promise<void> {
@@ -31,22 +44,19 @@ export async function addTerminal(ctx: AdminContext, input: { serial: string; us
 export async function addGrant(ctx: AdminContext, input: NewGrant): Promise<void> {
   assertId(input.slot, "slot");
   assertId(input.user, "user");
-  if (input.nbf !== undefined && input.exp !== undefined && input.exp <= input.nbf)
-    throw new SparekeyError("bad_request", "exp must be after nbf");
-  if (input.mode === "relay" && (input.max_uses !== undefined || input.first_use_ttl_s !== undefined))
-    throw new SparekeyError(
-      "bad_request",
-      "--max-uses and --first-use-ttl are counted by the target per stored key: give them to a stored grant",
-    );
+  assertGrantTerms(input.mode, input);
   await ctx.store.addGrant(input, ctx.actor);
 }
 
-/** Revoke a user's grant: relay and unlock stop at once; credentials already issued run to their own limits. */
+/**
+ * End a user's grant on a slot, of one mode or of every mode when none is named; returns the modes
+ * ended. Relay and unlock stop at once; credentials already issued run to their own limits.
+ */
 export async function revokeGrant(
   ctx: AdminContext,
-  input: { slot: string; user: string; mode: GrantMode },
-): Promise<void> {
+  input: { slot: string; user: string; mode?: GrantMode },
+): Promise<GrantMode[]> {
   assertId(input.slot, "slot");
   assertId(input.user, "user");
-  await ctx.store.revokeGrant(input, ctx.actor);
+  return ctx.store.revokeGrant(input, ctx.actor);
 }

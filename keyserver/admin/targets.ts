@@ -1,6 +1,7 @@
 import { rmSync } from "node:fs";
 import { resolve } from "node:path";
 import { writeJsonAtomic } from "../../common/atomic-file.js";
+import { SparekeyError } from "../../common/errors.js";
 import { assertZone } from "../../common/time-zone.js";
 import { TargetConfig } from "../../schemas/config.js";
 import type { RevocationStatus } from "../../schemas/keyserver.js";
@@ -22,17 +23,13 @@ export interface PairTargetInput {
   timeZone?: string;
 }
 
-/**
- * Pair a target: a fresh connect secret (only its hash is stored) and a TargetConfig file, mode 0600,
- * with the issuer's public keys. The file is written first and removed if the store refuses, so a
- * stored target never lacks its only secret copy.
- */
-export async function pairTarget(ctx: AdminContext, input: PairTargetInput): Promise<TargetConfig> {
-  assertId(input.tid, "tid");
-  assertNewFile(input.out);
-  if (input.timeZone !== undefined) assertZone(input.timeZone);
-  const secret = randomSecret();
-  const config = validator(TargetConfig, "target config").parse({
+/** Re-pair a target that exists: a new secret and config, its slots kept (`target pair --force`). */
+export interface RepairOption {
+  force?: boolean;
+}
+
+function buildConfig(ctx: AdminContext, input: PairTargetInput, secret: string, zone: string | undefined) {
+  return validator(TargetConfig, "target config").parse({
     v: 1,
     tid: input.tid,
     broker_url: input.brokerUrl ?? DEFAULT_CONFIG_BROKER_URL,
@@ -43,23 +40,66 @@ export async function pairTarget(ctx: AdminContext, input: PairTargetInput): Pro
     timeout_periods: 2,
     state_dir: resolve(input.stateDir ?? `sparekey-target-${input.tid}`),
     keepalive_s: 5,
-    ...(input.timeZone !== undefined ? { time_zone: input.timeZone } : {}),
+    ...(zone !== undefined ? { time_zone: zone } : {}),
   } satisfies TargetConfig);
+}
+
+/**
+ * Write the config with a fresh secret, then store the secret's hash; the file is removed if the
+ * store refuses, so a stored target never lacks its only secret copy.
+ */
+async function writeThenStore(
+  input: PairTargetInput,
+  config: TargetConfig,
+  store: (secretHash: string) => Promise<void>,
+): Promise<TargetConfig> {
   writeJsonAtomic(input.out, config, 0o600);
   try {
-    await ctx.store.addTarget(
-      {
-        tid: input.tid,
-        secretHash: hashSecret(secret),
-        ...(input.timeZone !== undefined ? { timeZone: input.timeZone } : {}),
-      },
-      ctx.actor,
-    );
+    await store(hashSecret(config.secret));
   } catch (err) {
     rmSync(input.out, { force: true });
     throw err;
   }
   return config;
+}
+
+/**
+ * Pair a target: a fresh connect secret (only its hash is stored) and a TargetConfig file, mode 0600,
+ * with the issuer's public keys. With `force` an existing target is re-paired: a new secret (the old
+ * one is refused from its next CONNECT on), its slots and grants kept.
+ */
+export async function pairTarget(
+  ctx: AdminContext,
+  input: PairTargetInput & RepairOption,
+): Promise<TargetConfig> {
+  assertId(input.tid, "tid");
+  assertNewFile(input.out);
+  if (input.timeZone !== undefined) assertZone(input.timeZone);
+  const exists = (await ctx.store.targetZone(input.tid)) !== undefined;
+  if (exists && input.force === true) return rotateTargetSecret(ctx, input);
+  const config = buildConfig(ctx, input, randomSecret(), input.timeZone);
+  const zone = input.timeZone !== undefined ? { timeZone: input.timeZone } : {};
+  return writeThenStore(input, config, (secretHash) =>
+    ctx.store.addTarget({ tid: input.tid, secretHash, ...zone }, ctx.actor),
+  );
+}
+
+/**
+ * A paired target's new connect secret in a new config file (the other members as for `pairTarget`;
+ * the zone stays the stored one unless given). The old secret is refused at the target's next CONNECT;
+ * a connection open with it stays until it drops.
+ */
+export async function rotateTargetSecret(ctx: AdminContext, input: PairTargetInput): Promise<TargetConfig> {
+  assertId(input.tid, "tid");
+  assertNewFile(input.out);
+  if (input.timeZone !== undefined) assertZone(input.timeZone);
+  const stored = await ctx.store.targetZone(input.tid);
+  if (stored === undefined) throw new SparekeyError("not_found", `target ${input.tid} not found`);
+  const config = buildConfig(ctx, input, randomSecret(), input.timeZone ?? stored.time_zone);
+  const zone = input.timeZone !== undefined ? { timeZone: input.timeZone } : {};
+  return writeThenStore(input, config, (secretHash) =>
+    ctx.store.setTargetSecret({ tid: input.tid, secretHash, ...zone }, ctx.actor),
+  );
 }
 
 export async function createSlot(

@@ -16,6 +16,7 @@ import type {
   DownloadRequestFacts,
   FloorChange,
   GenerationChange,
+  GrantTerms,
 } from "../grants.js";
 
 /**
@@ -39,7 +40,7 @@ export interface KeyStore extends AccountStore, IssuanceStore, RevocationStore, 
 }
 
 /** Users, terminals, targets, slots and grants: what an admin creates and the ops read. */
-export interface AccountStore {
+export interface AccountStore extends AccountLifecycle {
   addUser(input: { id: string; passwordHash: string }, actor: string): Promise<void>;
   listUsers(): Promise<UserRecord[]>;
 
@@ -60,10 +61,53 @@ export interface AccountStore {
   listGrants(): Promise<GrantRow[]>;
   /** Every grant of `user`, revoked ones included (so a caller can tell no_grant from grant_revoked). */
   grantsOf(user: string): Promise<GrantRow[]>;
-  revokeGrant(input: { user: string; slot: string; mode: GrantMode }, actor: string): Promise<void>;
+  /** End the user's grant on `slot` of `mode`, or of every mode when absent; returns the modes ended. */
+  revokeGrant(input: { user: string; slot: string; mode?: GrantMode }, actor: string): Promise<GrantMode[]>;
 
   /** What the authenticator needs to check a CONNECT from `clientId`. */
   clientCredentials(clientId: string): Promise<ClientCredentials | undefined>;
+}
+
+/**
+ * What changes after creation: disable, enable, remove, new passwords and secrets, edited grants. Each
+ * is one audited transaction; a change the running key server must act on fires `onChange`.
+ */
+export interface AccountLifecycle {
+  setUserDisabled(input: { user: string; disabled: boolean }, actor: string): Promise<void>;
+  setPassword(input: { user: string; passwordHash: string }, actor: string): Promise<void>;
+  /** Remove a user with no terminals and no active grant (its revoked grants go with it), else in_use. */
+  removeUser(user: string, actor: string): Promise<void>;
+  /** Disable or enable a phone or a fob. */
+  setTerminalDisabled(input: { serial: string; disabled: boolean }, actor: string): Promise<void>;
+  /** Remove a terminal that was never issued a key, else in_use (its issuance history stays). */
+  removeTerminal(serial: string, actor: string): Promise<void>;
+  /**
+   * A paired target's new connect secret (and zone, when given): the old secret is refused from the
+   * next CONNECT on; its registry gets a new version so a re-paired target is sent it again.
+   */
+  setTargetSecret(
+    input: { tid: string; secretHash: string; timeZone?: string },
+    actor: string,
+  ): Promise<void>;
+  /**
+   * Read the grant and whether its current term was downloaded, apply `decide` (grants.ts
+   * `decideGrantEdit`) and store the terms it returns.
+   */
+  editGrant(
+    input: { user: string; slot: string; mode: GrantMode },
+    actor: string,
+    decide: (current: GrantRow, downloaded: boolean) => GrantTerms,
+  ): Promise<GrantRow>;
+  /** The newest credential each terminal was issued per slot. */
+  holdings(): Promise<Holding[]>;
+}
+
+export interface Holding {
+  term: string;
+  slot: string;
+  gen: number;
+  /** Unix seconds. */
+  iat: number;
 }
 
 /** Credentials: each issue raises the slot's generation and floor, bumps its registries and audits. */
@@ -140,6 +184,8 @@ export interface TerminalRecord {
   public_key?: string;
   created: number;
   disabled: boolean;
+  /** Present (true) when the terminal's user is disabled. */
+  user_disabled?: true;
 }
 
 export interface SlotRecord extends SlotRow {

@@ -10,6 +10,7 @@ import {
 import { hashSecret } from "../../keyserver/passwords.js";
 import type { Issued, KeyStore } from "../../keyserver/store/store.js";
 import { waitFor } from "../helpers/wait.js";
+import { lifecycleContract } from "./lifecycle.contract.js";
 
 /**
  * The KeyStore contract, run against every store implementation (test/contract/<store>.test.ts).
@@ -29,6 +30,7 @@ const TARGET_SECRET = "t".repeat(43);
 const FOB_SECRET = "f".repeat(43);
 
 export function storeContract(name: string, factory: StoreFactory): void {
+  lifecycleContract(name, factory);
   async function fresh(): Promise<{ store: KeyStore; location: StoreLocation }> {
     const location = await factory();
     const store = await openOn(location);
@@ -93,7 +95,7 @@ export function storeContract(name: string, factory: StoreFactory): void {
   describe(`${name} store: accounts`, () => {
     it("creates users, terminals, targets, slots and grants and lists them", async () => {
       const store = await seeded();
-      expect(await store.listUsers()).toEqual([{ id: "alice", created: NOW_S }]);
+      expect(await store.listUsers()).toEqual([{ id: "alice", created: NOW_S, disabled: false }]);
       expect(await store.listTerminals()).toEqual([
         { serial: "p1", kind: "phone", user: "alice", created: NOW_S, disabled: false },
       ]);

@@ -190,7 +190,12 @@ describe("the sparekey command", () => {
     const data = await tempDataDir();
     const before = await sparekey(["admin", "--data", data, "list", "users"]);
     const after = await sparekey(["admin", "list", "users", "--data", data]);
-    expect(before).toEqual({ code: 0, signal: null, stdout: "id  created\n0 users\n", stderr: "" });
+    expect(before).toEqual({
+      code: 0,
+      signal: null,
+      stdout: "id  disabled  devices  created\n0 users\n",
+      stderr: "",
+    });
     expect(after).toEqual(before);
   });
 

@@ -1,6 +1,6 @@
 import { join } from "node:path";
 import { describe, expect, it, onTestFinished } from "vitest";
-import { LOGIN_LIMITED } from "../../broker/principal.js";
+import { LOGIN_DISABLED, LOGIN_LIMITED } from "../../broker/principal.js";
 import { silentLogger } from "../../common/log.js";
 import { KeyServerAuthenticator, type KeyServerAuthenticatorDeps } from "../../keyserver/authenticator.js";
 import { nextGeneration } from "../../keyserver/grants.js";
@@ -87,6 +87,30 @@ describe("KeyServerAuthenticator", () => {
     expect(await login("p1", "bob", "alice-password")).toBeUndefined();
     expect(await login("p1", "alice", undefined)).toBeUndefined();
     expect(await login("fob-1", "fob-1", TARGET_SECRET)).toBeUndefined();
+  });
+
+  it("tells a disabled phone, user or fob apart only to who holds its secret, and re-enabled lets it in", async () => {
+    const { store, login } = await setup();
+    await store.setTerminalDisabled({ serial: "p1", disabled: true }, "admin");
+    await store.setTerminalDisabled({ serial: "fob-1", disabled: true }, "admin");
+    expect(await login("p1", "alice", "alice-password")).toBe(LOGIN_DISABLED);
+    expect(await login("p1", "alice", "wrong-password")).toBeUndefined();
+    expect(await login("fob-1", "fob-1", FOB_SECRET)).toBe(LOGIN_DISABLED);
+    expect(await login("fob-1", "fob-1", TARGET_SECRET)).toBeUndefined();
+    await store.setTerminalDisabled({ serial: "p1", disabled: false }, "admin");
+    await store.setUserDisabled({ user: "alice", disabled: true }, "admin");
+    expect(await login("p1", "alice", "alice-password")).toBe(LOGIN_DISABLED);
+    await store.setUserDisabled({ user: "alice", disabled: false }, "admin");
+    expect(await login("p1", "alice", "alice-password")).toEqual({ role: "terminal", id: "p1" });
+  });
+
+  // A lost phone, disabled, that keeps reconnecting with the right password must not count as guessing.
+  it("regression: a disabled phone reconnecting does not lock its user's other phone out", async () => {
+    const { store, login } = await setup({ perIdFree: 3, now: () => 0 });
+    await store.addTerminal({ serial: "p2", user: "alice" }, "admin");
+    await store.setTerminalDisabled({ serial: "p1", disabled: true }, "admin");
+    for (let i = 0; i < 10; i++) expect(await login("p1", "alice", "alice-password")).toBe(LOGIN_DISABLED);
+    expect(await login("p2", "alice", "alice-password")).toEqual({ role: "terminal", id: "p2" });
   });
 
   it("refuses unknown and invalid client ids", async () => {

@@ -375,7 +375,10 @@ describe("decideDownload", () => {
 
   it("refuses with the same codes as relay and unlock, in the documented order", () => {
     expect(code({ terminal: undefined })).toBe("forbidden");
-    expect(code({ terminal: { ...phone, disabled: true } })).toBe("forbidden");
+    expect(code({ terminal: { ...phone, disabled: true } })).toBe("terminal_disabled");
+    expect(code({ terminal: { ...phone, user_disabled: true } })).toBe("user_disabled");
+    // A disabled terminal of a disabled user names the terminal: the order of REFUSAL_STEPS.
+    expect(code({ terminal: { ...phone, disabled: true, user_disabled: true } })).toBe("terminal_disabled");
     expect(code({ terminal: { serial: "f", kind: "fob", created: 0, disabled: false } })).toBe("forbidden");
     expect(code({ terminal: { ...phone, public_key: "B".repeat(43) } })).toBe("terminal_key_mismatch");
     expect(code({}, { tid: "door-2" })).toBe("no_grant");

@@ -1,9 +1,10 @@
 import { Type } from "@sinclair/typebox";
 import { SparekeyError } from "../../../common/errors.js";
 import { Id } from "../../../schemas/common.js";
-import { SlotRow, TargetRecord, UserRecord } from "../../../schemas/keyserver.js";
+import { type GrantMode, SlotRow, TargetRecord, UserRecord } from "../../../schemas/keyserver.js";
 import { assertId } from "../../../schemas/topics.js";
-import type { AccountStore, ClientCredentials } from "../store.js";
+import { grantAddition } from "../../grants.js";
+import type { AccountLifecycle, AccountStore, ClientCredentials } from "../store.js";
 import { maybeRow, row, rows, Schedule, type SqliteConnection } from "./connection.js";
 
 const SecretRow = Type.Object({ secret_hash: Type.String() }, { additionalProperties: false });
@@ -17,12 +18,16 @@ const AuthRow = Type.Object(
   },
   { additionalProperties: false },
 );
+const UserDbRow = Type.Object(
+  { id: Id, created: Type.Integer(), disabled: Type.Union([Type.Literal(0), Type.Literal(1)]) },
+  { additionalProperties: false },
+);
 const ZoneRow = Type.Object({
   time_zone: Type.Union([Type.String({ minLength: 1, maxLength: 64 }), Type.Null()]),
 });
 
 /** Users, terminals, targets, slots and grants on SQLite. */
-export function sqliteAccounts(c: SqliteConnection): AccountStore {
+export function sqliteAccounts(c: SqliteConnection): Omit<AccountStore, keyof AccountLifecycle> {
   const { db } = c;
   return {
     async addUser(input, actor) {
@@ -39,7 +44,11 @@ export function sqliteAccounts(c: SqliteConnection): AccountStore {
     },
 
     async listUsers() {
-      return rows(UserRecord, db.prepare("SELECT id, created FROM users ORDER BY id").all(), "user row");
+      return rows(
+        UserDbRow,
+        db.prepare("SELECT id, created, disabled FROM users ORDER BY id").all(),
+        "user row",
+      ).map((u) => row(UserRecord, { ...u, disabled: u.disabled === 1 }, "user row"));
     },
 
     async addTerminal(input, actor) {
@@ -140,36 +149,40 @@ export function sqliteAccounts(c: SqliteConnection): AccountStore {
         unlock_password: input.unlock_password,
       };
       if (input.schedule !== undefined) row(Schedule, input.schedule, "grant schedule");
-      c.audited({ actor, op: "grant.add", subject: input.user, detail }, () => {
-        c.requireUser(input.user);
-        c.requireSlot(input.slot);
-        if (
-          c.exists(
-            "SELECT 1 FROM grants WHERE user_id = ? AND slot = ? AND mode = ?",
+      c.audited(
+        { actor, op: "grant.add", subject: input.user, detail },
+        () => {
+          c.requireUser(input.user);
+          const slot = c.requireSlot(input.slot);
+          const [existing] = c.grants(
+            "WHERE user_id = ? AND slot = ? AND mode = ?",
             input.user,
             input.slot,
             input.mode,
-          )
-        )
-          throw new SparekeyError(
-            "already_exists",
-            `user ${input.user} already holds a ${input.mode} grant on ${input.slot}`,
           );
-        db.prepare(
-          "INSERT INTO grants (user_id, slot, mode, status, nbf, exp, max_uses, created, schedule, first_use_ttl_s, unlock_password) VALUES (?, ?, ?, 'active', ?, ?, ?, ?, ?, ?, ?)",
-        ).run(
-          input.user,
-          input.slot,
-          input.mode,
-          input.nbf ?? null,
-          input.exp ?? null,
-          input.max_uses ?? null,
-          c.seconds(),
-          input.schedule !== undefined ? JSON.stringify(input.schedule) : null,
-          input.first_use_ttl_s ?? null,
-          input.unlock_password === true ? 1 : 0,
-        );
-      });
+          const values = [
+            input.nbf ?? null,
+            input.exp ?? null,
+            input.max_uses ?? null,
+            c.seconds(),
+            input.schedule !== undefined ? JSON.stringify(input.schedule) : null,
+            input.first_use_ttl_s ?? null,
+            input.unlock_password === true ? 1 : 0,
+          ];
+          if (grantAddition(existing) === "regrant") {
+            // Downloads of the grant's earlier term no longer count against it (DOWNLOADED_SLOTS).
+            db.prepare(
+              "UPDATE grants SET status = 'active', nbf = ?, exp = ?, max_uses = ?, created = ?, schedule = ?, first_use_ttl_s = ?, unlock_password = ?, from_gen = ? WHERE user_id = ? AND slot = ? AND mode = ?",
+            ).run(...values, slot.gen, input.user, input.slot, input.mode);
+            return "regranted";
+          }
+          db.prepare(
+            "INSERT INTO grants (nbf, exp, max_uses, created, schedule, first_use_ttl_s, unlock_password, user_id, slot, mode, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'active')",
+          ).run(...values, input.user, input.slot, input.mode);
+          return "granted";
+        },
+        (how) => (how === "regranted" ? { regranted: true } : {}),
+      );
     },
 
     async listGrants() {
@@ -181,18 +194,34 @@ export function sqliteAccounts(c: SqliteConnection): AccountStore {
     },
 
     async revokeGrant(input, actor) {
-      c.audited(
-        { actor, op: "grant.revoke", subject: input.user, detail: { slot: input.slot, mode: input.mode } },
+      const modes: GrantMode[] = input.mode !== undefined ? [input.mode] : ["stored", "relay"];
+      return c.audited(
+        {
+          actor,
+          op: "grant.revoke",
+          subject: input.user,
+          detail: { slot: input.slot, mode: input.mode ?? "any" },
+        },
         () => {
-          const changed = db
-            .prepare("UPDATE grants SET status = 'revoked' WHERE user_id = ? AND slot = ? AND mode = ?")
-            .run(input.user, input.slot, input.mode).changes;
-          if (changed === 0)
+          const ended = modes.filter(
+            (mode) =>
+              db
+                .prepare(
+                  "UPDATE grants SET status = 'revoked' WHERE user_id = ? AND slot = ? AND mode = ? AND status = 'active'",
+                )
+                .run(input.user, input.slot, mode).changes > 0,
+          );
+          if (ended.length === 0)
             throw new SparekeyError(
               "not_found",
-              `user ${input.user} holds no ${input.mode} grant on ${input.slot}`,
+              `user ${input.user} holds no active ${input.mode ?? ""} grant on ${input.slot}`.replace(
+                "  ",
+                " ",
+              ),
             );
+          return ended;
         },
+        (ended) => ({ ended }),
       );
     },
 
@@ -207,7 +236,7 @@ export function sqliteAccounts(c: SqliteConnection): AccountStore {
         AuthRow,
         db
           .prepare(
-            "SELECT t.kind AS kind, t.user_id AS user_id, t.secret_hash AS secret_hash, u.password_hash AS password_hash, t.disabled AS disabled FROM terminals t LEFT JOIN users u ON u.id = t.user_id WHERE t.serial = ?",
+            "SELECT t.kind AS kind, t.user_id AS user_id, t.secret_hash AS secret_hash, u.password_hash AS password_hash, MAX(t.disabled, COALESCE(u.disabled, 0)) AS disabled FROM terminals t LEFT JOIN users u ON u.id = t.user_id WHERE t.serial = ?",
           )
           .get(clientId),
         "terminal row",

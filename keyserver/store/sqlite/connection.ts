@@ -52,7 +52,12 @@ function parseJsonText(text: string): unknown {
   }
 }
 
-function toTerminal(r: TerminalRow): TerminalRecord {
+const TerminalDbRow = Type.Object(
+  { ...TerminalRow.properties, user_disabled: Type.Union([Type.Literal(0), Type.Literal(1), Type.Null()]) },
+  { additionalProperties: false },
+);
+
+function toTerminal(r: Static<typeof TerminalDbRow>): TerminalRecord {
   return {
     serial: r.serial,
     kind: r.kind,
@@ -60,10 +65,14 @@ function toTerminal(r: TerminalRow): TerminalRecord {
     ...(r.public_key !== null ? { public_key: r.public_key } : {}),
     created: r.created,
     disabled: r.disabled === 1,
+    ...(r.user_disabled === 1 ? { user_disabled: true as const } : {}),
   };
 }
 
-const TERMINAL_COLUMNS = "serial, user_id, kind, public_key, created, disabled";
+const TERMINAL_SELECT =
+  "SELECT t.serial AS serial, t.user_id AS user_id, t.kind AS kind, t.public_key AS public_key, t.created AS created, t.disabled AS disabled, u.disabled AS user_disabled FROM terminals t LEFT JOIN users u ON u.id = t.user_id";
+const GRANT_COLUMNS =
+  "user_id, slot, mode, status, nbf, exp, max_uses, created, schedule, first_use_ttl_s, unlock_password";
 
 /**
  * One SQLite connection shared by the role modules: transactions, audit rows and the reads several
@@ -186,8 +195,8 @@ export class SqliteConnection {
 
   terminal(serial: string): TerminalRecord | undefined {
     const r = maybeRow(
-      TerminalRow,
-      this.db.prepare(`SELECT ${TERMINAL_COLUMNS} FROM terminals WHERE serial = ?`).get(serial),
+      TerminalDbRow,
+      this.db.prepare(`${TERMINAL_SELECT} WHERE t.serial = ?`).get(serial),
       "terminal row",
     );
     return r ? toTerminal(r) : undefined;
@@ -195,8 +204,8 @@ export class SqliteConnection {
 
   terminals(): TerminalRecord[] {
     return rows(
-      TerminalRow,
-      this.db.prepare(`SELECT ${TERMINAL_COLUMNS} FROM terminals ORDER BY serial`).all(),
+      TerminalDbRow,
+      this.db.prepare(`${TERMINAL_SELECT} ORDER BY t.serial`).all(),
       "terminal row",
     ).map(toTerminal);
   }
@@ -204,7 +213,9 @@ export class SqliteConnection {
   grants(where: string, ...params: unknown[]): GrantRow[] {
     return rows(
       GrantDbRow,
-      this.db.prepare(`SELECT * FROM grants ${where} ORDER BY user_id, slot, mode`).all(...params),
+      this.db
+        .prepare(`SELECT ${GRANT_COLUMNS} FROM grants ${where} ORDER BY user_id, slot, mode`)
+        .all(...params),
       "grant row",
     ).map((r) => {
       const schedule =

@@ -5,6 +5,7 @@ import { sqliteAccounts } from "./accounts.js";
 import { sqliteAudit } from "./audit.js";
 import { SqliteConnection } from "./connection.js";
 import { sqliteIssuance } from "./issuance.js";
+import { sqliteLifecycle } from "./lifecycle.js";
 import { migrate } from "./migrations.js";
 import { sqliteOutbox } from "./outbox.js";
 import { sqliteRevocations } from "./revocations.js";
@@ -109,6 +110,7 @@ export function openSqliteStore(path: string, options: SqliteStoreOptions = {}):
   c.onLocalWrite = () => feed.notify();
   return {
     ...sqliteAccounts(c),
+    ...sqliteLifecycle(c),
     ...sqliteIssuance(c),
     ...sqliteRevocations(c),
     ...sqliteOutbox(c),

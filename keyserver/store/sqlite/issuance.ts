@@ -50,6 +50,10 @@ function writeIssue(
   return { slot: slot.slot, gen: generation.gen, tids: slot.tids, ...terms };
 }
 
+/** Slots a user downloaded a stored credential of since its grant was (re)granted (from_gen). */
+export const DOWNLOADED_SLOTS =
+  "SELECT DISTINCT c.slot AS slot FROM credentials c JOIN terminals t ON t.serial = c.term JOIN grants g ON g.user_id = t.user_id AND g.slot = c.slot AND g.mode = 'stored' WHERE t.user_id = ? AND c.mode = 'stored' AND c.gen > g.from_gen";
+
 /** Stored and fob credentials on SQLite: read the facts, apply the decision handed in, write it. */
 export function sqliteIssuance(c: SqliteConnection): IssuanceStore {
   const { db } = c;
@@ -64,15 +68,7 @@ export function sqliteIssuance(c: SqliteConnection): IssuanceStore {
     new Set(
       user === undefined
         ? []
-        : rows(
-            SlotNameRow,
-            db
-              .prepare(
-                "SELECT DISTINCT c.slot AS slot FROM credentials c JOIN terminals t ON t.serial = c.term WHERE t.user_id = ? AND c.mode = 'stored'",
-              )
-              .all(user),
-            "credential row",
-          ).map((r) => r.slot),
+        : rows(SlotNameRow, db.prepare(DOWNLOADED_SLOTS).all(user), "credential row").map((r) => r.slot),
     );
 
   return {

@@ -99,6 +99,11 @@ export const MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE audit ADD COLUMN hash TEXT;
   `,
+  // The lifecycle: disabled users; a grant granted again counts downloads above from_gen only.
+  `
+  ALTER TABLE users ADD COLUMN disabled INTEGER NOT NULL DEFAULT 0 CHECK (disabled IN (0, 1));
+  ALTER TABLE grants ADD COLUMN from_gen INTEGER NOT NULL DEFAULT 0;
+  `,
 ];
 
 /** The migration that added audit hashes: older files get their rows chained when it runs. */

@@ -1,0 +1,158 @@
+import { setUserPassword } from "../../keyserver/admin/accounts.js";
+import {
+  disableTerminal,
+  disableUser,
+  editGrant,
+  enableTerminal,
+  enableUser,
+  type RevokedHolding,
+  removeTerminal,
+  removeUser,
+} from "../../keyserver/admin/lifecycle.js";
+import { rotateTargetSecret } from "../../keyserver/admin/targets.js";
+import { adminCommand, grantMode, modeOption, readPassword } from "./common.js";
+import { GRANT_CLEAR_OPTIONS, GRANT_LIMIT_OPTIONS, grantPatch } from "./grant-terms.js";
+import { PAIR_OPTIONS, pairInput } from "./targets.js";
+
+const userOption = { user: { type: "string", help: "user id" } } as const;
+const serialOption = {
+  serial: { type: "string", help: "the terminal's serial or the fob's id (its MQTT client id)" },
+} as const;
+const revokeOption = {
+  revoke: {
+    type: "boolean",
+    help: "also stop the stored keys it holds now: raise the floor of each slot whose current key it has",
+  },
+} as const;
+
+function revokedText(revoked: RevokedHolding[]): string {
+  return revoked.length === 0
+    ? ""
+    : `; floor raised on ${revoked.map((r) => `${r.slot} (below gen ${r.belowGen})`).join(", ")}`;
+}
+
+export const userPasswd = adminCommand(
+  {
+    name: "sparekey admin user passwd",
+    summary: "set a user's password (from --password-file, SPAREKEY_PASSWORD or a prompt, never a flag)",
+    options: {
+      ...userOption,
+      "password-file": { type: "string", help: "file holding the password (one line)" },
+    },
+  },
+  async (ctx, p, io) => {
+    const user = p.required("user");
+    await setUserPassword(ctx, { user, password: await readPassword(p.values["password-file"], io) });
+    return `password of user ${user} changed`;
+  },
+);
+
+export const userDisable = adminCommand(
+  {
+    name: "sparekey admin user disable",
+    summary:
+      "stop a user's phones: no login, download, relay or unlock (stored keys open on unless --revoke)",
+    options: { ...userOption, ...revokeOption },
+  },
+  async (ctx, p) => {
+    const user = p.required("user");
+    const revoked = await disableUser(ctx, { user, revoke: p.values.revoke });
+    return `user ${user} disabled${revokedText(revoked)}`;
+  },
+);
+
+export const userEnable = adminCommand(
+  { name: "sparekey admin user enable", summary: "enable a disabled user again", options: userOption },
+  async (ctx, p) => {
+    const user = p.required("user");
+    await enableUser(ctx, { user });
+    return `user ${user} enabled`;
+  },
+);
+
+export const userRemove = adminCommand(
+  {
+    name: "sparekey admin user remove",
+    summary: "remove a user without terminals or active grants (else in_use: disable it instead)",
+    options: userOption,
+  },
+  async (ctx, p) => {
+    const user = p.required("user");
+    await removeUser(ctx, { user });
+    return `user ${user} removed`;
+  },
+);
+
+export const terminalDisable = adminCommand(
+  {
+    name: "sparekey admin terminal disable",
+    summary: "stop a phone or fob: no login, download, relay or unlock (stored keys open on unless --revoke)",
+    options: { ...serialOption, ...revokeOption },
+  },
+  async (ctx, p) => {
+    const serial = p.required("serial");
+    const revoked = await disableTerminal(ctx, { serial, revoke: p.values.revoke });
+    return `terminal ${serial} disabled${revokedText(revoked)}`;
+  },
+);
+
+export const terminalEnable = adminCommand(
+  {
+    name: "sparekey admin terminal enable",
+    summary: "enable a disabled phone or fob again",
+    options: serialOption,
+  },
+  async (ctx, p) => {
+    const serial = p.required("serial");
+    await enableTerminal(ctx, { serial });
+    return `terminal ${serial} enabled`;
+  },
+);
+
+export const terminalRemove = adminCommand(
+  {
+    name: "sparekey admin terminal remove",
+    summary: "remove a phone or fob never issued a key (else in_use: disable it instead)",
+    options: serialOption,
+  },
+  async (ctx, p) => {
+    const serial = p.required("serial");
+    await removeTerminal(ctx, { serial });
+    return `terminal ${serial} removed`;
+  },
+);
+
+export const targetRotateSecret = adminCommand(
+  {
+    name: "sparekey admin target rotate-secret",
+    summary:
+      "give a target a new connect secret in a new config file; the old one is refused at its next connect",
+    options: PAIR_OPTIONS,
+  },
+  async (ctx, p) => {
+    const input = pairInput(p);
+    await rotateTargetSecret(ctx, input);
+    return `target ${input.tid} has a new secret; config written to ${input.out}`;
+  },
+);
+
+export const grantEdit = adminCommand(
+  {
+    name: "sparekey admin grant edit",
+    summary: "change a grant's limits (a key already downloaded keeps the limits it carries)",
+    options: {
+      slot: { type: "string", help: "slot id" },
+      user: { type: "string", help: "user id" },
+      mode: modeOption,
+      ...GRANT_LIMIT_OPTIONS,
+      ...GRANT_CLEAR_OPTIONS,
+    },
+  },
+  async (ctx, p, io) => {
+    const slot = p.required("slot");
+    const user = p.required("user");
+    const mode = grantMode(p);
+    await editGrant(ctx, { user, slot, mode, patch: grantPatch(p, io) });
+    return `${mode} grant of user ${user} on slot ${slot} edited`;
+  },
+);
