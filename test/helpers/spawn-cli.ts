@@ -23,7 +23,7 @@ export interface SpawnOptions {
  * as under systemd); killed if it outlives its deadline.
  */
 export function spawnSparekey(args: readonly string[], options: SpawnOptions = {}): Promise<CliRun> {
-  const { timeoutMs = 20_000 } = options;
+  const { timeoutMs = 60_000 } = options;
   const inherited = Object.fromEntries(
     Object.entries(process.env).filter(([name]) => !name.startsWith("SPAREKEY_")),
   );

@@ -24,7 +24,7 @@ async function takenPort(): Promise<number> {
   return address.port;
 }
 
-describe("sparekey gateway --check-config", () => {
+describe("sparekey gateway --check-config", { timeout: 90_000 }, () => {
   it("prints the merged config (defaults < file < env < flags) as JSON and exits 0", async () => {
     const dir = tempDir();
     const file = writeConfig(dir, {
