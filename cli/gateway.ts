@@ -5,6 +5,7 @@ import { MQTT_PORT } from "../common/mqtt.js";
 import { GATEWAY_DEFAULTS, startGateway } from "../gateway/gateway.js";
 import { GatewayConfig } from "../schemas/config.js";
 import { DEFAULT_PREFIX } from "../schemas/topics.js";
+import { checkGatewayConfig } from "./gateway-check.js";
 import { untilAborted } from "./signals.js";
 
 // No CLI defaults here: the config loader applies them once, under the file and the environment.
@@ -16,7 +17,11 @@ export const GATEWAY_COMMAND = command(
     options: {
       config: {
         type: "string",
-        help: "JSON file with gateway settings (keys snake_case: data_dir, port, …)",
+        help: "JSON file with gateway settings (keys snake_case: data_dir, port, …; see docs/CONFIGURATION.md)",
+      },
+      "check-config": {
+        type: "boolean",
+        help: "validate file + env + flags, print the effective config and exit (0 valid, 1 invalid); opens nothing else",
       },
       data: {
         type: "string",
@@ -62,7 +67,9 @@ export const GATEWAY_COMMAND = command(
         prefix: v.prefix,
         max_packet_bytes: v["max-packet-bytes"],
       },
+      flagNames: { data_dir: "--data" },
     });
+    if (v["check-config"]) return checkGatewayConfig(config, io);
     const logger = createLogger("sparekey", { level: p.logLevel });
     const gateway = await startGateway({ config, logger });
     io.stdout.write(

@@ -1,5 +1,14 @@
 import { parseArgs } from "node:util";
 import { isSparekeyError, SparekeyError } from "./errors.js";
+import {
+  isLogLevel,
+  LOG_FORMAT_ENV,
+  LOG_LEVEL_ENV,
+  LOG_LEVELS,
+  type LogLevel,
+  logFormatFromEnv,
+  logLevelFromEnv,
+} from "./log-settings.js";
 
 /**
  * The one command-line helper: typed options, defaults applied here once, `--help` generated from the
@@ -41,15 +50,13 @@ type ValueOf<S> = S extends { type: "boolean" }
       : string | undefined;
 export type Values<O extends Options> = { -readonly [K in keyof O]: ValueOf<O[K]> };
 
-export const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "fatal", "silent"] as const;
-export type LogLevel = (typeof LOG_LEVELS)[number];
+export { LOG_LEVELS, type LogLevel };
 
 /** Every command accepts these, anywhere on its command line. */
 const BUILT_IN = {
   "log-level": {
     type: "string",
-    help: `${LOG_LEVELS.join("|")} (env SPAREKEY_LOG_LEVEL)`,
-    env: "SPAREKEY_LOG_LEVEL",
+    help: `${LOG_LEVELS.join("|")} (env ${LOG_LEVEL_ENV}; logs are JSON unless on a TTY, env ${LOG_FORMAT_ENV}=json|pretty)`,
   },
   help: { type: "boolean", short: "h", help: "show this help" },
 } as const satisfies Options;
@@ -85,8 +92,20 @@ export function exitCodeFor(err: unknown): number {
   }
 }
 
+/** An error that carries several problems (a config file): one `error <code>: <issue>` line each. */
+export interface ErrorWithIssues {
+  readonly issues: readonly string[];
+}
+
+function hasIssues(err: unknown): err is ErrorWithIssues {
+  const issues = (err as Partial<ErrorWithIssues>).issues;
+  return Array.isArray(issues) && issues.length > 0 && issues.every((i) => typeof i === "string");
+}
+
 /** `error <code>: <message>` for stderr; an unknown throwable is `internal_error`. */
 export function errorLine(err: unknown): string {
+  if (isSparekeyError(err) && hasIssues(err))
+    return err.issues.map((i) => `error ${err.code}: ${i}\n`).join("");
   if (isSparekeyError(err)) return `error ${err.code}: ${err.message}\n`;
   return `error internal_error: ${err instanceof Error ? err.message : String(err)}\n`;
 }
@@ -258,17 +277,23 @@ export function parseCommand<O extends Options, G extends Options>(
     throw bad(`${spec.name}: ${(err as Error).message}. Try --help.`);
   }
   if (parsed.values.help === true) return "help";
-  const builtIn = pick(BUILT_IN, parsed.values, env);
-  const logLevel = builtIn["log-level"] ?? spec.logLevel ?? "warn";
-  if (!(LOG_LEVELS as readonly string[]).includes(logLevel))
+  // A flag is usage (exit 2); the environment is configuration (config_invalid, exit 1). Checked for
+  // every command, before it does anything, so no command reaches pino with a level it would throw on.
+  const flagLevel = parsed.values["log-level"];
+  if (typeof flagLevel === "string" && !isLogLevel(flagLevel))
     throw bad(`${spec.name}: --log-level must be one of ${LOG_LEVELS.join(", ")}`);
+  const logLevel: LogLevel =
+    typeof flagLevel === "string" && isLogLevel(flagLevel)
+      ? flagLevel
+      : logLevelFromEnv(env, spec.logLevel ?? "warn");
+  logFormatFromEnv(env);
   const values = pick(spec.options, parsed.values, env);
   const strings = values as Record<string, unknown>;
   return {
     name: spec.name,
     values,
     globals: pick(globals, parsed.values, env),
-    logLevel: logLevel as LogLevel,
+    logLevel,
     positionals: parsed.positionals,
     required(flag) {
       const v = strings[flag];

@@ -1,4 +1,14 @@
 import { type Logger, pino } from "pino";
+import { SparekeyError } from "./errors.js";
+import {
+  isLogLevel,
+  LOG_LEVELS,
+  type LogFormat,
+  type LogLevel,
+  logFormatFromEnv,
+  logLevelFromEnv,
+  usePretty,
+} from "./log-settings.js";
 
 export type { Logger };
 
@@ -19,17 +29,26 @@ const REDACT = [
 ];
 
 export interface LogOptions {
-  level?: string;
-  /** Human-friendly lines (pino-pretty) instead of JSON; defaults to "stdout is a TTY". */
-  pretty?: boolean;
+  /** Default: SPAREKEY_LOG_LEVEL, else info. */
+  level?: LogLevel;
+  /** Default: SPAREKEY_LOG_FORMAT (json|pretty|auto), else auto: pretty only when the stream is a TTY. */
+  format?: LogFormat;
   /** Write to stderr (default) so stdout stays for command output. */
   destination?: 1 | 2;
+  /** Read for the defaults above (default process.env). */
+  env?: Readonly<Record<string, string | undefined>>;
 }
 
+/** Throws config_invalid (never pino's own stack trace) for an unknown level or format. */
 export function createLogger(name: string, options: LogOptions = {}): Logger {
-  const level = options.level ?? process.env.SPAREKEY_LOG_LEVEL ?? "info";
+  const env = options.env ?? process.env;
+  const level = options.level ?? logLevelFromEnv(env, "info");
+  // A caller typed `level` but may have passed a string through a cast: check at runtime too.
+  if (!isLogLevel(level))
+    throw new SparekeyError("config_invalid", `log level must be one of ${LOG_LEVELS.join(", ")}`);
   const fd = options.destination ?? 2;
-  const pretty = options.pretty ?? Boolean(fd === 2 ? process.stderr.isTTY : process.stdout.isTTY);
+  const isTTY = Boolean(fd === 2 ? process.stderr.isTTY : process.stdout.isTTY);
+  const pretty = usePretty(options.format ?? logFormatFromEnv(env), isTTY);
   if (pretty) {
     return pino({
       name,
@@ -37,7 +56,7 @@ export function createLogger(name: string, options: LogOptions = {}): Logger {
       redact: { paths: REDACT, censor: "[redacted]" },
       transport: {
         target: "pino-pretty",
-        options: { destination: fd, colorize: true, ignore: "pid,hostname" },
+        options: { destination: fd, colorize: isTTY, ignore: "pid,hostname" },
       },
     });
   }
