@@ -5,9 +5,16 @@ import type { OutgoingMessage } from "../schemas/topics.js";
 
 export type { MqttClient };
 
-/** The IANA-registered MQTT port: the gateway's default listener and the default in config files. */
+/** The IANA-registered MQTT port (Mosquitto's default): where a plain broker such as Mosquitto listens. */
 export const MQTT_PORT = 1883;
-export const DEFAULT_BROKER_URL = `mqtt://127.0.0.1:${MQTT_PORT}`;
+/**
+ * The gateway's own ports, clear of Mosquitto's (1883 plain, 8883 TLS, 8884 TLS with client
+ * certificates, 8080/8081 WebSocket) so both can run on one machine.
+ */
+export const MQTTS_PORT = 18883;
+export const WSS_PORT = 18884;
+export const PLAIN_PORT = 11883;
+export const DEFAULT_BROKER_URL = `mqtt://127.0.0.1:${PLAIN_PORT}`;
 
 export interface ConnectOptions {
   url: string;

@@ -3,7 +3,12 @@ import { onTestFinished } from "vitest";
 import { silentLogger } from "../../common/log.js";
 import { connectMqtt, type MqttClient } from "../../common/mqtt.js";
 import { TargetWatcher } from "../../common/target-watcher.js";
-import { GATEWAY_DEFAULTS, type RunningGateway, startGateway } from "../../gateway/gateway.js";
+import {
+  GATEWAY_DEFAULTS,
+  LOCAL_EPHEMERAL,
+  type RunningGateway,
+  startGateway,
+} from "../../gateway/gateway.js";
 import type { AdminContext } from "../../keyserver/admin/context.js";
 import type { GatewayConfig } from "../../schemas/config.js";
 import type { Challenge, TargetEvent, TargetState } from "../../schemas/messages.js";
@@ -16,7 +21,7 @@ import { tempDir } from "./wait.js";
 export async function startTestGateway(overrides: Partial<GatewayConfig> = {}): Promise<RunningGateway> {
   const root = tempDir("sparekey-gateway-");
   const gateway = await startGateway({
-    config: { ...GATEWAY_DEFAULTS, data_dir: join(root, "data"), port: 0, ...overrides },
+    config: { ...GATEWAY_DEFAULTS, ...LOCAL_EPHEMERAL, data_dir: join(root, "data"), ...overrides },
     logger: silentLogger(),
   });
   onTestFinished(() => gateway.close());
