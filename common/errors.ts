@@ -37,6 +37,8 @@ export const ERROR_CODES = [
   "grant_used",
   "nonce_used",
   "audit_chain_broken",
+  "tls_untrusted",
+  "tls_pin_mismatch",
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
 

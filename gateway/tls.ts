@@ -49,8 +49,9 @@ export function tlsNames(configured: readonly string[]): string[] {
   return [...new Set(["localhost", "127.0.0.1", "::1", hostname(), ...configured])];
 }
 
+/** PEM text as OpenSSL writes it, ending in a newline (the library leaves it off). */
 function toPem(der: ArrayBuffer, label: string): string {
-  return x509.PemConverter.encode(der, label);
+  return `${x509.PemConverter.encode(der, label).trimEnd()}\n`;
 }
 
 async function exportKey(key: CryptoKey): Promise<string> {
@@ -89,7 +90,7 @@ async function createCa(now: number): Promise<{ certPem: string; keyPem: string 
       await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
     ],
   });
-  return { certPem: cert.toString("pem"), keyPem: await exportKey(keys.privateKey) };
+  return { certPem: toPem(cert.rawData, "CERTIFICATE"), keyPem: await exportKey(keys.privateKey) };
 }
 
 interface Ca {
@@ -127,7 +128,7 @@ async function issue(
     ...validity(o.now, o.days),
     extensions,
   });
-  return { certPem: cert.toString("pem"), keyPem: await exportKey(keys.privateKey) };
+  return { certPem: toPem(cert.rawData, "CERTIFICATE"), keyPem: await exportKey(keys.privateKey) };
 }
 
 /** The CA, made on first use. Callable from gateway start and from data-dir initialisation alike. */

@@ -21,6 +21,10 @@ export const targetPair = adminCommand(
       "state-dir": { type: "string", help: "the target's state dir", defaultText: "./sparekey-target-TID" },
       "period-ms": { type: "string", help: "challenge period in ms", defaultText: "1000" },
       "time-zone": { type: "string", help: "IANA zone the target reads schedules in", defaultText: "UTC" },
+      "client-cert": {
+        type: "boolean",
+        help: "also write a client certificate (CN = tid) signed by the gateway's CA",
+      },
     },
   },
   async (ctx, p) => {
@@ -31,6 +35,8 @@ export const targetPair = adminCommand(
     await pairTarget(ctx, {
       tid,
       out,
+      dataDir: p.globals.data,
+      clientCert: v["client-cert"],
       ...(v["time-zone"] !== undefined ? { timeZone: v["time-zone"] } : {}),
       ...(v["broker-url"] !== undefined ? { brokerUrl: v["broker-url"] } : {}),
       ...(v.prefix !== undefined ? { prefix: v.prefix } : {}),
@@ -77,6 +83,7 @@ export const writeFobCommand = adminCommand(
     const out = p.required("out");
     const v = p.values;
     const r = await writeFob(ctx, {
+      dataDir: p.globals.data,
       slot,
       fob,
       out,

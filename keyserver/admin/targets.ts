@@ -1,7 +1,10 @@
 import { rmSync } from "node:fs";
 import { resolve } from "node:path";
 import { writeJsonAtomic } from "../../common/atomic-file.js";
+import { SparekeyError } from "../../common/errors.js";
 import { assertZone } from "../../common/time-zone.js";
+import { gatewayTrust } from "../../gateway/endpoint.js";
+import { issueClientCert } from "../../gateway/tls.js";
 import { TargetConfig } from "../../schemas/config.js";
 import type { RevocationStatus } from "../../schemas/keyserver.js";
 import { assertId, DEFAULT_PREFIX } from "../../schemas/topics.js";
@@ -20,6 +23,13 @@ export interface PairTargetInput {
   prefix?: string;
   /** IANA zone the target reads schedules in (UTC when absent). */
   timeZone?: string;
+  /**
+   * The gateway's data dir: the file gets the gateway's advertised mqtts:// URL (unless `brokerUrl`
+   * is given) and its CA.
+   */
+  dataDir?: string;
+  /** Also issue a client certificate (subject CN = tid) signed by the gateway's CA; needs `dataDir`. */
+  clientCert?: boolean;
 }
 
 /**
@@ -31,11 +41,18 @@ export async function pairTarget(ctx: AdminContext, input: PairTargetInput): Pro
   assertId(input.tid, "tid");
   assertNewFile(input.out);
   if (input.timeZone !== undefined) assertZone(input.timeZone);
+  if (input.clientCert && input.dataDir === undefined)
+    throw new SparekeyError("bad_request", "a client certificate is issued from the gateway's data dir");
+  const gateway = input.dataDir !== undefined ? await gatewayTrust(input.dataDir) : undefined;
+  const clientCert =
+    input.clientCert && input.dataDir !== undefined
+      ? await issueClientCert(input.dataDir, input.tid)
+      : undefined;
   const secret = randomSecret();
   const config = validator(TargetConfig, "target config").parse({
     v: 1,
     tid: input.tid,
-    broker_url: input.brokerUrl ?? DEFAULT_CONFIG_BROKER_URL,
+    broker_url: input.brokerUrl ?? gateway?.url ?? DEFAULT_CONFIG_BROKER_URL,
     secret,
     prefix: input.prefix ?? DEFAULT_PREFIX,
     issuer_keys: ctx.issuer.publicKeys(),
@@ -44,6 +61,8 @@ export async function pairTarget(ctx: AdminContext, input: PairTargetInput): Pro
     state_dir: resolve(input.stateDir ?? `sparekey-target-${input.tid}`),
     keepalive_s: 5,
     ...(input.timeZone !== undefined ? { time_zone: input.timeZone } : {}),
+    ...(gateway ? { ca_pem: gateway.caPem } : {}),
+    ...(clientCert ? { client_cert_pem: clientCert.certPem, client_key_pem: clientCert.keyPem } : {}),
   } satisfies TargetConfig);
   writeJsonAtomic(input.out, config, 0o600);
   try {
