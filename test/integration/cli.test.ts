@@ -6,6 +6,8 @@ import { describe, expect, it, onTestFinished } from "vitest";
 import { tempDir } from "../helpers/wait.js";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
+/** Every listener but the one under test on loopback and a free port. */
+const FREE_PORTS = ["--host", "127.0.0.1", "--wss-port", "0", "--plain-port", "0"];
 const COMMANDS = ["gateway", "demo", "admin", "target", "terminal"] as const;
 
 interface Run {
@@ -145,12 +147,16 @@ describe("the sparekey command", () => {
   it.each(["SIGTERM", "SIGINT"] as const)("stops the gateway cleanly on %s with exit 0", async (signal) => {
     const data = tempDir();
     let sent = false;
-    const run = await sparekey(["gateway", "--port", "0", "--data", data], 15_000, (soFar, proc) => {
-      if (!sent && soFar.includes("Ctrl-C to stop")) {
-        sent = true;
-        proc.kill(signal);
-      }
-    });
+    const run = await sparekey(
+      ["gateway", ...FREE_PORTS, "--port", "0", "--data", data],
+      15_000,
+      (soFar, proc) => {
+        if (!sent && soFar.includes("Ctrl-C to stop")) {
+          sent = true;
+          proc.kill(signal);
+        }
+      },
+    );
     expect({ code: run.code, signal: run.signal, stderr: run.stderr }).toEqual({
       code: 0,
       signal: null,
@@ -201,7 +207,7 @@ describe("the sparekey command", () => {
   it("refuses a port already in use with port_in_use and the port number", async () => {
     const port = await takenPort();
     const data = tempDir();
-    const run = await sparekey(["gateway", "--port", String(port), "--data", data]);
+    const run = await sparekey(["gateway", ...FREE_PORTS, "--port", String(port), "--data", data]);
     expect(run.code).not.toBe(0);
     expect(run.code).not.toBe(null);
     expect(run.stderr).toContain("port_in_use");
