@@ -1,7 +1,9 @@
+import { X509Certificate } from "node:crypto";
 import { readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { connect as tlsConnect } from "node:tls";
 import { describe, expect, it, onTestFinished } from "vitest";
+import { runTerminal } from "../../cli/terminal.js";
 import { SparekeyError } from "../../common/errors.js";
 import { silentLogger } from "../../common/log.js";
 import { connectMqtt } from "../../common/mqtt.js";
@@ -42,8 +44,13 @@ async function expectCode(p: Promise<unknown>, code: string): Promise<void> {
   expect((err as SparekeyError).code).toBe(code);
 }
 
+function sink(): { write(t: string): void; text(): string } {
+  let text = "";
+  return { write: (t: string) => void (text += t), text: () => text };
+}
+
 describe("TLS by default", () => {
-  it("pair, target over mqtts, phone login with the CA, download and open the door", async () => {
+  it("pair (with a client certificate), target over mqtts, phone login with the CA, download and open the door", async () => {
     const gateway = await tlsGateway();
     expect(gateway.tlsUrl).toMatch(/^mqtts:\/\/localhost:[0-9]+$/);
     expect(gateway.wssUrl).toMatch(/^wss:\/\/localhost:[0-9]+\/mqtt$/);
@@ -54,9 +61,12 @@ describe("TLS by default", () => {
       tid: "front-door",
       out: join(root, "front-door.json"),
       dataDir,
+      clientCert: true,
       stateDir: join(root, "target-state"),
       periodMs: 150,
     });
+    // The target proves its tid with a certificate too (the broker checks CN = client id).
+    expect(new X509Certificate(config.client_cert_pem ?? "").subject).toBe("CN=front-door");
     // The file holds the gateway's real TLS URL and its CA, not a default port.
     expect({ url: config.broker_url, ca: config.ca_pem }).toEqual({ url: gateway.tlsUrl, ca: gateway.caPem });
     expect(statSync(join(root, "front-door.json")).mode & 0o777).toBe(0o600);
@@ -244,5 +254,37 @@ describe("TLS by default", () => {
     });
     await barrier;
     expect(seen.filter((t) => t === aStatus.topic)).toEqual([]);
+  });
+
+  it("CLI login takes --ca FILE, and without it prints the pinned CA's fingerprint", async () => {
+    const gateway = await tlsGateway();
+    await withAlice(gateway);
+    await runAdmin(gateway, addTerminal, { serial: "PHONE-TWO", user: "alice" });
+    const fp = fingerprint256(gateway.caPem);
+    const env = { SPAREKEY_PASSWORD: PASSWORD };
+    const base = ["login", "--broker", gateway.tlsUrl, "--user", "alice"];
+
+    const given = { out: sink(), err: sink() };
+    const caFile = join(gateway.state.dataDir, "tls", "ca.pem");
+    const dirA = tempDir("sparekey-tls-phone-");
+    const codeA = await runTerminal([...base, "--serial", "PHONE-ALICE", "--ca", caFile, "--dir", dirA], {
+      stdout: given.out,
+      stderr: given.err,
+      env,
+      logger,
+    });
+    expect({ code: codeA, err: given.err.text() }).toEqual({ code: 0, err: "" });
+    expect(given.out.text()).toContain(`broker verified with the given CA, SHA-256 ${fp}\n`);
+
+    const tofu = { out: sink(), err: sink() };
+    const dirB = tempDir("sparekey-tls-phone-");
+    const codeB = await runTerminal([...base, "--serial", "PHONE-TWO", "--dir", dirB], {
+      stdout: tofu.out,
+      stderr: tofu.err,
+      env,
+      logger,
+    });
+    expect({ code: codeB, err: tofu.err.text() }).toEqual({ code: 0, err: "" });
+    expect(tofu.out.text()).toContain(`trusting the broker's CA on first use: SHA-256 ${fp}\n`);
   });
 });
