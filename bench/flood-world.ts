@@ -1,7 +1,7 @@
 import { join } from "node:path";
 import { silentLogger } from "../common/log.js";
 import { connectMqtt } from "../common/mqtt.js";
-import { GATEWAY_DEFAULTS, type RunningGateway, startGateway } from "../gateway/gateway.js";
+import { GATEWAY_DEFAULTS, LOCAL_EPHEMERAL, type RunningGateway, startGateway } from "../gateway/gateway.js";
 import { addGrant, addTerminal, addUser } from "../keyserver/admin/accounts.js";
 import type { AdminContext } from "../keyserver/admin/context.js";
 import { createSlot, pairTarget } from "../keyserver/admin/targets.js";
@@ -155,7 +155,7 @@ export async function startWorld(o: {
   };
   try {
     const gateway = await startGateway({
-      config: { ...GATEWAY_DEFAULTS, data_dir: join(o.dir, "gateway"), port: 0 },
+      config: { ...GATEWAY_DEFAULTS, ...LOCAL_EPHEMERAL, data_dir: join(o.dir, "gateway") },
       logger,
     });
     stops.push(() => gateway.close());

@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { silentLogger } from "../common/log.js";
 import { connectMqtt, type MqttClient } from "../common/mqtt.js";
-import { GATEWAY_DEFAULTS, startGateway } from "../gateway/gateway.js";
+import { GATEWAY_DEFAULTS, LOCAL_EPHEMERAL, startGateway } from "../gateway/gateway.js";
 import { addGrant, addTerminal, addUser } from "../keyserver/admin/accounts.js";
 import type { AdminContext } from "../keyserver/admin/context.js";
 import { createSlot, pairTarget } from "../keyserver/admin/targets.js";
@@ -154,7 +154,7 @@ async function runBroker(
     await initDataDir(join(dir, "data"));
     if (name === "aedes") {
       const gw = await startGateway({
-        config: { ...GATEWAY_DEFAULTS, data_dir: join(dir, "data"), port: 0 },
+        config: { ...GATEWAY_DEFAULTS, ...LOCAL_EPHEMERAL, data_dir: join(dir, "data") },
         logger,
       });
       stops.push(() => gw.close());

@@ -1,26 +1,47 @@
+import type { Server as HttpsServer } from "node:https";
 import { createServer, type Server, type Socket } from "node:net";
-import { Aedes, type Client } from "aedes";
+import type { Duplex } from "node:stream";
+import type { TLSSocket } from "node:tls";
+import { Aedes, type AuthenticateError, type Client } from "aedes";
 import { SparekeyError } from "../common/errors.js";
 import type { Logger } from "../common/log.js";
 import { Topics } from "../schemas/topics.js";
 import { aedesHooks, observeAedes } from "./aedes-adapter.js";
 import { type BrokerLimits, type LimitOverrides, resolveLimits } from "./limits.js";
+import {
+  assertPlainHost,
+  type BrokerTls,
+  isLoopback,
+  mqttsServer,
+  verifiedClientCn,
+  WSS_PATH,
+  wssServer,
+} from "./listeners.js";
 import { type GuardEvents, PacketGuard } from "./packet-guard.js";
 import type { Authenticator, Principal } from "./principal.js";
 import { type BrokerStats, emptyStats } from "./stats.js";
 
 export interface BrokerOptions extends LimitOverrides {
+  /** The plain listener's address: loopback unless `allowPlainRemote`. */
   host?: string;
-  /** 0 picks a free port (tests). */
+  /** The plain listener's port; 0 picks a free port (tests). */
   port: number;
+  /** Accept a plain listener beyond loopback, and plain connections from other machines. */
+  allowPlainRemote?: boolean;
+  /** MQTT over TLS and over WebSocket over TLS, with the same authentication, ACL and budgets. */
+  tls?: BrokerTls & { host: string; port: number; wssPort: number };
   prefix?: string;
   authenticator: Authenticator;
   logger: Logger;
 }
 
 export interface RunningBroker {
+  /** The plain listener. */
   readonly port: number;
   readonly url: string;
+  /** `mqtts://host:port` and `wss://host:port/mqtt`, when TLS is served. */
+  readonly tlsUrl: string | undefined;
+  readonly wssUrl: string | undefined;
   readonly aedes: Aedes;
   readonly limits: BrokerLimits;
   /** A snapshot of the refusal counters. */
@@ -29,71 +50,157 @@ export interface RunningBroker {
 }
 
 export async function startBroker(options: BrokerOptions): Promise<RunningBroker> {
-  const { host: hostOption, port: portOption, prefix, authenticator, logger, ...overrides } = options;
+  const {
+    host: hostOption,
+    port: portOption,
+    allowPlainRemote = false,
+    tls,
+    prefix,
+    authenticator,
+    logger,
+    ...overrides
+  } = options;
+  const host = hostOption ?? "127.0.0.1";
+  assertPlainHost(host, allowPlainRemote);
   const topics = new Topics(prefix);
   const limits = resolveLimits(overrides, topics.prefix);
   const log = logger.child({ component: "broker" });
+  if (!isLoopback(host))
+    log.warn(
+      { host },
+      "plain MQTT listener beyond loopback: passwords and frames cross the network unencrypted",
+    );
   const stats = emptyStats();
+  /** Verified client certificate CNs, by the guard aedes sees as the connection. */
+  const clientCns = new WeakMap<object, string>();
   const onAuthenticated = (client: Client, principal: Principal) => {
     const conn: unknown = client.conn;
     if (conn instanceof PacketGuard) conn.open(limits.budgets[principal.role]);
   };
-  const aedes = await Aedes.createBroker(
-    aedesHooks({ topics, authenticator, limits, stats, log, onAuthenticated }),
-  );
+  const hooks = aedesHooks({ topics, authenticator, limits, stats, log, onAuthenticated });
+  const authenticate = hooks.authenticate;
+  // A client certificate comes in addition to the secret, never instead: the secret's hash in the
+  // store is what pairing and removal change, and certificates have no revocation list here. A
+  // certificate names one client id; presented under another, the CONNECT is refused.
+  hooks.authenticate = (client, username, password, done) => {
+    const cn = clientCns.get(client.conn);
+    if (cn !== undefined && cn !== client.id) {
+      stats.connect_refused++;
+      log.warn({ client_id: client.id }, "connect refused: client certificate names another client");
+      const err = Object.assign(new Error("not authorised"), { returnCode: 5 }) as AuthenticateError;
+      done(err, false);
+      return;
+    }
+    authenticate(client, username, password, done);
+  };
+  const aedes = await Aedes.createBroker(hooks);
   observeAedes(aedes, { stats, log });
 
   const sockets = new Set<Socket>();
-  const guardEvents = (socket: Socket): GuardEvents => ({
+  const track = (socket: Socket) => {
+    sockets.add(socket);
+    socket.once("close", () => sockets.delete(socket));
+    socket.setNoDelay(true);
+  };
+  const guardEvents = (remote: string | undefined): GuardEvents => ({
     onOversize() {
       stats.oversize_packet++;
-      log.warn(
-        { remote: socket.remoteAddress, max_bytes: limits.maxPacketBytes },
-        "connection dropped: packet too large",
-      );
+      log.warn({ remote, max_bytes: limits.maxPacketBytes }, "connection dropped: packet too large");
     },
     onHeld() {
       stats.packets_held++;
     },
     onOverBudget() {
       stats.rate_limited++;
-      log.warn({ remote: socket.remoteAddress }, "connection dropped: over its packet budget for too long");
+      log.warn({ remote }, "connection dropped: over its packet budget for too long");
     },
   });
-  const server: Server = createServer((socket: Socket) => {
-    sockets.add(socket);
-    socket.once("close", () => sockets.delete(socket));
-    socket.setNoDelay(true);
-    aedes.handle(new PacketGuard(socket, limits.maxPacketBytes, guardEvents(socket)));
+  /** Every listener's streams take this one path: packet guard, then aedes with the same hooks. */
+  const serve = (stream: Duplex, remote: string | undefined): PacketGuard => {
+    const guard = new PacketGuard(stream, limits.maxPacketBytes, guardEvents(remote));
+    aedes.handle(guard);
+    return guard;
+  };
+
+  const plain: Server = createServer((socket: Socket) => {
+    track(socket);
+    if (!allowPlainRemote && !isLoopback(socket.remoteAddress ?? "")) {
+      log.warn({ remote: socket.remoteAddress }, "plain connection from another machine refused");
+      socket.destroy();
+      return;
+    }
+    serve(socket, socket.remoteAddress);
   });
-  const host = hostOption ?? "127.0.0.1";
-  try {
-    await listen(server, portOption, host);
-  } catch (err) {
+  const servers: Array<Server | HttpsServer> = [plain];
+  let closeWss = () => {};
+  const stop = async () => {
+    closeWss();
+    const closed = Promise.all(
+      servers.map(
+        (s) => new Promise<void>((resolve) => (s.listening ? s.close(() => resolve()) : resolve())),
+      ),
+    );
     await new Promise<void>((resolve) => aedes.close(() => resolve()));
+    // Connections that never completed CONNECT are not aedes clients: end them too.
+    for (const socket of sockets) socket.destroy();
+    await closed;
+  };
+
+  let tlsUrl: string | undefined;
+  let wssUrl: string | undefined;
+  try {
+    await listen(plain, portOption, host);
+    if (tls) {
+      const mqtts = mqttsServer(tls, limits.connectTimeoutMs, (socket: TLSSocket) => {
+        const guard = serve(socket, socket.remoteAddress);
+        const cn = verifiedClientCn(socket);
+        if (cn !== undefined) clientCns.set(guard, cn);
+      });
+      mqtts.on("connection", track);
+      mqtts.on("tlsClientError", (err) => log.debug({ error: err.message }, "TLS handshake failed"));
+      servers.push(mqtts);
+      const wss = wssServer(tls, limits.connectTimeoutMs, limits.maxPacketBytes * 4, (stream, socket) =>
+        serve(stream, socket.remoteAddress),
+      );
+      wss.server.on("connection", track);
+      wss.server.on("tlsClientError", (err) => log.debug({ error: err.message }, "TLS handshake failed"));
+      closeWss = wss.close;
+      servers.push(wss.server);
+      await listen(mqtts, tls.port, tls.host);
+      await listen(wss.server, tls.wssPort, tls.host);
+      tlsUrl = `mqtts://${urlHost(tls.host)}:${boundPort(mqtts, tls.port)}`;
+      wssUrl = `wss://${urlHost(tls.host)}:${boundPort(wss.server, tls.wssPort)}${WSS_PATH}`;
+    }
+  } catch (err) {
+    await stop();
     throw err;
   }
-  server.on("error", (err) => log.error({ err }, "listener error"));
-  const address = server.address();
-  const port = typeof address === "object" && address ? address.port : portOption;
-  log.info({ host, port }, "broker listening");
+  for (const s of servers) s.on("error", (err) => log.error({ err }, "listener error"));
+  const port = boundPort(plain, portOption);
+  log.info({ host, port, tls_url: tlsUrl, wss_url: wssUrl }, "broker listening");
   return {
     port,
-    url: `mqtt://${host}:${port}`,
+    url: `mqtt://${urlHost(host)}:${port}`,
+    tlsUrl,
+    wssUrl,
     aedes,
     limits,
     stats: () => ({ ...stats }),
-    async close() {
-      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-      await new Promise<void>((resolve) => aedes.close(() => resolve()));
-      // Connections that never completed CONNECT are not aedes clients: end them too.
-      for (const socket of sockets) socket.destroy();
-      await closed;
-    },
+    close: stop,
   };
 }
 
-function listen(server: Server, port: number, host: string): Promise<void> {
+function boundPort(server: Server | HttpsServer, fallback: number): number {
+  const address = server.address();
+  return typeof address === "object" && address ? address.port : fallback;
+}
+
+/** An IPv6 address goes in brackets in a URL. */
+function urlHost(host: string): string {
+  return host.includes(":") ? `[${host}]` : host;
+}
+
+function listen(server: Server | HttpsServer, port: number, host: string): Promise<void> {
   return new Promise<void>((resolve, reject) => {
     server.once("error", (err: NodeJS.ErrnoException) => {
       if (err.code === "EADDRINUSE") {

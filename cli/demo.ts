@@ -6,7 +6,7 @@ import { SparekeyError } from "../common/errors.js";
 import { createLogger, type Logger } from "../common/log.js";
 import { connectMqtt, type MqttClient } from "../common/mqtt.js";
 import { type Observed, TargetWatcher } from "../common/target-watcher.js";
-import { GATEWAY_DEFAULTS, type RunningGateway, startGateway } from "../gateway/gateway.js";
+import { GATEWAY_DEFAULTS, LOCAL_EPHEMERAL, type RunningGateway, startGateway } from "../gateway/gateway.js";
 import { addGrant, addTerminal, addUser } from "../keyserver/admin/accounts.js";
 import type { AdminContext } from "../keyserver/admin/context.js";
 import { writeFob } from "../keyserver/admin/fob.js";
@@ -263,7 +263,7 @@ async function playDemo(o: { periodMs: number; keep: boolean; logger: Logger; io
     const dataDir = join(root, "gateway");
     await initDataDir(dataDir);
     const gateway = await startGateway({
-      config: { ...GATEWAY_DEFAULTS, data_dir: dataDir, port: 0 },
+      config: { ...GATEWAY_DEFAULTS, ...LOCAL_EPHEMERAL, data_dir: dataDir },
       logger,
     });
     cleanups.push(() => gateway.close());

@@ -1,7 +1,6 @@
 import { type CliIo, command, EXIT } from "../common/cli.js";
 import { loadConfig } from "../common/config-loader.js";
 import { createLogger } from "../common/log.js";
-import { MQTT_PORT } from "../common/mqtt.js";
 import { GATEWAY_DEFAULTS, startGateway } from "../gateway/gateway.js";
 import { GatewayConfig } from "../schemas/config.js";
 import { DEFAULT_PREFIX } from "../schemas/topics.js";
@@ -30,13 +29,37 @@ export const GATEWAY_COMMAND = command(
       },
       host: {
         type: "string",
-        help: "address to listen on (env SPAREKEY_HOST)",
+        help: "address of the TLS listeners (env SPAREKEY_HOST)",
         defaultText: GATEWAY_DEFAULTS.host,
       },
       port: {
         type: "string",
-        help: "MQTT TCP port, 0 for any free port (env SPAREKEY_PORT)",
-        defaultText: String(MQTT_PORT),
+        help: "MQTT over TLS port, 0 for any free port (env SPAREKEY_PORT)",
+        defaultText: String(GATEWAY_DEFAULTS.tls_port),
+      },
+      "wss-port": {
+        type: "string",
+        help: "MQTT over WebSocket over TLS port, path /mqtt (env SPAREKEY_WSS_PORT)",
+        defaultText: String(GATEWAY_DEFAULTS.wss_port),
+      },
+      "plain-host": {
+        type: "string",
+        help: "address of the plain MQTT listener; beyond loopback it needs --allow-plain-remote",
+        defaultText: GATEWAY_DEFAULTS.plain_host,
+      },
+      "plain-port": {
+        type: "string",
+        help: "plain MQTT port (env SPAREKEY_PLAIN_PORT)",
+        defaultText: String(GATEWAY_DEFAULTS.plain_port),
+      },
+      "allow-plain-remote": {
+        type: "boolean",
+        help: "accept unencrypted MQTT from other machines (logs a warning)",
+      },
+      "tls-name": {
+        type: "string",
+        multiple: true,
+        help: "a DNS name or address for the server certificate; the first is the one given to targets",
       },
       prefix: { type: "string", help: "topic prefix (env SPAREKEY_PREFIX)", defaultText: DEFAULT_PREFIX },
       "max-packet-bytes": {
@@ -57,13 +80,20 @@ export const GATEWAY_COMMAND = command(
       env: {
         SPAREKEY_DATA: "data_dir",
         SPAREKEY_HOST: "host",
-        SPAREKEY_PORT: "port",
+        SPAREKEY_PORT: "tls_port",
+        SPAREKEY_WSS_PORT: "wss_port",
+        SPAREKEY_PLAIN_PORT: "plain_port",
         SPAREKEY_PREFIX: "prefix",
       },
       flags: {
         data_dir: v.data,
         host: v.host,
-        port: v.port,
+        tls_port: v.port,
+        wss_port: v["wss-port"],
+        plain_host: v["plain-host"],
+        plain_port: v["plain-port"],
+        allow_plain_remote: v["allow-plain-remote"] ? true : undefined,
+        tls_names: v["tls-name"].length > 0 ? v["tls-name"] : undefined,
         prefix: v.prefix,
         max_packet_bytes: v["max-packet-bytes"],
       },
@@ -73,7 +103,8 @@ export const GATEWAY_COMMAND = command(
     const logger = createLogger("sparekey", { level: p.logLevel });
     const gateway = await startGateway({ config, logger });
     io.stdout.write(
-      `sparekey gateway: broker ${gateway.url}, data dir ${config.data_dir}. Ctrl-C to stop.\n`,
+      `sparekey gateway: ${gateway.tlsUrl} and ${gateway.wssUrl} (TLS), ${gateway.url} (plain), ` +
+        `data dir ${config.data_dir}. CA: ${config.data_dir}/tls/ca.pem. Ctrl-C to stop.\n`,
     );
     await untilAborted(io.signal);
     await gateway.close();

@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import {
   type CliIo,
   type CliNode,
@@ -12,7 +13,6 @@ import { SparekeyError } from "../common/errors.js";
 import { acquireInstanceLock } from "../common/instance-lock.js";
 import { decodeToken } from "../common/jws.js";
 import { createLogger, type Logger } from "../common/log.js";
-import { DEFAULT_BROKER_URL } from "../common/mqtt.js";
 import { TokenType } from "../schemas/tokens.js";
 import { DEFAULT_PREFIX } from "../schemas/topics.js";
 import { describeCredential, formatInstant, localTimeZone } from "../terminal/credential-info.js";
@@ -56,15 +56,30 @@ function terminalDir(dir: string | undefined): string {
   return resolveTerminalDir(dir, {});
 }
 
+function readCaFile(path: string): string {
+  try {
+    return readFileSync(path, "utf8");
+  } catch (err) {
+    throw new SparekeyError(
+      "bad_request",
+      `cannot read the CA file ${path} (${(err as NodeJS.ErrnoException).code ?? "error"})`,
+    );
+  }
+}
+
 const loginCommand = (extras: Extras) =>
   command(
     {
       name: "sparekey terminal login",
       summary: "check the credentials with the broker, make the key pair, write the profile",
       usage:
-        "sparekey terminal login --broker URL --serial S --user U [--password-file F] [--prefix P] [--dir D]",
+        "sparekey terminal login --broker URL [--ca FILE] --serial S --user U [--password-file F] [--prefix P] [--dir D]",
       options: {
-        broker: { type: "string", help: `broker URL, e.g. ${DEFAULT_BROKER_URL}` },
+        broker: { type: "string", help: "broker URL, e.g. mqtts://gateway.example:18883" },
+        ca: {
+          type: "string",
+          help: "the gateway's CA (its data dir's tls/ca.pem); without it the CA the broker presents is pinned",
+        },
         serial: { type: "string", help: "this phone's serial (its terminal id)" },
         user: { type: "string", help: "user id" },
         "password-file": passwordFile("file holding the password"),
@@ -81,9 +96,11 @@ const loginCommand = (extras: Extras) =>
         { what: "password", file: p.values["password-file"], envName: "SPAREKEY_PASSWORD" },
         io,
       );
+      const caFile = p.values.ca;
       const result = await login({
         dir,
         brokerUrl,
+        ...(caFile !== undefined ? { caPem: readCaFile(caFile) } : {}),
         serial,
         user,
         password,
@@ -92,7 +109,14 @@ const loginCommand = (extras: Extras) =>
       });
       io.stdout.write(
         `logged in: terminal ${result.term}, user ${result.user}, broker ${result.brokerUrl}\n` +
-          `key ${result.kid} (${result.keyCreated ? "new" : "existing"}), profile in ${dir}\n`,
+          `key ${result.kid} (${result.keyCreated ? "new" : "existing"}), profile in ${dir}\n` +
+          (result.tls?.trust === "first_use"
+            ? `trusting the broker's CA on first use: SHA-256 ${result.tls.caSha256}\n` +
+              "compare it with `openssl x509 -noout -fingerprint -sha256 -in tls/ca.pem` on the gateway; " +
+              "later connections must present this CA\n"
+            : result.tls
+              ? `broker verified with the given CA, SHA-256 ${result.tls.caSha256}\n`
+              : ""),
       );
       return EXIT.ok;
     },

@@ -43,6 +43,8 @@ export const ERROR_CODES = [
   "terminal_disabled",
   "user_disabled",
   "in_use",
+  "tls_untrusted",
+  "tls_pin_mismatch",
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
 

@@ -5,12 +5,44 @@ import type { OutgoingMessage } from "../schemas/topics.js";
 
 export type { MqttClient };
 
-/** The IANA-registered MQTT port: the gateway's default listener and the default in config files. */
+/** The IANA-registered MQTT port (Mosquitto's default): where a plain broker such as Mosquitto listens. */
 export const MQTT_PORT = 1883;
-export const DEFAULT_BROKER_URL = `mqtt://127.0.0.1:${MQTT_PORT}`;
+/**
+ * The gateway's own ports, clear of Mosquitto's (1883 plain, 8883 TLS, 8884 TLS with client
+ * certificates, 8080/8081 WebSocket) so both can run on one machine.
+ */
+export const MQTTS_PORT = 18883;
+export const WSS_PORT = 18884;
+export const PLAIN_PORT = 11883;
+export const DEFAULT_BROKER_URL = `mqtt://127.0.0.1:${PLAIN_PORT}`;
+
+/** How an mqtts:// or wss:// client checks the broker, and proves itself when it has a certificate. */
+export interface ClientTls {
+  /** The only CA the broker's certificate may chain to (the gateway's own); the system's are not used. */
+  ca: string;
+  /** A client certificate and its key (a target's, subject CN = its tid). */
+  cert?: string;
+  key?: string;
+}
+
+/** The `tls` option from a config or fob file's PEM fields; none when the file has no CA. */
+export function fileTls(file: {
+  ca_pem?: string | undefined;
+  client_cert_pem?: string | undefined;
+  client_key_pem?: string | undefined;
+}): { tls?: ClientTls } {
+  if (file.ca_pem === undefined) return {};
+  const tls: ClientTls = { ca: file.ca_pem };
+  if (file.client_cert_pem !== undefined && file.client_key_pem !== undefined) {
+    tls.cert = file.client_cert_pem;
+    tls.key = file.client_key_pem;
+  }
+  return { tls };
+}
 
 export interface ConnectOptions {
   url: string;
+  tls?: ClientTls;
   clientId: string;
   username?: string;
   password?: string;
@@ -33,6 +65,15 @@ function toClientOptions(o: ConnectOptions): IClientOptions {
     connectTimeout: o.connectTimeout ?? 10_000,
     resubscribe: true,
   };
+  if (o.tls) {
+    opts.ca = o.tls.ca;
+    // MQTT.js verifies by default; written out so no option elsewhere can turn it off.
+    opts.rejectUnauthorized = true;
+    if (o.tls.cert !== undefined && o.tls.key !== undefined) {
+      opts.cert = o.tls.cert;
+      opts.key = o.tls.key;
+    }
+  }
   if (o.username !== undefined) opts.username = o.username;
   if (o.password !== undefined) opts.password = o.password;
   if (o.will)

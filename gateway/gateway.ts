@@ -1,25 +1,43 @@
+import { hostname } from "node:os";
 import { type RunningBroker, startBroker } from "../broker/server.js";
 import { acquireInstanceLock } from "../common/instance-lock.js";
 import type { Logger } from "../common/log.js";
-import { MQTT_PORT } from "../common/mqtt.js";
+import { MQTTS_PORT, PLAIN_PORT, WSS_PORT } from "../common/mqtt.js";
 import { DEFAULT_CREDENTIAL_LIFETIME_S } from "../keyserver/credentials.js";
 import { requireDataDir } from "../keyserver/data-dir.js";
 import { KeyServer } from "../keyserver/service.js";
 import { createAuthenticator, type KeyServerState, openKeyServerState } from "../keyserver/state.js";
 import type { GatewayConfig } from "../schemas/config.js";
 import { DEFAULT_PREFIX } from "../schemas/topics.js";
+import { writeEndpoint } from "./endpoint.js";
+import { ensureTlsMaterial, tlsNames } from "./tls.js";
 
 export const GATEWAY_DEFAULTS: GatewayConfig = {
   data_dir: "./sparekey-data",
-  // Loopback by default: exposing door keys to a network is a decision the operator makes with --host.
-  host: "127.0.0.1",
-  port: MQTT_PORT,
+  // TLS listeners on every interface: reaching targets and phones on the network is the gateway's job.
+  host: "0.0.0.0",
+  tls_port: MQTTS_PORT,
+  wss_port: WSS_PORT,
+  // Plain MQTT for tools on this machine only; beyond loopback it takes allow_plain_remote.
+  plain_host: "127.0.0.1",
+  plain_port: PLAIN_PORT,
+  allow_plain_remote: false,
+  tls_names: [],
   prefix: DEFAULT_PREFIX,
   max_packet_bytes: 65_536,
   connect_timeout_ms: 5000,
   keepalive_max_s: 300,
   credential_lifetime_s: DEFAULT_CREDENTIAL_LIFETIME_S,
 };
+
+/** Every listener on loopback and a free port: tests, the demo. */
+export const LOCAL_EPHEMERAL = {
+  host: "127.0.0.1",
+  tls_port: 0,
+  wss_port: 0,
+  plain_host: "127.0.0.1",
+  plain_port: 0,
+} as const satisfies Partial<GatewayConfig>;
 
 export interface GatewayOptions {
   config: Readonly<GatewayConfig>;
@@ -30,7 +48,14 @@ export interface RunningGateway {
   readonly broker: RunningBroker;
   readonly keyserver: KeyServer;
   readonly state: KeyServerState;
+  /** Plain MQTT on loopback: the key server's own connection, tools on this machine, tests. */
   readonly url: string;
+  /** `mqtts://host:port` as given to targets (host: the first TLS name, else this machine's name). */
+  readonly tlsUrl: string;
+  /** `wss://host:port/mqtt`. */
+  readonly wssUrl: string;
+  /** The gateway's CA certificate: clients verify the broker with it. */
+  readonly caPem: string;
   close(): Promise<void>;
 }
 
@@ -46,11 +71,17 @@ export async function startGateway({ config, logger }: GatewayOptions): Promise<
     lock.release();
     throw err;
   }
+  const names = tlsNames(config.tls_names);
   let broker: RunningBroker;
+  let tls: Awaited<ReturnType<typeof ensureTlsMaterial>>;
   try {
+    tls = await ensureTlsMaterial(config.data_dir, { names });
+    if (tls.serverCertCreated) logger.info({ names, ca_sha256: tls.caSha256 }, "TLS server certificate made");
     broker = await startBroker({
-      host: config.host,
-      port: config.port,
+      host: config.plain_host,
+      port: config.plain_port,
+      allowPlainRemote: config.allow_plain_remote,
+      tls: { ...tls, host: config.host, port: config.tls_port, wssPort: config.wss_port },
       prefix: config.prefix,
       authenticator: createAuthenticator(state, logger),
       logger,
@@ -63,6 +94,9 @@ export async function startGateway({ config, logger }: GatewayOptions): Promise<
     lock.release();
     throw err;
   }
+  const advertised = advertisedHost(config);
+  const tlsUrl = `mqtts://${advertised}:${new URL(broker.tlsUrl ?? "").port}`;
+  const wssUrl = `wss://${advertised}:${new URL(broker.wssUrl ?? "").port}/mqtt`;
   const keyserver = new KeyServer({
     dataDir: config.data_dir,
     brokerUrl: broker.url,
@@ -72,6 +106,7 @@ export async function startGateway({ config, logger }: GatewayOptions): Promise<
     credentialLifetimeS: config.credential_lifetime_s,
   });
   try {
+    writeEndpoint(config.data_dir, { v: 1, mqtts_url: tlsUrl, wss_url: wssUrl });
     await keyserver.start();
   } catch (err) {
     await broker.close();
@@ -84,6 +119,9 @@ export async function startGateway({ config, logger }: GatewayOptions): Promise<
     keyserver,
     state,
     url: broker.url,
+    tlsUrl,
+    wssUrl,
+    caPem: tls.caPem,
     async close() {
       // Key server first, so its offline status goes out through a broker that is still up.
       try {
@@ -95,4 +133,11 @@ export async function startGateway({ config, logger }: GatewayOptions): Promise<
       }
     },
   };
+}
+
+/** The host clients are told: a configured name, else the listener's own address unless it is a wildcard. */
+function advertisedHost(config: Readonly<GatewayConfig>): string {
+  const wildcard = config.host === "0.0.0.0" || config.host === "::";
+  const host = config.tls_names[0] ?? (wildcard ? hostname() : config.host);
+  return host.includes(":") ? `[${host}]` : host;
 }

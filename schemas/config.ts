@@ -9,6 +9,12 @@ export type IssuerPublicKey = Static<typeof IssuerPublicKey>;
 
 const BrokerUrl = Type.String({ pattern: "^(mqtt|mqtts|ws|wss|tcp)://", maxLength: 512 });
 const Prefix = Type.String({ pattern: "^[A-Za-z0-9_-]{1,64}(/[A-Za-z0-9_-]{1,64}){0,3}$" });
+/** One or more PEM blocks (a certificate, a chain or a PKCS#8 key). */
+const Pem = Type.String({ pattern: "^-----BEGIN [A-Z ]+-----", maxLength: 16_384 });
+/** SHA-256 fingerprint as node and OpenSSL print it: 32 colon-separated upper-case hex bytes. */
+const Sha256Fingerprint = Type.String({ pattern: "^[0-9A-F]{2}(:[0-9A-F]{2}){31}$" });
+/** A DNS name or an IP address the gateway's server certificate names. */
+const TlsName = Type.String({ pattern: "^[A-Za-z0-9.:*_-]{1,253}$" });
 
 /** Defaults of a target's optional lockout keys (Matter's WrongCodeEntryLimit and lockout time). */
 export const TARGET_LOCKOUT_DEFAULTS = {
@@ -47,6 +53,11 @@ export const TargetConfig = Type.Object(
     lockout_s: Type.Optional(
       Type.Integer({ minimum: 1, maximum: 604_800, default: TARGET_LOCKOUT_DEFAULTS.lockout_s }),
     ),
+    /** The gateway's CA: an mqtts:// or wss:// broker must present a certificate it signed. */
+    ca_pem: Type.Optional(Pem),
+    /** Optional client certificate (subject CN = tid) signed by the gateway's CA, and its key. */
+    client_cert_pem: Type.Optional(Pem),
+    client_key_pem: Type.Optional(Pem),
   },
   { additionalProperties: false },
 );
@@ -61,6 +72,20 @@ export const TerminalProfile = Type.Object(
     password: Type.String({ minLength: 1, maxLength: 1024 }),
     broker_url: BrokerUrl,
     prefix: Prefix,
+    /**
+     * The CA the broker's certificate must chain to: given at login (`--ca`) or, without one, the
+     * CA the broker presented at login, pinned (trust on first use).
+     */
+    tls: Type.Optional(
+      Type.Object(
+        {
+          ca_pem: Pem,
+          ca_sha256: Sha256Fingerprint,
+          trust: Type.Union([Type.Literal("given"), Type.Literal("first_use")]),
+        },
+        { additionalProperties: false },
+      ),
+    ),
   },
   { additionalProperties: false },
 );
@@ -76,17 +101,31 @@ export const FobFile = Type.Object(
     credential: Type.String({ maxLength: 8192 }),
     broker_url: BrokerUrl,
     prefix: Prefix,
+    /** The gateway's CA, as in TargetConfig. */
+    ca_pem: Type.Optional(Pem),
   },
   { additionalProperties: false },
 );
 export type FobFile = Static<typeof FobFile>;
 
+const Port = Type.Integer({ minimum: 0, maximum: 65535 });
+
 /** Broker and key server settings of `sparekey gateway` (file, env, flags merged, then validated). */
 export const GatewayConfig = Type.Object(
   {
     data_dir: Type.String({ minLength: 1, maxLength: 4096 }),
+    /** Address of the TLS listeners (MQTT over TLS and WebSocket over TLS). */
     host: Type.String({ minLength: 1, maxLength: 255 }),
-    port: Type.Integer({ minimum: 0, maximum: 65535 }),
+    /** MQTT over TLS; 0 picks a free port (tests). */
+    tls_port: Port,
+    /** MQTT over WebSocket over TLS, path /mqtt. */
+    wss_port: Port,
+    /** Plain MQTT: loopback only unless `allow_plain_remote`. */
+    plain_host: Type.String({ minLength: 1, maxLength: 255 }),
+    plain_port: Port,
+    allow_plain_remote: Type.Boolean(),
+    /** Names and addresses the server certificate holds besides localhost, loopback and the hostname; the first is the one targets are given. */
+    tls_names: Type.Array(TlsName, { maxItems: 64 }),
     prefix: Prefix,
     max_packet_bytes: Type.Integer({ minimum: 512, maximum: 1_048_576 }),
     connect_timeout_ms: Type.Integer({ minimum: 100, maximum: 120_000 }),
@@ -97,3 +136,14 @@ export const GatewayConfig = Type.Object(
   { additionalProperties: false },
 );
 export type GatewayConfig = Static<typeof GatewayConfig>;
+
+/** Where the running gateway can be reached, written by it to its data dir for `sparekey admin`. */
+export const GatewayEndpoint = Type.Object(
+  {
+    v: Type.Literal(1),
+    mqtts_url: BrokerUrl,
+    wss_url: BrokerUrl,
+  },
+  { additionalProperties: false },
+);
+export type GatewayEndpoint = Static<typeof GatewayEndpoint>;

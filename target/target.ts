@@ -1,5 +1,5 @@
 import type { Logger } from "../common/log.js";
-import { connectMqttLater, type MqttClient } from "../common/mqtt.js";
+import { connectMqttLater, fileTls, type MqttClient } from "../common/mqtt.js";
 import type { TargetConfig } from "../schemas/config.js";
 import type { Challenge, TargetEvent, TargetState } from "../schemas/messages.js";
 import { isId, type OutgoingMessage, TOPICS, Topics } from "../schemas/topics.js";
@@ -82,6 +82,7 @@ export class Target implements TargetOutbox {
     const will = stateMessage(config.tid, "offline", "started", (this.deps.now ?? Date.now)());
     const client = connectMqttLater({
       url: config.broker_url,
+      ...fileTls(config),
       clientId: config.tid,
       username: config.tid,
       password: config.secret,

@@ -1,12 +1,13 @@
 import { SparekeyError } from "../common/errors.js";
 import type { Logger } from "../common/log.js";
-import { connectMqtt, type MqttClient } from "../common/mqtt.js";
+import { type ClientTls, connectMqtt, type MqttClient } from "../common/mqtt.js";
 import type { LinkStatus } from "../schemas/messages.js";
 import type { Topics } from "../schemas/topics.js";
 import { type MessageBus, mqttBus } from "./bus.js";
 
 export interface LinkOptions {
   url: string;
+  tls?: ClientTls;
   /** The terminal's serial (or the fob's id): client id, and the level of its status topic. */
   term: string;
   username: string;
@@ -80,6 +81,7 @@ export async function connectTerminal(o: LinkOptions): Promise<TerminalLink> {
   let epoch = Date.now();
   const client = await connectOnce({
     url: o.url,
+    ...(o.tls ? { tls: o.tls } : {}),
     clientId: o.term,
     username: o.username,
     password: o.password,

@@ -1,3 +1,4 @@
+import { X509Certificate } from "node:crypto";
 import { SparekeyError } from "../common/errors.js";
 import type { Logger } from "../common/log.js";
 import { TerminalProfile } from "../schemas/config.js";
@@ -5,6 +6,17 @@ import { assertId, assertPrefix, DEFAULT_PREFIX } from "../schemas/topics.js";
 import { SchemaError, validator } from "../schemas/validate.js";
 import { loadOrCreateKey, writeProfile } from "./files.js";
 import { connectOnce } from "./link.js";
+import { fetchBrokerCa, isCertificateRefusal, isTlsUrl } from "./tls-trust.js";
+
+function caFingerprint(pem: string): string {
+  try {
+    const cert = new X509Certificate(pem);
+    if (cert.ca) return cert.fingerprint256;
+  } catch {
+    // reported below
+  }
+  throw new SparekeyError("bad_request", "the CA file does not hold a PEM CA certificate");
+}
 
 export interface LoginOptions {
   dir: string;
@@ -16,6 +28,11 @@ export interface LoginOptions {
   prefix?: string;
   logger: Logger;
   connectTimeoutMs?: number;
+  /**
+   * The gateway's CA (PEM) for an mqtts:// or wss:// broker. Without it the CA the broker presents
+   * is pinned (trust on first use) and every later connection must present it again.
+   */
+  caPem?: string;
 }
 
 export interface LoginResult {
@@ -26,6 +43,8 @@ export interface LoginResult {
   kid: string;
   publicKey: string;
   keyCreated: boolean;
+  /** The CA the profile now trusts, and how it came to. */
+  tls?: { caSha256: string; trust: "given" | "first_use" };
 }
 
 const profileValidator = validator(TerminalProfile, "terminal profile");
@@ -50,13 +69,30 @@ export async function login(o: LoginOptions): Promise<LoginResult> {
     if (err instanceof SchemaError) throw new SparekeyError("bad_request", err.message);
     throw err;
   }
+  const timeoutMs = o.connectTimeoutMs ?? 10_000;
+  if (isTlsUrl(profile.broker_url)) {
+    if (o.caPem !== undefined) {
+      profile.tls = { ca_pem: o.caPem, ca_sha256: caFingerprint(o.caPem), trust: "given" };
+    } else {
+      const ca = await fetchBrokerCa(profile.broker_url, timeoutMs);
+      profile.tls = { ca_pem: ca.caPem, ca_sha256: ca.caSha256, trust: "first_use" };
+    }
+  }
   const client = await connectOnce({
     url: profile.broker_url,
+    ...(profile.tls ? { tls: { ca: profile.tls.ca_pem } } : {}),
     clientId: profile.term,
     username: profile.user,
     password: profile.password,
     reconnectPeriod: 0,
-    connectTimeout: o.connectTimeoutMs ?? 10_000,
+    connectTimeout: timeoutMs,
+  }).catch((err: unknown) => {
+    throw isCertificateRefusal(err)
+      ? new SparekeyError(
+          "tls_untrusted",
+          `the broker at ${profile.broker_url} is not verified by the given CA`,
+        )
+      : err;
   });
   await client.endAsync();
   const { key, created } = loadOrCreateKey(o.dir, profile.term);
@@ -70,5 +106,6 @@ export async function login(o: LoginOptions): Promise<LoginResult> {
     kid: key.kid,
     publicKey: key.publicKeyB64,
     keyCreated: created,
+    ...(profile.tls ? { tls: { caSha256: profile.tls.ca_sha256, trust: profile.tls.trust } } : {}),
   };
 }

@@ -6,6 +6,7 @@ import { Topics } from "../schemas/topics.js";
 import { readKey, readProfile, terminalPaths } from "./files.js";
 import { connectTerminal, type TerminalLink } from "./link.js";
 import { RpcClient } from "./rpc-client.js";
+import { isCertificateRefusal, isTlsUrl } from "./tls-trust.js";
 
 /** A logged-in terminal, connected, with its RPC client started. */
 export interface TerminalSession {
@@ -30,14 +31,48 @@ export function loadIdentity(dir: string): { profile: TerminalProfile; key: Sign
   return { profile, key };
 }
 
-/** Connect as the phone of `profile`: client id = serial, user id and password (docs/ARCHITECTURE.md). */
-export function connectProfile(
+/**
+ * Connect as the phone of `profile`: client id = serial, user id and password (docs/ARCHITECTURE.md),
+ * over TLS verified against the profile's CA when it has one.
+ */
+export async function connectProfile(
+  profile: TerminalProfile,
+  topics: Topics,
+  o: { logger: Logger; reconnectPeriod: number; keepalive?: number },
+): Promise<TerminalLink> {
+  const tls = profile.tls;
+  if (!tls && isTlsUrl(profile.broker_url)) {
+    throw new SparekeyError(
+      "tls_untrusted",
+      "the profile has no CA for its TLS broker; run `sparekey terminal login`",
+    );
+  }
+  try {
+    return await connectLink(profile, topics, o);
+  } catch (err) {
+    if (!tls || !isCertificateRefusal(err)) throw err;
+    if (tls.trust === "first_use") {
+      throw new SparekeyError(
+        "tls_pin_mismatch",
+        `the broker at ${profile.broker_url} did not present the CA pinned at login (SHA-256 ${tls.ca_sha256}); ` +
+          "if the gateway's CA really changed, log in again with --ca and its ca.pem",
+      );
+    }
+    throw new SparekeyError(
+      "tls_untrusted",
+      `the broker at ${profile.broker_url} is not verified by the profile's CA`,
+    );
+  }
+}
+
+function connectLink(
   profile: TerminalProfile,
   topics: Topics,
   o: { logger: Logger; reconnectPeriod: number; keepalive?: number },
 ): Promise<TerminalLink> {
   return connectTerminal({
     url: profile.broker_url,
+    ...(profile.tls ? { tls: { ca: profile.tls.ca_pem } } : {}),
     term: profile.term,
     username: profile.user,
     password: profile.password,

@@ -3,7 +3,7 @@ import { SparekeyError } from "../common/errors.js";
 import { decodeToken } from "../common/jws.js";
 import { signingKeyFromSeed } from "../common/keys.js";
 import type { Logger } from "../common/log.js";
-import type { MqttClient } from "../common/mqtt.js";
+import { fileTls, type MqttClient } from "../common/mqtt.js";
 import { FobFile } from "../schemas/config.js";
 import type { TerminalWallet } from "../schemas/records.js";
 import { TokenType } from "../schemas/tokens.js";
@@ -274,6 +274,7 @@ export async function startFobUse(o: UseOptions & { fobFile: string }): Promise<
   const topics = new Topics(fob.prefix);
   const link = await connectTerminal({
     url: fob.broker_url,
+    ...fileTls(fob),
     term: fob.term,
     username: fob.term,
     password: fob.secret,

@@ -8,7 +8,7 @@ import {
   type Parsed,
 } from "../../common/cli.js";
 import { SparekeyError } from "../../common/errors.js";
-import { type AdminContext, DEFAULT_CONFIG_BROKER_URL } from "../../keyserver/admin/context.js";
+import type { AdminContext } from "../../keyserver/admin/context.js";
 import { openKeyServerState } from "../../keyserver/state.js";
 import { DEFAULT_PREFIX } from "../../schemas/topics.js";
 import { readSecret } from "../secret.js";
@@ -83,8 +83,8 @@ export function withDefault(groupNode: CliNode, fallback: CliNode): CliNode {
 // Display only: the admin functions apply these defaults themselves, once.
 export const brokerUrlOption = {
   type: "string",
-  help: "broker URL written to the file",
-  defaultText: DEFAULT_CONFIG_BROKER_URL,
+  help: "broker URL written to the file (the gateway's CA goes in too)",
+  defaultText: "the gateway's mqtts:// URL from the data dir",
 } as const;
 export const prefixOption = {
   type: "string",

@@ -19,14 +19,20 @@ export const PAIR_OPTIONS = {
   "state-dir": { type: "string", help: "the target's state dir", defaultText: "./sparekey-target-TID" },
   "period-ms": { type: "string", help: "challenge period in ms", defaultText: "1000" },
   "time-zone": { type: "string", help: "IANA zone the target reads schedules in", defaultText: "UTC" },
+  "client-cert": {
+    type: "boolean",
+    help: "also write a client certificate (CN = tid) signed by the gateway's CA",
+  },
 } as const satisfies Options;
 
 type PairValues = {
-  [K in Exclude<keyof typeof PAIR_OPTIONS, "tid" | "out" | "period-ms">]: string | undefined;
-};
+  [K in Exclude<keyof typeof PAIR_OPTIONS, "tid" | "out" | "period-ms" | "client-cert">]: string | undefined;
+} & { "client-cert": boolean };
 
+/** The pairing input from the flags; the URL and CA come from the gateway's data dir (`--data`). */
 export function pairInput(p: {
   values: PairValues;
+  globals: { data: string };
   required(flag: "tid" | "out"): string;
   int(flag: "period-ms", min: number, max: number): number | undefined;
 }): PairTargetInput {
@@ -35,6 +41,8 @@ export function pairInput(p: {
   return {
     tid: p.required("tid"),
     out: p.required("out"),
+    dataDir: p.globals.data,
+    clientCert: v["client-cert"],
     ...(v["time-zone"] !== undefined ? { timeZone: v["time-zone"] } : {}),
     ...(v["broker-url"] !== undefined ? { brokerUrl: v["broker-url"] } : {}),
     ...(v.prefix !== undefined ? { prefix: v.prefix } : {}),
@@ -95,6 +103,7 @@ export const writeFobCommand = adminCommand(
     const out = p.required("out");
     const v = p.values;
     const r = await writeFob(ctx, {
+      dataDir: p.globals.data,
       slot,
       fob,
       out,

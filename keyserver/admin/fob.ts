@@ -1,5 +1,6 @@
 import { writeJsonAtomic } from "../../common/atomic-file.js";
 import { b64url, generateSigningKey } from "../../common/keys.js";
+import { gatewayTrust } from "../../gateway/endpoint.js";
 import { FobFile } from "../../schemas/config.js";
 import { assertId, DEFAULT_PREFIX } from "../../schemas/topics.js";
 import { validator } from "../../schemas/validate.js";
@@ -14,6 +15,8 @@ export interface WriteFobInput {
   out: string;
   brokerUrl?: string;
   prefix?: string;
+  /** The gateway's data dir: the fob gets its advertised mqtts:// URL (unless `brokerUrl`) and its CA. */
+  dataDir?: string;
 }
 
 /**
@@ -28,6 +31,7 @@ export async function writeFob(
   assertId(input.slot, "slot");
   assertId(input.fob, "fob");
   assertNewFile(input.out);
+  const gateway = input.dataDir !== undefined ? await gatewayTrust(input.dataDir) : undefined;
   const { key, seed } = generateSigningKey();
   const secret = randomSecret();
   const now = Math.floor(ctx.now() / 1000);
@@ -57,8 +61,9 @@ export async function writeFob(
     secret,
     seed: b64url(seed),
     credential,
-    broker_url: input.brokerUrl ?? DEFAULT_CONFIG_BROKER_URL,
+    broker_url: input.brokerUrl ?? gateway?.url ?? DEFAULT_CONFIG_BROKER_URL,
     prefix: input.prefix ?? DEFAULT_PREFIX,
+    ...(gateway ? { ca_pem: gateway.caPem } : {}),
   } satisfies FobFile);
   writeJsonAtomic(input.out, file, 0o600);
   return { gen: issued.gen, tids: issued.tids };

@@ -3,6 +3,8 @@ import { resolve } from "node:path";
 import { writeJsonAtomic } from "../../common/atomic-file.js";
 import { SparekeyError } from "../../common/errors.js";
 import { assertZone } from "../../common/time-zone.js";
+import { gatewayTrust } from "../../gateway/endpoint.js";
+import { issueClientCert } from "../../gateway/tls.js";
 import { TargetConfig } from "../../schemas/config.js";
 import type { RevocationStatus } from "../../schemas/keyserver.js";
 import { assertId, DEFAULT_PREFIX } from "../../schemas/topics.js";
@@ -21,6 +23,13 @@ export interface PairTargetInput {
   prefix?: string;
   /** IANA zone the target reads schedules in (UTC when absent). */
   timeZone?: string;
+  /**
+   * The gateway's data dir: the file gets the gateway's advertised mqtts:// URL (unless `brokerUrl`
+   * is given) and its CA.
+   */
+  dataDir?: string;
+  /** Also issue a client certificate (subject CN = tid) signed by the gateway's CA; needs `dataDir`. */
+  clientCert?: boolean;
 }
 
 /** Re-pair a target that exists: a new secret and config, its slots kept (`target pair --force`). */
@@ -28,11 +37,23 @@ export interface RepairOption {
   force?: boolean;
 }
 
-function buildConfig(ctx: AdminContext, input: PairTargetInput, secret: string, zone: string | undefined) {
+async function buildConfig(
+  ctx: AdminContext,
+  input: PairTargetInput,
+  secret: string,
+  zone: string | undefined,
+): Promise<TargetConfig> {
+  if (input.clientCert && input.dataDir === undefined)
+    throw new SparekeyError("bad_request", "a client certificate is issued from the gateway's data dir");
+  const gateway = input.dataDir !== undefined ? await gatewayTrust(input.dataDir) : undefined;
+  const clientCert =
+    input.clientCert && input.dataDir !== undefined
+      ? await issueClientCert(input.dataDir, input.tid)
+      : undefined;
   return validator(TargetConfig, "target config").parse({
     v: 1,
     tid: input.tid,
-    broker_url: input.brokerUrl ?? DEFAULT_CONFIG_BROKER_URL,
+    broker_url: input.brokerUrl ?? gateway?.url ?? DEFAULT_CONFIG_BROKER_URL,
     secret,
     prefix: input.prefix ?? DEFAULT_PREFIX,
     issuer_keys: ctx.issuer.publicKeys(),
@@ -41,6 +62,8 @@ function buildConfig(ctx: AdminContext, input: PairTargetInput, secret: string, 
     state_dir: resolve(input.stateDir ?? `sparekey-target-${input.tid}`),
     keepalive_s: 5,
     ...(zone !== undefined ? { time_zone: zone } : {}),
+    ...(gateway ? { ca_pem: gateway.caPem } : {}),
+    ...(clientCert ? { client_cert_pem: clientCert.certPem, client_key_pem: clientCert.keyPem } : {}),
   } satisfies TargetConfig);
 }
 
@@ -77,7 +100,7 @@ export async function pairTarget(
   if (input.timeZone !== undefined) assertZone(input.timeZone);
   const exists = (await ctx.store.targetZone(input.tid)) !== undefined;
   if (exists && input.force === true) return rotateTargetSecret(ctx, input);
-  const config = buildConfig(ctx, input, randomSecret(), input.timeZone);
+  const config = await buildConfig(ctx, input, randomSecret(), input.timeZone);
   const zone = input.timeZone !== undefined ? { timeZone: input.timeZone } : {};
   return writeThenStore(input, config, (secretHash) =>
     ctx.store.addTarget({ tid: input.tid, secretHash, ...zone }, ctx.actor),
@@ -95,7 +118,7 @@ export async function rotateTargetSecret(ctx: AdminContext, input: PairTargetInp
   if (input.timeZone !== undefined) assertZone(input.timeZone);
   const stored = await ctx.store.targetZone(input.tid);
   if (stored === undefined) throw new SparekeyError("not_found", `target ${input.tid} not found`);
-  const config = buildConfig(ctx, input, randomSecret(), input.timeZone ?? stored.time_zone);
+  const config = await buildConfig(ctx, input, randomSecret(), input.timeZone ?? stored.time_zone);
   const zone = input.timeZone !== undefined ? { timeZone: input.timeZone } : {};
   return writeThenStore(input, config, (secretHash) =>
     ctx.store.setTargetSecret({ tid: input.tid, secretHash, ...zone }, ctx.actor),

@@ -2,7 +2,12 @@ import { onTestFinished } from "vitest";
 import { silentLogger } from "../../common/log.js";
 import { connectMqtt, type MqttClient } from "../../common/mqtt.js";
 import { TargetWatcher } from "../../common/target-watcher.js";
-import { GATEWAY_DEFAULTS, type RunningGateway, startGateway } from "../../gateway/gateway.js";
+import {
+  GATEWAY_DEFAULTS,
+  LOCAL_EPHEMERAL,
+  type RunningGateway,
+  startGateway,
+} from "../../gateway/gateway.js";
 import type { AdminContext } from "../../keyserver/admin/context.js";
 import type { GatewayConfig } from "../../schemas/config.js";
 import type { Challenge, TargetEvent, TargetState } from "../../schemas/messages.js";
@@ -16,7 +21,7 @@ import { tempDataDir } from "./keyserver.js";
 export async function startTestGateway(overrides: Partial<GatewayConfig> = {}): Promise<RunningGateway> {
   const dataDir = overrides.data_dir ?? (await tempDataDir("sparekey-gateway-"));
   const gateway = await startGateway({
-    config: { ...GATEWAY_DEFAULTS, port: 0, ...overrides, data_dir: dataDir },
+    config: { ...GATEWAY_DEFAULTS, ...LOCAL_EPHEMERAL, ...overrides, data_dir: dataDir },
     logger: silentLogger(),
   });
   onTestFinished(() => gateway.close());

@@ -1,11 +1,11 @@
 import { connect } from "node:net";
-import { DEFAULT_BROKER_URL } from "../../common/mqtt.js";
+import { MQTT_PORT } from "../../common/mqtt.js";
 
 /**
  * The services the interop tests talk to: the ones already running on this machine (Mosquitto on the
  * standard port), or those named by the environment. Tests never bind the standard port themselves.
  */
-export const MOSQUITTO_URL = process.env.MOSQUITTO_URL ?? DEFAULT_BROKER_URL;
+export const MOSQUITTO_URL = process.env.MOSQUITTO_URL ?? `mqtt://127.0.0.1:${MQTT_PORT}`;
 
 /** Fails with a message naming the service when it cannot be reached: interop tests never skip. */
 export async function requireService(name: string, url: string, timeoutMs = 2000): Promise<void> {

@@ -8,6 +8,8 @@ import { describe, expect, it, onTestFinished } from "vitest";
 import { tempDataDir } from "../helpers/keyserver.js";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
+/** Every listener but the one under test on loopback and a free port. */
+const FREE_PORTS = ["--host", "127.0.0.1", "--wss-port", "0", "--plain-port", "0"];
 const COMMANDS = ["init", "gateway", "backup", "restore", "demo", "admin", "target", "terminal"] as const;
 
 interface Run {
@@ -147,12 +149,16 @@ describe("the sparekey command", () => {
   it.each(["SIGTERM", "SIGINT"] as const)("stops the gateway cleanly on %s with exit 0", async (signal) => {
     const data = await tempDataDir();
     let sent = false;
-    const run = await sparekey(["gateway", "--port", "0", "--data", data], 15_000, (soFar, proc) => {
-      if (!sent && soFar.includes("Ctrl-C to stop")) {
-        sent = true;
-        proc.kill(signal);
-      }
-    });
+    const run = await sparekey(
+      ["gateway", ...FREE_PORTS, "--port", "0", "--data", data],
+      15_000,
+      (soFar, proc) => {
+        if (!sent && soFar.includes("Ctrl-C to stop")) {
+          sent = true;
+          proc.kill(signal);
+        }
+      },
+    );
     expect({ code: run.code, signal: run.signal, stderr: run.stderr }).toEqual({
       code: 0,
       signal: null,
@@ -167,14 +173,14 @@ describe("the sparekey command", () => {
       up = resolve;
     });
     let proc: ReturnType<typeof spawn> | undefined;
-    const first = sparekey(["gateway", "--port", "0", "--data", data], 20_000, (soFar, p) => {
+    const first = sparekey(["gateway", ...FREE_PORTS, "--port", "0", "--data", data], 20_000, (soFar, p) => {
       if (proc === undefined && soFar.includes("Ctrl-C to stop")) {
         proc = p;
         up(p.pid ?? 0);
       }
     });
     const pid = await running;
-    const second = await sparekey(["gateway", "--port", "0", "--data", data]);
+    const second = await sparekey(["gateway", ...FREE_PORTS, "--port", "0", "--data", data]);
     expect(second.code).toBe(1);
     expect(second.stderr).toMatch(
       new RegExp(
@@ -234,7 +240,7 @@ describe("the sparekey command", () => {
   it("refuses a port already in use with port_in_use and the port number", async () => {
     const port = await takenPort();
     const data = await tempDataDir();
-    const run = await sparekey(["gateway", "--port", String(port), "--data", data]);
+    const run = await sparekey(["gateway", ...FREE_PORTS, "--port", String(port), "--data", data]);
     expect(run.code).not.toBe(0);
     expect(run.code).not.toBe(null);
     expect(run.stderr).toContain("port_in_use");

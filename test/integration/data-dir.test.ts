@@ -8,7 +8,12 @@ import { cliIo, runCli } from "../../common/cli.js";
 import { SparekeyError } from "../../common/errors.js";
 import { LOCK_FILE, readLockHolder } from "../../common/instance-lock.js";
 import { silentLogger } from "../../common/log.js";
-import { GATEWAY_DEFAULTS, type RunningGateway, startGateway } from "../../gateway/gateway.js";
+import {
+  GATEWAY_DEFAULTS,
+  LOCAL_EPHEMERAL,
+  type RunningGateway,
+  startGateway,
+} from "../../gateway/gateway.js";
 import { addGrant, addTerminal, addUser } from "../../keyserver/admin/accounts.js";
 import { createSlot, pairTarget } from "../../keyserver/admin/targets.js";
 import { initDataDir } from "../../keyserver/data-dir.js";
@@ -52,7 +57,10 @@ async function refusal(p: Promise<unknown>): Promise<{ code: string; message: st
 }
 
 function gatewayOn(dataDir: string, port = 0): Promise<RunningGateway> {
-  return startGateway({ config: { ...GATEWAY_DEFAULTS, data_dir: dataDir, port }, logger });
+  return startGateway({
+    config: { ...GATEWAY_DEFAULTS, ...LOCAL_EPHEMERAL, data_dir: dataDir, plain_port: port },
+    logger,
+  });
 }
 
 function mode(path: string): number {
@@ -279,7 +287,7 @@ describe("backup and restore", () => {
     expect(mode(data)).toBe(0o700);
 
     // The same port: the phone's profile and the lock's config name the first gateway's URL.
-    const second = await startTestGateway({ data_dir: data, port });
+    const second = await startTestGateway({ data_dir: data, plain_port: port });
     expect((await second.state.store.listUsers()).map((u) => u.id)).toEqual(["alice"]);
     const target = new Target({ config, logger });
     await target.start();

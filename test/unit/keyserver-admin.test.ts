@@ -66,6 +66,8 @@ describe("sparekey admin", () => {
       timeout_periods: 2,
       state_dir: config.state_dir,
       keepalive_s: 5,
+      // The CLI pairs against the data dir: the gateway's CA goes in with any broker URL.
+      ca_pem: readFileSync(join(data, "tls", "ca.pem"), "utf8"),
     });
     expect(config.secret).toMatch(/^[A-Za-z0-9_-]{43}$/);
     expect((await run("list", "targets", "--json")).out).toContain('"tid":"door-1"');
