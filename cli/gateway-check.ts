@@ -1,4 +1,5 @@
 import { resolveLimits } from "../broker/limits.js";
+import { assertPlainHost } from "../broker/listeners.js";
 import { type CliIo, EXIT } from "../common/cli.js";
 import { ConfigError, redactConfig } from "../common/config-loader.js";
 import { isSparekeyError } from "../common/errors.js";
@@ -26,6 +27,7 @@ function crossChecks(config: Readonly<GatewayConfig>): string[] {
         ),
     ],
     ["/credential_lifetime_s", () => assertLifetime(config.credential_lifetime_s)],
+    ["/plain_host", () => assertPlainHost(config.plain_host, config.allow_plain_remote)],
   ];
   const issues: string[] = [];
   for (const [path, check] of checks) {

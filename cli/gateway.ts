@@ -16,7 +16,7 @@ export const GATEWAY_COMMAND = command(
     options: {
       config: {
         type: "string",
-        help: "JSON file with gateway settings (keys snake_case: data_dir, port, …; see docs/CONFIGURATION.md)",
+        help: "JSON file with gateway settings (keys snake_case: data_dir, tls_port, …; see docs/CONFIGURATION.md)",
       },
       "check-config": {
         type: "boolean",

@@ -153,6 +153,28 @@ export function nextGeneration(slot: SlotRecord): GenerationChange {
   return { gen, min_gen: gen };
 }
 
+/**
+ * A renewal keeps the generation: the terminal that holds the slot's current generation, with the same
+ * key, downloads it again (a fresher `exp`). A new generation retires every older holder, so raising it
+ * here would end the renewing phone's own open session; another terminal or key still raises it.
+ */
+function renews(facts: DownloadFacts, slot: SlotRecord, publicKey: string): boolean {
+  const current = facts.holderOf(slot.slot, slot.gen);
+  return (
+    current !== undefined &&
+    facts.terminal !== undefined &&
+    current.term === facts.terminal.serial &&
+    current.holder === publicKey &&
+    slot.min_gen <= slot.gen
+  );
+}
+
+export function sameGeneration(slot: SlotRecord): GenerationChange {
+  if (slot.status !== "active")
+    throw new SparekeyError("slot_revoked", `slot ${slot.slot} is ${slot.status}`);
+  return { gen: slot.gen, min_gen: slot.min_gen };
+}
+
 export type FloorChange = { status: "revoked" } | { min_gen: number };
 
 /** Revoke a whole slot, or raise its floor to `belowGen`: floors never go down nor past the next gen. */
@@ -189,6 +211,8 @@ export interface DownloadFacts {
   candidates: readonly GrantCandidate[];
   /** Slots the terminal's user downloaded a stored credential of before. */
   downloaded: ReadonlySet<string>;
+  /** Who was issued `slot`'s generation `gen` last (its terminal and holder key), if anyone. */
+  holderOf(slot: string, gen: number): { term: string; holder: string | null } | undefined;
 }
 
 /** What a store writes for a download, in the same transaction. */
@@ -231,7 +255,11 @@ export function decideDownload(facts: DownloadFacts, req: DownloadRequestFacts):
   return {
     bindKey: terminal?.public_key === undefined,
     slot: chosen.slot,
-    generation: nextGeneration(chosen.slot),
+    // A use-limited key is counted per generation at the target: a re-grant's download must start afresh.
+    generation:
+      g.max_uses === null && g.first_use_ttl_s === null && renews(facts, chosen.slot, req.publicKey)
+        ? sameGeneration(chosen.slot)
+        : nextGeneration(chosen.slot),
     terms: {
       nbf: Math.max(req.now, g.nbf ?? 0),
       ...(g.exp !== null ? { exp: g.exp } : {}),

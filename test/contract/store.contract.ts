@@ -238,7 +238,11 @@ export function storeContract(name: string, factory: StoreFactory): void {
         tids: ["door-1", "door-2"],
         nbf: NOW_S,
       });
-      expect((await download(store, "p1", PUB_A)).gen).toBe(2);
+      // The holder of the current generation renewing with its key keeps it: nothing for the targets.
+      expect((await download(store, "p1", PUB_A)).gen).toBe(1);
+      expect((await store.listTargets()).map((t) => t.registry_version)).toEqual([3, 3]);
+      await store.addTerminal({ serial: "p3", user: "alice" }, "admin");
+      expect((await download(store, "p3", PUB_B)).gen).toBe(2);
       expect((await fob(store, "fob-1", "s1")).gen).toBe(3);
       expect((await download(store, "p1", PUB_A)).gen).toBe(4);
       expect(await store.getSlot("s1")).toMatchObject({ gen: 4, min_gen: 4 });
@@ -291,7 +295,7 @@ export function storeContract(name: string, factory: StoreFactory): void {
       await expect(download(store, "g1", PUB_B)).rejects.toMatchObject({ code: "grant_used" });
       expect(await store.getSlot("w7")).toMatchObject({ gen: 1 });
       await download(store, "p1", PUB_A);
-      expect(await download(store, "p1", PUB_A)).toMatchObject({ slot: "s1", gen: 2 });
+      expect(await download(store, "p1", PUB_A)).toMatchObject({ slot: "s1", gen: 1 });
     });
 
     it("registers a fob as a terminal and refuses a fob id already in use, issuing nothing", async () => {
@@ -318,8 +322,9 @@ export function storeContract(name: string, factory: StoreFactory): void {
   describe(`${name} store: revocations`, () => {
     it("raises a floor with below-gen but never lowers it nor lifts it past the next generation", async () => {
       const store = await seeded();
+      await store.addTerminal({ serial: "p3", user: "alice" }, "admin");
       await download(store, "p1", PUB_A);
-      await download(store, "p1", PUB_A);
+      await download(store, "p3", PUB_B);
       await expect(revoke(store, "s1", 1)).rejects.toMatchObject({ code: "bad_request" });
       await expect(revoke(store, "s1", 4)).rejects.toMatchObject({ code: "bad_request" });
       expect(await revoke(store, "s1", 3)).toMatchObject({ min_gen: 3, status: "active" });

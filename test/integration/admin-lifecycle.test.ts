@@ -11,8 +11,8 @@ import type { Challenge } from "../../schemas/messages.js";
 import type { RpcReply } from "../../schemas/rpc.js";
 import { Topics } from "../../schemas/topics.js";
 import { validator } from "../../schemas/validate.js";
-import { runKeyServerOn } from "../helpers/keyserver.js";
-import { nextJson, tempDir, waitFor } from "../helpers/wait.js";
+import { runKeyServerOn, tempDataDir } from "../helpers/keyserver.js";
+import { nextJson, waitFor } from "../helpers/wait.js";
 
 const FAST = { N: 2 ** 10, r: 8, p: 1 };
 const TARGET_SECRET = "t".repeat(43);
@@ -20,7 +20,7 @@ const topics = new Topics();
 
 /** door-1 in slot s1, alice with phone p-alice granted relay on s1; the admin CLI on the same data dir. */
 async function startSystem() {
-  const dataDir = tempDir();
+  const dataDir = await tempDataDir();
   const state = openKeyServerState(dataDir);
   const { store } = state;
   await store.addUser({ id: "alice", passwordHash: await hashPassword("alice-password", FAST) }, "admin");
@@ -38,9 +38,19 @@ async function startSystem() {
     });
     return { code, out: out.join(""), err: err.join("") };
   };
+  let epoch = 0;
+  /** p-alice connected, its retained `online` status out with a new line epoch and seen by the key server. */
   const phone = async () => {
     const c = await connect("p-alice", "alice", "alice-password");
     await c.subscribeAsync(topics.rpcReply("p-alice"), { qos: 1 });
+    epoch = Math.max(Date.now(), epoch + 1);
+    const line = epoch;
+    const status = JSON.stringify({ v: 1, state: "online", epoch: line });
+    await c.publishAsync(topics.terminalStatus("p-alice"), status, { qos: 1, retain: true });
+    await waitFor(
+      () => ks.terminalStatusView?.onlineEpoch("p-alice") === line,
+      "the key server saw the status",
+    );
     return c;
   };
   const door = await connect("door-1", "door-1", TARGET_SECRET);

@@ -191,11 +191,12 @@ function slowAuthenticator(slowId: string, refuse = false) {
   return { authenticator, release: () => release(), asked: () => asked };
 }
 
-/** Every payload `client` receives on `topic`, in arrival order. */
-function collect(client: MqttClient, topic: string): string[] {
+/** Every frame payload `client` receives for target `tid`, from any sender, in arrival order. */
+function collectFrames(client: MqttClient, tid: string): string[] {
   const seen: string[] = [];
   client.on("message", (t, payload) => {
-    if (t === topic) seen.push(payload.toString());
+    const m = topics.match(t);
+    if (m?.name === "frames" && m.params.tid === tid) seen.push(payload.toString());
   });
   return seen;
 }
@@ -346,7 +347,7 @@ describe("packets pipelined behind a CONNECT during slow authentication", () => 
     const b = await broker({}, slow.authenticator);
     const door = await connect(b, "door-1");
     await door.subscribeAsync(topics.filter("frames", { tid: "door-1", term: "+" }));
-    const seen = collect(door, topics.frames("door-1", "phone-1"));
+    const seen = collectFrames(door, "door-1");
     const c = await raw(b);
     c.socket.write(
       Buffer.concat([
@@ -370,7 +371,7 @@ describe("packets pipelined behind a CONNECT during slow authentication", () => 
     const b = await broker({}, slow.authenticator);
     const door = await connect(b, "door-1");
     await door.subscribeAsync(topics.filter("frames", { tid: "door-1", term: "+" }));
-    const seen = collect(door, topics.frames("door-1", "phone-1"));
+    const seen = collectFrames(door, "door-1");
     const c = await raw(b);
     c.socket.write(
       Buffer.concat([
@@ -393,7 +394,7 @@ describe("packets pipelined behind a CONNECT during slow authentication", () => 
     const b = await broker({}, slow.authenticator);
     const door = await connect(b, "door-1");
     await door.subscribeAsync(topics.filter("frames", { tid: "door-1", term: "+" }));
-    const seen = collect(door, topics.frames("door-1", "phone-1"));
+    const seen = collectFrames(door, "door-1");
     const c = await raw(b);
     // A terminal may not publish a target's state.
     c.socket.write(Buffer.concat([connectPacket("phone-1"), publishPacket(topics.state("door-1"), "open")]));
@@ -413,7 +414,7 @@ describe("packets pipelined behind a CONNECT during slow authentication", () => 
     const b = await broker({}, slow.authenticator);
     const door = await connect(b, "door-1");
     await door.subscribeAsync(topics.filter("frames", { tid: "door-1", term: "+" }));
-    const seen = collect(door, topics.frames("door-1", "phone-1"));
+    const seen = collectFrames(door, "door-1");
     const c = await raw(b);
     const sent = Array.from({ length: 150 }, (_, i) => `${i}.a.b`);
     c.socket.write(

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { createLogger } from "../../common/log.js";
 import { LOG_LEVELS, usePretty } from "../../common/log-settings.js";
+import { initDataDir } from "../../keyserver/data-dir.js";
 import { spawnSparekey } from "../helpers/spawn-cli.js";
 import { tempDir } from "../helpers/wait.js";
 
@@ -67,8 +68,10 @@ describe("the log settings of every command", { timeout: 90_000 }, () => {
 
   it("logs JSON lines on stderr when it is not a TTY (as under systemd), also with the format left to auto", async () => {
     const data = tempDir();
+    await initDataDir(data);
     let sent = false;
-    const run = await spawnSparekey(["gateway", "--port", "0", "--data", data], {
+    const listeners = ["--host", "127.0.0.1", "--port", "0", "--wss-port", "0", "--plain-port", "0"];
+    const run = await spawnSparekey(["gateway", ...listeners, "--data", data], {
       env: { SPAREKEY_LOG_LEVEL: "info" },
       onStdout(soFar, proc) {
         if (!sent && soFar.includes("Ctrl-C to stop")) {

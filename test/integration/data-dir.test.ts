@@ -1,5 +1,5 @@
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it, onTestFinished } from "vitest";
@@ -161,7 +161,7 @@ describe("one data dir, one owner", () => {
     // Admin commands stay usable beside the running gateway: SQLite serialises the writes.
     expect(await sparekey(["admin", "--data", data, "list", "users"])).toEqual({
       code: 0,
-      stdout: "id  created\n0 users\n",
+      stdout: "id  disabled  devices  created\n0 users\n",
       stderr: "",
     });
     await first.close();
@@ -237,9 +237,6 @@ describe("backup and restore", () => {
     const root = tempDir("sparekey-backup-");
     const data = join(root, "data");
     await initDataDir(data);
-    // Another part of the system may keep TLS files in the data dir: they travel with the backup.
-    mkdirSync(join(data, "tls"), { mode: 0o700 });
-    writeFileSync(join(data, "tls", "server.pem"), "certificate\n", { mode: 0o600 });
     const first = await gatewayOn(data);
     let firstOpen = true;
     onTestFinished(async () => {
@@ -249,18 +246,24 @@ describe("backup and restore", () => {
     const { config, phoneDir, cred } = await aliceWithKey(first, root);
     expect(cred.gen).toBe(1);
 
+    // The gateway keeps its CA and server certificate in the data dir: they travel with the backup.
+    const tlsFiles = ["ca-key.pem", "ca.pem", "endpoint.json", "server-key.pem", "server.pem"].map(
+      (f) => `tls/${f}`,
+    );
+    const caPem = readFileSync(join(data, "tls", "ca.pem"), "utf8");
+    const caKeyPem = readFileSync(join(data, "tls", "ca-key.pem"), "utf8");
     const backupDir = join(root, "backup");
     const backup = await sparekey(["backup", "--data", data, "--out", backupDir]);
     expect(backup).toEqual({
       code: 0,
       stdout:
-        `sparekey backup: ${data} copied to ${backupDir}: issuer.json, keyserver.secret, sparekey.db, tls/server.pem\n` +
+        `sparekey backup: ${data} copied to ${backupDir}: issuer.json, keyserver.secret, sparekey.db, ${tlsFiles.join(", ")}\n` +
         `restore with: sparekey restore --from ${backupDir} --data DIR\n`,
       stderr: "",
     });
     expect(mode(backupDir)).toBe(0o700);
     expect(readdirSync(backupDir).sort()).toEqual(["issuer.json", "keyserver.secret", "sparekey.db", "tls"]);
-    for (const f of ["issuer.json", "keyserver.secret", "sparekey.db", "tls/server.pem"])
+    for (const f of ["issuer.json", "keyserver.secret", "sparekey.db", ...tlsFiles])
       expect({ f, mode: mode(join(backupDir, f)) }).toEqual({ f, mode: 0o600 });
 
     // Restoring is refused while the gateway holds the data dir, even with --force.
@@ -279,15 +282,18 @@ describe("backup and restore", () => {
     expect(restored).toEqual({
       code: 0,
       stdout:
-        `sparekey restore: ${backupDir} restored into ${data}: issuer.json, keyserver.secret, sparekey.db, tls/server.pem\n` +
+        `sparekey restore: ${backupDir} restored into ${data}: issuer.json, keyserver.secret, sparekey.db, ${tlsFiles.join(", ")}\n` +
         `next: sparekey gateway --data ${data}\n`,
       stderr: "",
     });
-    expect(readFileSync(join(data, "tls", "server.pem"), "utf8")).toBe("certificate\n");
+    expect(readFileSync(join(data, "tls", "ca.pem"), "utf8")).toBe(caPem);
+    expect(readFileSync(join(data, "tls", "ca-key.pem"), "utf8")).toBe(caKeyPem);
     expect(mode(data)).toBe(0o700);
 
     // The same port: the phone's profile and the lock's config name the first gateway's URL.
     const second = await startTestGateway({ data_dir: data, plain_port: port });
+    // Clients that trust the first gateway's CA trust the restored one.
+    expect(second.caPem).toBe(caPem);
     expect((await second.state.store.listUsers()).map((u) => u.id)).toEqual(["alice"]);
     const target = new Target({ config, logger });
     await target.start();

@@ -164,7 +164,16 @@ describe("the systemd units in deploy/systemd", { timeout: 90_000 }, () => {
       string,
       unknown
     >;
-    writeFileSync(config, JSON.stringify({ ...example, data_dir: join(dir, "data"), port: 0 }));
+    // Loopback and free ports: the example's listeners would be reachable and could be taken.
+    const local = {
+      ...example,
+      data_dir: join(dir, "data"),
+      host: "127.0.0.1",
+      tls_port: 0,
+      wss_port: 0,
+      plain_port: 0,
+    };
+    writeFileSync(config, JSON.stringify(local));
     const argvOf = (key: string) => {
       const line = entries.find((e) => e.key === key)?.value ?? "";
       const [program, ...args] = line.split(" ");
@@ -175,7 +184,11 @@ describe("the systemd units in deploy/systemd", { timeout: 90_000 }, () => {
 
     const check = await spawnSparekey(argvOf("ExecStartPre"), { env });
     expect({ code: check.code, stderr: check.stderr }).toEqual({ code: 0, stderr: "" });
-    expect(JSON.parse(check.stdout)).toEqual({ ...example, data_dir: join(dir, "data"), port: 0 });
+    expect(JSON.parse(check.stdout)).toEqual(local);
+
+    // The unit does not make the data dir: the operator runs `sparekey init` once (docs/DEPLOY.md).
+    const init = await spawnSparekey(["init", "--data", local.data_dir], { env });
+    expect({ code: init.code, stderr: init.stderr }).toEqual({ code: 0, stderr: "" });
 
     let sent = false;
     const start = await spawnSparekey(argvOf("ExecStart"), {

@@ -29,7 +29,7 @@ describe("sparekey gateway --check-config", { timeout: 90_000 }, () => {
     const dir = tempDir();
     const file = writeConfig(dir, {
       data_dir: join(dir, "data"),
-      port: 2000,
+      tls_port: 2000,
       prefix: "site/a",
       keepalive_max_s: 60,
     });
@@ -41,7 +41,7 @@ describe("sparekey gateway --check-config", { timeout: 90_000 }, () => {
       ...GATEWAY_DEFAULTS,
       data_dir: join(dir, "data"),
       host: "0.0.0.0",
-      port: 2002,
+      tls_port: 2002,
       prefix: "site/a",
       keepalive_max_s: 60,
     });
@@ -50,7 +50,7 @@ describe("sparekey gateway --check-config", { timeout: 90_000 }, () => {
   it("creates no data dir and no file, and binds no port (a port in use still checks out)", async () => {
     const dir = tempDir();
     const port = await takenPort();
-    const file = writeConfig(dir, { data_dir: join(dir, "data"), port });
+    const file = writeConfig(dir, { data_dir: join(dir, "data"), tls_port: port });
     const run = await spawnSparekey(["gateway", "--check-config", "--config", file]);
     expect({ code: run.code, stderr: run.stderr }).toEqual({ code: 0, stderr: "" });
     expect(existsSync(join(dir, "data"))).toBe(false);
@@ -59,7 +59,7 @@ describe("sparekey gateway --check-config", { timeout: 90_000 }, () => {
 
   it("prints every problem as `error config_invalid: <path> <message>` naming its source and exits 1", async () => {
     const dir = tempDir();
-    const file = writeConfig(dir, { port: 70_000, data_dri: "/var/lib/sparekey", keepalive_max_s: "60" });
+    const file = writeConfig(dir, { tls_port: 70_000, data_dri: "/var/lib/sparekey", keepalive_max_s: "60" });
     const run = await spawnSparekey(
       ["gateway", "--check-config", "--config", file, "--max-packet-bytes", "100", "--data", join(dir, "d")],
       { env: { SPAREKEY_PREFIX: "a/+/b" } },
@@ -73,7 +73,7 @@ describe("sparekey gateway --check-config", { timeout: 90_000 }, () => {
     ).toEqual(
       [
         `error config_invalid: /data_dri is not a known key (from ${file})`,
-        `error config_invalid: /port must be <= 65535 (from ${file})`,
+        `error config_invalid: /tls_port must be <= 65535 (from ${file})`,
         `error config_invalid: /keepalive_max_s must be integer (from ${file})`,
         `error config_invalid: /prefix must match pattern "^[A-Za-z0-9_-]{1,64}(/[A-Za-z0-9_-]{1,64}){0,3}$" (from SPAREKEY_PREFIX)`,
         "error config_invalid: /max_packet_bytes must be >= 512 (from --max-packet-bytes)",
@@ -105,6 +105,24 @@ describe("sparekey gateway --check-config", { timeout: 90_000 }, () => {
     ]);
   });
 
+  it("refuses a plain listener beyond loopback unless allow_plain_remote is set, as a real start does", async () => {
+    const dir = tempDir();
+    const file = writeConfig(dir, { data_dir: join(dir, "data"), plain_host: "0.0.0.0" });
+    const refused = await spawnSparekey(["gateway", "--check-config", "--config", file]);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(
+      /^error config_invalid: \/plain_host a plain \(unencrypted\) MQTT listener on 0\.0\.0\.0/,
+    );
+    const allowed = await spawnSparekey([
+      "gateway",
+      "--check-config",
+      "--config",
+      file,
+      "--allow-plain-remote",
+    ]);
+    expect({ code: allowed.code, stderr: allowed.stderr }).toEqual({ code: 0, stderr: "" });
+  });
+
   it("accepts the shipped example as it is", async () => {
     const example = join(ROOT, "examples/gateway.json");
     const run = await spawnSparekey(["gateway", "--check-config", "--config", example]);
@@ -114,12 +132,12 @@ describe("sparekey gateway --check-config", { timeout: 90_000 }, () => {
 
   it("refuses the same config when starting, with the same lines, before touching the data dir", async () => {
     const dir = tempDir();
-    const file = writeConfig(dir, { data_dir: join(dir, "data"), port: -1 });
+    const file = writeConfig(dir, { data_dir: join(dir, "data"), tls_port: -1 });
     const run = await spawnSparekey(["gateway", "--config", file]);
     expect({ code: run.code, stdout: run.stdout, stderr: run.stderr }).toEqual({
       code: 1,
       stdout: "",
-      stderr: `error config_invalid: /port must be >= 0 (from ${file})\n`,
+      stderr: `error config_invalid: /tls_port must be >= 0 (from ${file})\n`,
     });
     expect(existsSync(join(dir, "data"))).toBe(false);
   });

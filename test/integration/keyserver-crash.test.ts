@@ -57,6 +57,8 @@ describe("a key server store killed with SIGKILL while issuing and revoking", ()
     const seeded = openKeyServerState(dataDir);
     await seeded.store.addUser({ id: "alice", passwordHash: "scrypt$not-checked" }, "admin");
     await seeded.store.addTerminal({ serial: "p1", user: "alice" }, "admin");
+    // Two phones take turns, so every download raises the generation (one phone alone would renew).
+    await seeded.store.addTerminal({ serial: "p2", user: "alice" }, "admin");
     await seeded.store.addTarget({ tid: "door-1", secretHash: hashSecret("t".repeat(43)) }, "admin");
     await seeded.store.createSlot({ slot: "main", tids: ["door-1"] }, "admin");
     await seeded.store.addGrant({ user: "alice", slot: "main", mode: "stored" }, "admin");

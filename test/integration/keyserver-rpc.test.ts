@@ -107,8 +107,13 @@ describe("key server RPC over a real broker", () => {
       iat: reg.payload.iat,
     });
 
+    // p1 renewing with its key keeps generation 1; alice's second phone takes the slot and raises it.
+    const renewed = await rpc(p1, "p1", "download", { public_key: key.publicKeyB64 });
+    expect(renewed).toMatchObject({ ok: true, result: { slot: "s1", gen: 1 } });
+    await sys.state.store.addTerminal({ serial: "p3", user: "alice" }, "admin");
+    const p3 = await sys.phone("p3", "alice", "alice-password");
     const next = registry(door, "door-1", (version) => version === 4);
-    const second = await rpc(p1, "p1", "download", { public_key: key.publicKeyB64 });
+    const second = await rpc(p3, "p3", "download", { public_key: generateSigningKey().key.publicKeyB64 });
     expect(second).toMatchObject({ ok: true, result: { slot: "s1", gen: 2 } });
     const reg2 = verifyToken((await next).payload.toString(), TokenType.registry, sys.state.issuer.keyForKid);
     expect(reg2.payload.slots).toEqual([{ slot: "s1", min_gen: 2, status: "active" }]);

@@ -198,13 +198,14 @@ export async function targetHarness(
     /**
      * Make the target hold `term` online at `epoch`, the way it learns it: the terminal's retained status
      * (published from inside the broker, for any term), then a first relay frame, which the target
-     * refuses `terminal_status_unknown` and starts following the terminal on.
+     * refuses `terminal_status_unknown` and starts following the terminal on. It is sent under `term`'s
+     * own frames topic (the target refuses a token whose term differs from the topic's).
      */
     async relayReady(term: string, epoch: number): Promise<void> {
       await inBroker(topics.terminalStatus(term), JSON.stringify({ v: 1, state: "online", epoch }), 1);
       const accepted = h.target.stats().status_accepted;
       const from = events.length;
-      await h.send(h.relay({ term, epoch }));
+      await h.send(h.relay({ term, epoch }), term);
       await h.event(
         from,
         (e) => e.reason === "terminal_status_unknown" && e.term === term,

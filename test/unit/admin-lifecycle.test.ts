@@ -1,17 +1,17 @@
 import { readFileSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { describe, expect, it, onTestFinished } from "vitest";
 import { runAdmin } from "../../cli/admin.js";
 import { verifyPassword, verifySecret } from "../../keyserver/passwords.js";
 import { openKeyServerState } from "../../keyserver/state.js";
 import { TargetConfig } from "../../schemas/config.js";
 import { validator } from "../../schemas/validate.js";
-import { tempDir } from "../helpers/wait.js";
+import { tempDataDir } from "../helpers/keyserver.js";
 
 /** The admin CLI on a fresh data dir (a real SQLite store), with alice, phone p1, door-1 and slot s1. */
 async function seeded() {
-  const dir = tempDir();
-  const data = join(dir, "data");
+  const data = await tempDataDir();
+  const dir = dirname(data);
   const run = async (...argv: string[]) => {
     let out = "";
     let err = "";

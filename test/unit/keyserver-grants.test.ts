@@ -349,7 +349,12 @@ describe("decideDownload", () => {
     unlock_password: false,
   };
   const phone = { serial: "p1", kind: "phone" as const, user: "u", created: 0, disabled: false };
-  const facts: DownloadFacts = { terminal: phone, candidates: [{ grant, slot }], downloaded: new Set() };
+  const facts: DownloadFacts = {
+    terminal: phone,
+    candidates: [{ grant, slot }],
+    downloaded: new Set(),
+    holderOf: () => undefined,
+  };
   const req = { publicKey: "A".repeat(43), now: 1000 };
   const code = (f: Partial<DownloadFacts>, r: Partial<typeof req> & { tid?: string; slot?: string } = {}) => {
     try {
@@ -371,6 +376,26 @@ describe("decideDownload", () => {
     expect(decideDownload({ ...facts, terminal: { ...phone, public_key: req.publicKey } }, req).bindKey).toBe(
       false,
     );
+  });
+
+  // Regression (issue "Hold under attack", renewal): every download raised the generation, so a phone
+  // renewing its ageing key retired the key its own open session was using.
+  it("keeps the generation when the terminal holding it renews with the same key, and raises it for anyone else", () => {
+    const bound = { ...phone, public_key: req.publicKey };
+    const heldBy = (term: string, holder: string) => (s: string, gen: number) =>
+      s === "s1" && gen === 2 ? { term, holder } : undefined;
+    const plan = (f: Partial<DownloadFacts>) =>
+      decideDownload({ ...facts, terminal: bound, ...f }, req).generation;
+    expect(plan({ holderOf: heldBy("p1", req.publicKey) })).toEqual({ gen: 2, min_gen: 2 });
+    expect(plan({ holderOf: heldBy("p2", req.publicKey) })).toEqual({ gen: 3, min_gen: 3 });
+    expect(plan({ holderOf: heldBy("p1", "B".repeat(43)) })).toEqual({ gen: 3, min_gen: 3 });
+    expect(plan({ holderOf: () => undefined })).toEqual({ gen: 3, min_gen: 3 });
+    // A floor raised past the held generation (a revocation): a new generation, never the revoked one.
+    const raised = { ...slot, min_gen: 3 };
+    expect(plan({ candidates: [{ grant, slot: raised }], holderOf: heldBy("p1", req.publicKey) })).toEqual({
+      gen: 3,
+      min_gen: 3,
+    });
   });
 
   it("refuses with the same codes as relay and unlock, in the documented order", () => {

@@ -5,6 +5,10 @@ import type { IssuanceStore, Issued, SlotRecord } from "../store.js";
 import { rows, type SqliteConnection } from "./connection.js";
 
 const SlotNameRow = Type.Object({ slot: Id }, { additionalProperties: false });
+const HolderRow = Type.Object(
+  { term: Id, holder: Type.Union([Type.String(), Type.Null()]) },
+  { additionalProperties: false },
+);
 
 interface CredentialRow {
   jti: string;
@@ -25,10 +29,13 @@ function writeIssue(
   cred: CredentialRow,
   terms: CredentialTerms,
 ): Issued {
-  c.db
-    .prepare("UPDATE slots SET gen = ?, min_gen = ? WHERE slot = ?")
-    .run(generation.gen, generation.min_gen, slot.slot);
-  c.bumpRegistries(slot.slot);
+  // A renewal keeps the generation: the targets' registries have nothing new to learn.
+  if (generation.gen !== slot.gen || generation.min_gen !== slot.min_gen) {
+    c.db
+      .prepare("UPDATE slots SET gen = ?, min_gen = ? WHERE slot = ?")
+      .run(generation.gen, generation.min_gen, slot.slot);
+    c.bumpRegistries(slot.slot);
+  }
   c.db
     .prepare(
       "INSERT INTO credentials (jti, slot, gen, term, mode, holder, iat, nbf, exp, max_uses, schedule, first_use_ttl_s) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -71,6 +78,15 @@ export function sqliteIssuance(c: SqliteConnection): IssuanceStore {
         : rows(SlotNameRow, db.prepare(DOWNLOADED_SLOTS).all(user), "credential row").map((r) => r.slot),
     );
 
+  const holderOf = (slot: string, gen: number) => {
+    const row = db
+      .prepare(
+        "SELECT term, holder FROM credentials WHERE slot = ? AND gen = ? AND mode IN ('stored', 'fob') ORDER BY iat DESC, rowid DESC LIMIT 1",
+      )
+      .get(slot, gen);
+    return row === undefined ? undefined : rows(HolderRow, [row], "credential row")[0];
+  };
+
   return {
     async issueStored(input, decide) {
       const detail = { slot: input.slot, tid: input.tid };
@@ -79,7 +95,12 @@ export function sqliteIssuance(c: SqliteConnection): IssuanceStore {
         () => {
           const terminal = c.terminal(input.term);
           const user = terminal?.kind === "phone" ? terminal.user : undefined;
-          const plan = decide({ terminal, candidates: candidatesOf(user), downloaded: downloadedBy(user) });
+          const plan = decide({
+            terminal,
+            candidates: candidatesOf(user),
+            downloaded: downloadedBy(user),
+            holderOf,
+          });
           if (plan.bindKey)
             db.prepare("UPDATE terminals SET public_key = ? WHERE serial = ?").run(
               input.publicKey,
