@@ -46,7 +46,12 @@ async function expectCode(p: Promise<unknown>, code: string): Promise<void> {
 
 function sink(): { write(t: string): void; text(): string } {
   let text = "";
-  return { write: (t: string) => void (text += t), text: () => text };
+  return {
+    write: (t: string) => {
+      text += t;
+    },
+    text: () => text,
+  };
 }
 
 describe("TLS by default", () => {
