@@ -1,4 +1,5 @@
 import { hostname } from "node:os";
+import { assertPlainHost } from "../broker/listeners.js";
 import { type RunningBroker, startBroker } from "../broker/server.js";
 import { acquireInstanceLock } from "../common/instance-lock.js";
 import type { Logger } from "../common/log.js";
@@ -61,6 +62,8 @@ export interface RunningGateway {
 
 /** Broker and key server sharing one data dir: the broker authenticates against the key server's store. */
 export async function startGateway({ config, logger }: GatewayOptions): Promise<RunningGateway> {
+  // The configuration is refused before the data dir is touched, as `--check-config` refuses it.
+  assertPlainHost(config.plain_host, config.allow_plain_remote);
   requireDataDir(config.data_dir);
   // One owner per data dir: a second gateway would publish a second registry from the same store.
   const lock = acquireInstanceLock(config.data_dir, { what: "data dir", logger });

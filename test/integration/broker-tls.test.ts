@@ -9,6 +9,7 @@ import { silentLogger } from "../../common/log.js";
 import { connectMqtt } from "../../common/mqtt.js";
 import { GATEWAY_DEFAULTS, LOCAL_EPHEMERAL, startGateway } from "../../gateway/gateway.js";
 import { ensureTlsMaterial, issueClientCert, tlsNames } from "../../gateway/tls.js";
+import { tempDataDir } from "../helpers/keyserver.js";
 import { tempDir } from "../helpers/wait.js";
 
 /** An authenticator that records the source address of each login and knows two targets. */
@@ -114,7 +115,7 @@ describe("broker listeners", () => {
       config: {
         ...GATEWAY_DEFAULTS,
         ...LOCAL_EPHEMERAL,
-        data_dir: join(tempDir("sparekey-plain-"), "data"),
+        data_dir: await tempDataDir(),
         plain_host: "0.0.0.0",
         allow_plain_remote: true,
       },

@@ -184,7 +184,7 @@ describe("the sparekey command", () => {
     expect(second.code).toBe(1);
     expect(second.stderr).toMatch(
       new RegExp(
-        `^error instance_locked: data dir ${data} is in use by pid ${pid} on host ${hostname()} since \\S+ \\(sparekey gateway --port 0 --data ${data}\\); stop that one first\n$`,
+        `^error instance_locked: data dir ${data} is in use by pid ${pid} on host ${hostname()} since \\S+ \\(sparekey gateway ${FREE_PORTS.join(" ")} --port 0 --data ${data}\\); stop that one first\n$`,
       ),
     );
     proc?.kill("SIGTERM");
