@@ -84,13 +84,7 @@ const HOLDER_SIGNATURE: CredentialCheck = {
   name: "holder_signature",
   run: (c, { keys }) => {
     const key = c.cred.holder === undefined ? undefined : keys.holders.get(c.cred.holder);
-    const decoded: DecodedToken<typeof TokenType.frame> = {
-      header: c.header,
-      payload: c.payload,
-      signingInput: c.signingInput,
-      signature: c.signature,
-    };
-    return key && verifySignature(decoded, key) ? undefined : "bad_frame_signature";
+    return key && verifySignature(c, key) ? undefined : "bad_frame_signature";
   },
 };
 

@@ -1,5 +1,5 @@
-import { type DecodedToken, verifySignature } from "../common/jws.js";
-import { RelayPayload, type TokenType } from "../schemas/tokens.js";
+import { verifySignature } from "../common/jws.js";
+import { RelayPayload } from "../schemas/tokens.js";
 import { validator } from "../schemas/validate.js";
 import type { DecisionContext, Envelope } from "./checks.js";
 import { acceptedFrame, CLOCK, EXPIRY, LINE_STATUS, NOT_BEFORE, USES } from "./limit-checks.js";
@@ -42,13 +42,7 @@ const ISSUER_SIGNATURE: NamedCheck<Relayed, Ctx> = {
   name: "issuer_signature",
   run: (r, { keys }) => {
     const key = keys.issuers.get(r.header.kid);
-    const decoded: DecodedToken<typeof TokenType.relay> = {
-      header: r.header,
-      payload: r.payload,
-      signingInput: r.signingInput,
-      signature: r.signature,
-    };
-    return key && verifySignature(decoded, key) ? undefined : "bad_issuer_signature";
+    return key && verifySignature(r, key) ? undefined : "bad_issuer_signature";
   },
 };
 

@@ -192,16 +192,10 @@ export interface SlotRecord extends SlotRow {
   tids: string[];
 }
 
-export interface NewGrant {
+export interface NewGrant extends GrantTerms {
   user: string;
   slot: string;
   mode: GrantMode;
-  nbf?: number;
-  exp?: number;
-  max_uses?: number;
-  schedule?: WeeklyWindow[];
-  first_use_ttl_s?: number;
-  unlock_password?: boolean;
 }
 
 export interface IssueStoredInput extends DownloadRequestFacts {
