@@ -1,7 +1,13 @@
 import { join } from "node:path";
 import { silentLogger } from "../common/log.js";
 import { connectMqtt } from "../common/mqtt.js";
-import { GATEWAY_DEFAULTS, LOCAL_EPHEMERAL, type RunningGateway, startGateway } from "../gateway/gateway.js";
+import {
+  adminContext,
+  GATEWAY_DEFAULTS,
+  LOCAL_EPHEMERAL,
+  type RunningGateway,
+  startGateway,
+} from "../gateway/gateway.js";
 import { addGrant, addTerminal, addUser } from "../keyserver/admin/accounts.js";
 import type { AdminContext } from "../keyserver/admin/context.js";
 import { createSlot, pairTarget } from "../keyserver/admin/targets.js";
@@ -160,12 +166,7 @@ export async function startWorld(o: {
     });
     stops.push(() => gateway.close());
     const url = gateway.url;
-    const admin: AdminContext = {
-      store: gateway.state.store,
-      issuer: gateway.state.issuer,
-      actor: "bench",
-      now: Date.now,
-    };
+    const admin: AdminContext = adminContext(gateway, "bench");
     const password = randomSecret();
     await addUser(admin, { user: LEGIT_USER, password });
     await addTerminal(admin, { serial: LOGIN_SERIAL, user: LEGIT_USER });

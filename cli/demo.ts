@@ -6,7 +6,13 @@ import { SparekeyError } from "../common/errors.js";
 import { createLogger, type Logger } from "../common/log.js";
 import { connectMqtt, type MqttClient } from "../common/mqtt.js";
 import { type Observed, TargetWatcher } from "../common/target-watcher.js";
-import { GATEWAY_DEFAULTS, LOCAL_EPHEMERAL, type RunningGateway, startGateway } from "../gateway/gateway.js";
+import {
+  adminContext,
+  GATEWAY_DEFAULTS,
+  LOCAL_EPHEMERAL,
+  type RunningGateway,
+  startGateway,
+} from "../gateway/gateway.js";
 import { addGrant, addTerminal, addUser } from "../keyserver/admin/accounts.js";
 import type { AdminContext } from "../keyserver/admin/context.js";
 import { writeFob } from "../keyserver/admin/fob.js";
@@ -267,12 +273,7 @@ async function playDemo(o: { periodMs: number; keep: boolean; logger: Logger; io
       logger,
     });
     cleanups.push(() => gateway.close());
-    const admin: AdminContext = {
-      store: gateway.state.store,
-      issuer: gateway.state.issuer,
-      actor: "demo-admin",
-      now: Date.now,
-    };
+    const admin: AdminContext = adminContext(gateway, "demo-admin");
     const password = randomSecret();
     await addUser(admin, { user: "alice", password });
     await addTerminal(admin, { serial: "PHONE-ALICE", user: "alice" });

@@ -4,6 +4,7 @@ import { type RunningBroker, startBroker } from "../broker/server.js";
 import { acquireInstanceLock } from "../common/instance-lock.js";
 import type { Logger } from "../common/log.js";
 import { MQTTS_PORT, PLAIN_PORT, WSS_PORT } from "../common/mqtt.js";
+import type { AdminContext } from "../keyserver/admin/context.js";
 import { DEFAULT_CREDENTIAL_LIFETIME_S } from "../keyserver/credentials.js";
 import { requireDataDir } from "../keyserver/data-dir.js";
 import { KeyServer } from "../keyserver/service.js";
@@ -143,4 +144,9 @@ function advertisedHost(config: Readonly<GatewayConfig>): string {
   const wildcard = config.host === "0.0.0.0" || config.host === "::";
   const host = config.tls_names[0] ?? (wildcard ? hostname() : config.host);
   return host.includes(":") ? `[${host}]` : host;
+}
+
+/** What `sparekey admin` works with, on a running gateway's own store and issuer (demo, benches, tests). */
+export function adminContext(gateway: RunningGateway, actor: string): AdminContext {
+  return { store: gateway.state.store, issuer: gateway.state.issuer, actor, now: Date.now };
 }

@@ -1,5 +1,13 @@
 import { addGrant, addTerminal, addUser, revokeGrant } from "../../keyserver/admin/accounts.js";
-import { adminCommand, grantMode, modeOption, readPassword } from "./common.js";
+import {
+  adminCommand,
+  grantMode,
+  modeOption,
+  readPassword,
+  serialOption,
+  slotOption,
+  userOption,
+} from "./common.js";
 import { GRANT_LIMIT_OPTIONS, grantPatch } from "./grant-terms.js";
 
 export const userAdd = adminCommand(
@@ -8,7 +16,7 @@ export const userAdd = adminCommand(
     summary:
       "add a user; the password comes from --password-file, SPAREKEY_PASSWORD or a prompt, never a flag",
     options: {
-      user: { type: "string", help: "user id" },
+      user: userOption,
       "password-file": { type: "string", help: "file holding the password (one line)" },
     },
   },
@@ -24,8 +32,8 @@ export const terminalAdd = adminCommand(
     name: "sparekey admin terminal add",
     summary: "register a phone (its serial) for a user",
     options: {
-      serial: { type: "string", help: "the terminal's serial (its MQTT client id)" },
-      user: { type: "string", help: "user id" },
+      serial: serialOption,
+      user: userOption,
     },
   },
   async (ctx, p) => {
@@ -43,8 +51,8 @@ export const grantAdd = adminCommand(
       "let a user download (stored) or relay keys of a slot, with optional limits; grants an ended grant again",
     usage: "sparekey admin grant add --user U --slot S [options]   (`add` may be left out)",
     options: {
-      slot: { type: "string", help: "slot id" },
-      user: { type: "string", help: "user id" },
+      slot: slotOption,
+      user: userOption,
       mode: modeOption,
       ...GRANT_LIMIT_OPTIONS,
     },
@@ -67,8 +75,8 @@ const endGrantCommand = (name: string) =>
       name,
       summary: "end a user's grant on a slot, of one mode or every mode (relay and unlock stop at once)",
       options: {
-        slot: { type: "string", help: "slot id" },
-        user: { type: "string", help: "user id" },
+        slot: slotOption,
+        user: userOption,
         mode: { type: "string", help: "stored or relay", defaultText: "every mode" },
       },
     },

@@ -93,6 +93,11 @@ export const prefixOption = {
 } as const;
 export const modeOption = { type: "string", help: "stored or relay", default: "stored" } as const;
 
+/** The id options every admin command names the same way. */
+export const slotOption = { type: "string", help: "slot id" } as const;
+export const userOption = { type: "string", help: "user id" } as const;
+export const serialOption = { type: "string", help: "the terminal's serial (its MQTT client id)" } as const;
+
 export function grantMode(p: { name: string; values: { mode: string } }): "stored" | "relay" {
   const mode = p.values.mode;
   if (mode !== "stored" && mode !== "relay")

@@ -10,11 +10,11 @@ import {
   removeUser,
 } from "../../keyserver/admin/lifecycle.js";
 import { rotateTargetSecret } from "../../keyserver/admin/targets.js";
-import { adminCommand, grantMode, modeOption, readPassword } from "./common.js";
+import { adminCommand, grantMode, modeOption, readPassword, slotOption, userOption } from "./common.js";
 import { GRANT_CLEAR_OPTIONS, GRANT_LIMIT_OPTIONS, grantPatch } from "./grant-terms.js";
 import { PAIR_OPTIONS, pairInput } from "./targets.js";
 
-const userOption = { user: { type: "string", help: "user id" } } as const;
+const userOnly = { user: userOption } as const;
 const serialOption = {
   serial: { type: "string", help: "the terminal's serial or the fob's id (its MQTT client id)" },
 } as const;
@@ -36,7 +36,7 @@ export const userPasswd = adminCommand(
     name: "sparekey admin user passwd",
     summary: "set a user's password (from --password-file, SPAREKEY_PASSWORD or a prompt, never a flag)",
     options: {
-      ...userOption,
+      ...userOnly,
       "password-file": { type: "string", help: "file holding the password (one line)" },
     },
   },
@@ -52,7 +52,7 @@ export const userDisable = adminCommand(
     name: "sparekey admin user disable",
     summary:
       "stop a user's phones: no login, download, relay or unlock (stored keys open on unless --revoke)",
-    options: { ...userOption, ...revokeOption },
+    options: { ...userOnly, ...revokeOption },
   },
   async (ctx, p) => {
     const user = p.required("user");
@@ -62,7 +62,7 @@ export const userDisable = adminCommand(
 );
 
 export const userEnable = adminCommand(
-  { name: "sparekey admin user enable", summary: "enable a disabled user again", options: userOption },
+  { name: "sparekey admin user enable", summary: "enable a disabled user again", options: userOnly },
   async (ctx, p) => {
     const user = p.required("user");
     await enableUser(ctx, { user });
@@ -74,7 +74,7 @@ export const userRemove = adminCommand(
   {
     name: "sparekey admin user remove",
     summary: "remove a user without terminals or active grants (else in_use: disable it instead)",
-    options: userOption,
+    options: userOnly,
   },
   async (ctx, p) => {
     const user = p.required("user");
@@ -141,8 +141,8 @@ export const grantEdit = adminCommand(
     name: "sparekey admin grant edit",
     summary: "change a grant's limits (a key already downloaded keeps the limits it carries)",
     options: {
-      slot: { type: "string", help: "slot id" },
-      user: { type: "string", help: "user id" },
+      slot: slotOption,
+      user: userOption,
       mode: modeOption,
       ...GRANT_LIMIT_OPTIONS,
       ...GRANT_CLEAR_OPTIONS,

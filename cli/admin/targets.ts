@@ -9,7 +9,7 @@ import {
   revokeFleet,
   revokeSlot,
 } from "../../keyserver/admin/targets.js";
-import { adminCommand, brokerUrlOption, prefixOption, table } from "./common.js";
+import { adminCommand, brokerUrlOption, prefixOption, slotOption, table } from "./common.js";
 
 export const PAIR_OPTIONS = {
   tid: { type: "string", help: "target id" },
@@ -72,7 +72,7 @@ export const slotCreate = adminCommand(
     name: "sparekey admin slot create",
     summary: "create a key slot paired with one or more targets",
     options: {
-      slot: { type: "string", help: "slot id" },
+      slot: slotOption,
       target: { type: "string", multiple: true, help: "target id" },
     },
   },
@@ -90,7 +90,7 @@ export const writeFobCommand = adminCommand(
     name: "sparekey admin write-fob",
     summary: "write the slot's key to a replacement fob (the next generation: older holders stop working)",
     options: {
-      slot: { type: "string", help: "slot id" },
+      slot: slotOption,
       fob: { type: "string", help: "the fob's id (its MQTT client id)" },
       out: { type: "string", help: "fob file to write (must not exist)" },
       "broker-url": brokerUrlOption,
@@ -119,7 +119,7 @@ export const revoke = adminCommand(
     name: "sparekey admin revoke",
     summary: "revoke a slot, or only its generations below N; --fleet also publishes it to every target",
     options: {
-      slot: { type: "string", help: "slot id" },
+      slot: slotOption,
       "below-gen": { type: "string", help: "revoke generations below N (raise the floor)" },
       fleet: { type: "boolean", help: "add it to the signed fleet/revocations list" },
     },

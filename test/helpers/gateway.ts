@@ -3,6 +3,7 @@ import { silentLogger } from "../../common/log.js";
 import { connectMqtt, type MqttClient } from "../../common/mqtt.js";
 import { TargetWatcher } from "../../common/target-watcher.js";
 import {
+  adminContext as adminContextOf,
   GATEWAY_DEFAULTS,
   LOCAL_EPHEMERAL,
   type RunningGateway,
@@ -30,7 +31,7 @@ export async function startTestGateway(overrides: Partial<GatewayConfig> = {}): 
 
 /** What `sparekey admin` works with, on the gateway's own store and issuer. */
 export function adminContext(gateway: RunningGateway, actor = "test-admin"): AdminContext {
-  return { store: gateway.state.store, issuer: gateway.state.issuer, actor, now: Date.now };
+  return adminContextOf(gateway, actor);
 }
 
 /** Run one admin function (`addUser`, `pairTarget`, ...) against the gateway, as `sparekey admin` would. */
