@@ -19,7 +19,7 @@ export interface Budget {
 }
 
 /**
- * Budgets per role, the one place for these numbers (DESIGN §8: a legitimate burst is slowed, never
+ * Budgets per role, the one place for these numbers (docs/SECURITY.md: a legitimate burst is slowed, never
  * dropped). A terminal sends a frame every few hundred ms and a few RPCs; a target publishes its
  * challenge, state and events; both are far below 50/s, so only a runaway or hostile client is
  * slowed, and only one that stays over for 10 s without a break (500 packets past its burst) is
@@ -33,7 +33,7 @@ export const DEFAULT_BUDGETS: Readonly<Record<Role, Budget>> = Object.freeze({
   keyserver: Object.freeze({ ratePerS: 5_000, burst: 20_000, holdMaxMs: null }),
 });
 
-/** What the broker bounds that aedes does not, or bounds too loosely by default (DESIGN §8). */
+/** What the broker bounds that aedes does not, or bounds too loosely by default. */
 export interface BrokerLimits {
   /** Largest MQTT packet (fixed header included) accepted; larger ones drop the connection unread. */
   readonly maxPacketBytes: number;

@@ -112,7 +112,7 @@ export class KeyServer {
       will: topics.message("keyserverStatus", {}, status("offline", this.epoch)),
     });
     this.client = client;
-    // Every connection gets a higher epoch, and its will must carry that same epoch (DESIGN §3).
+    // Every connection gets a higher epoch, and its will must carry that same epoch (docs/PROTOCOL.md, link state and epochs).
     client.on("reconnect", () => {
       this.epoch += 1;
       if (client.options.will)
