@@ -24,7 +24,6 @@ import { Target } from "../target/target.js";
 import { download } from "../terminal/download.js";
 import { login } from "../terminal/login.js";
 import { startFobUse, startRelayUse, startUse } from "../terminal/use.js";
-import { untilAborted } from "./signals.js";
 
 /** Ctrl-C during a story: the wait in progress ends, the story's cleanups run. */
 class Interrupted extends Error {}
@@ -75,13 +74,16 @@ class Observer {
 
   waitFor(what: string, match: (o: Observed) => boolean): Promise<Observed> {
     const seen = this.watcher.waitFor(match, { what, timeoutMs: this.timeoutMs, from: this.watcher.mark() });
-    const interrupted = untilAborted(this.signal).then(() => {
-      throw new Interrupted();
+    if (this.signal.aborted) return Promise.reject(new Interrupted());
+    // One listener per wait, removed when the wait settles: a story waits many times on one signal.
+    let onAbort = () => {};
+    const interrupted = new Promise<never>((_, reject) => {
+      onAbort = () => reject(new Interrupted());
+      this.signal.addEventListener("abort", onAbort, { once: true });
     });
     // The loser of the race must not surface as an unhandled rejection.
-    seen.catch(() => undefined);
     interrupted.catch(() => undefined);
-    return Promise.race([seen, interrupted]);
+    return Promise.race([seen, interrupted]).finally(() => this.signal.removeEventListener("abort", onAbort));
   }
 }
 
