@@ -12,23 +12,21 @@ describe("reason classes", () => {
   it("stop on a revoked or foreign key and keep going on a late frame, a clock, a line or a window", () => {
     const of = (reasons: readonly (keyof typeof REASON_INFO)[]) =>
       Object.fromEntries(reasons.map((r) => [r, reasonClass(r)]));
-    expect(
-      of(["slot_revoked", "revoked_fleet", "old_generation", "uses_exhausted", "expired"]),
-    ).toEqual({
+    expect(of(["slot_revoked", "revoked_fleet", "old_generation", "uses_exhausted", "expired"])).toEqual({
       slot_revoked: "revoked",
       revoked_fleet: "revoked",
       old_generation: "revoked",
       uses_exhausted: "revoked",
       expired: "revoked",
     });
-    expect(
-      of(["locked_out", "credential_wrong_target", "unknown_slot", "bad_credential_signature"]),
-    ).toEqual({
-      locked_out: "permanent",
-      credential_wrong_target: "permanent",
-      unknown_slot: "permanent",
-      bad_credential_signature: "permanent",
-    });
+    expect(of(["locked_out", "credential_wrong_target", "unknown_slot", "bad_credential_signature"])).toEqual(
+      {
+        locked_out: "permanent",
+        credential_wrong_target: "permanent",
+        unknown_slot: "permanent",
+        bad_credential_signature: "permanent",
+      },
+    );
     expect(
       of([
         "stale_nonce",
