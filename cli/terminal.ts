@@ -13,6 +13,7 @@ import { SparekeyError } from "../common/errors.js";
 import { acquireInstanceLock } from "../common/instance-lock.js";
 import { decodeToken } from "../common/jws.js";
 import { createLogger, type Logger } from "../common/log.js";
+import { describeReason } from "../schemas/reason-classes.js";
 import { TokenType } from "../schemas/tokens.js";
 import { DEFAULT_PREFIX } from "../schemas/topics.js";
 import { describeCredential, formatInstant, localTimeZone } from "../terminal/credential-info.js";
@@ -26,6 +27,7 @@ import { UNLOCK_TIMEOUT_MS, unlock } from "../terminal/unlock.js";
 import { startFobUse, startRelayUse, startUse, type UseHandle } from "../terminal/use.js";
 import { readSecret, readSecretWithoutPrompt } from "./secret.js";
 import { untilAborted } from "./signals.js";
+import { forgetCommand, logoutCommand } from "./terminal-lifecycle.js";
 
 export interface TerminalIo extends Partial<CliIo> {
   logger?: Logger;
@@ -262,6 +264,13 @@ const useCommand = (extras: Extras) =>
           io.stderr.write(`target ${tid}: the key's last use is spent (uses_left 0); frames stopped\n`);
           return EXIT.refused;
         }
+        const reason = handle.sender.snapshot().verdict?.reason;
+        if (outcome === "refused" && reason !== undefined) {
+          io.stderr.write(
+            `error ${reason}: target ${tid} refuses this key for good: ${describeReason(reason)}; frames stopped\n`,
+          );
+          return EXIT.refused;
+        }
         return EXIT.ok;
       } finally {
         clearInterval(ticker);
@@ -421,6 +430,8 @@ export function terminalGroup(extras: Partial<Extras> = {}): CliNode {
       unlock: unlockCommand(e),
       renew: renewCommand(e),
       status: statusCommand(e),
+      forget: forgetCommand(e.logger),
+      logout: logoutCommand(e.logger),
     },
   });
 }

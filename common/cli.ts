@@ -70,7 +70,12 @@ export const EXIT_CODES = [
   { exit: 1, name: "failed", meaning: "the command failed; stderr says `error <code>: …`" },
   { exit: 2, name: "usage", meaning: "bad usage: unknown command or flag, missing or malformed value" },
   { exit: 3, name: "out_of_reach", meaning: "`terminal use`: the target went out of reach" },
-  { exit: 4, name: "refused", meaning: "`terminal use`: the key's uses ran out; `terminal unlock`: refused" },
+  {
+    exit: 4,
+    name: "refused",
+    meaning:
+      "`terminal use`: the target refused the key for good (stderr `error <reason>: …`: revoked, expired, uses ran out, a foreign key, locked out); `terminal unlock`: refused",
+  },
   { exit: 5, name: "timed_out", meaning: "an answer (e.g. of `terminal unlock`) did not come in time" },
 ] as const;
 export type ExitName = (typeof EXIT_CODES)[number]["name"];

@@ -105,3 +105,19 @@ export const LinkStatus = Type.Object(
   { additionalProperties: false },
 );
 export type LinkStatus = Static<typeof LinkStatus>;
+
+/**
+ * terminals/{term}/verdicts: why a target refused this terminal's own frames, or why its session ended.
+ * Never retained (QoS 0): a verdict is about frames sent now. Coalesced like refusal events: at most one
+ * per terminal per period (the latest reason).
+ */
+export const Verdict = Type.Object(
+  {
+    v: ProtocolVersion,
+    tid: Id,
+    reason: Type.Union([RefusalReasonSchema, StateReasonSchema]),
+    ts: UnixMillis,
+  },
+  { additionalProperties: false },
+);
+export type Verdict = Static<typeof Verdict>;

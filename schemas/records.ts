@@ -1,5 +1,6 @@
 import { type Static, Type } from "@sinclair/typebox";
 import { CompactJws, Gen, Id, Kid, Seq, UnixSeconds, Version } from "./common.js";
+import { RefusalReasonSchema, StateReasonSchema } from "./reasons.js";
 import { RegistryEntry, RevocationEntry } from "./tokens.js";
 
 /** The issuer key on disk (mode 0600). */
@@ -78,7 +79,16 @@ export const TerminalWallet = Type.Object(
     term: Id,
     credentials: Type.Record(
       Id,
-      Type.Object({ token: CompactJws, tids: Type.Array(Id), gen: Gen }, { additionalProperties: false }),
+      Type.Object(
+        {
+          token: CompactJws,
+          tids: Type.Array(Id),
+          gen: Gen,
+          /** A target's verdict said this credential is dead (`revoked` class): not picked by default. */
+          revoked: Type.Optional(Type.Union([RefusalReasonSchema, StateReasonSchema])),
+        },
+        { additionalProperties: false },
+      ),
       { additionalProperties: false },
     ),
     last_seq: Seq,

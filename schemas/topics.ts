@@ -1,7 +1,7 @@
 import type { Static, TSchema } from "@sinclair/typebox";
 import { SparekeyError } from "../common/errors.js";
 import { CompactJws, ID_REGEX } from "./common.js";
-import { Challenge, LinkStatus, TargetEvent, TargetState } from "./messages.js";
+import { Challenge, LinkStatus, TargetEvent, TargetState, Verdict } from "./messages.js";
 import { RpcEnvelope, RpcReply } from "./rpc.js";
 import { TokenType, type TokenTypeValue } from "./tokens.js";
 
@@ -199,6 +199,19 @@ export const TOPICS = {
     publish: { keyserver: {} },
     subscribe: { terminal: { own: "term" } },
   },
+  verdicts: {
+    pattern: "terminals/{term}/verdicts",
+    schema: Verdict,
+    encoding: "json",
+    qos: 0,
+    retain: false,
+    description:
+      "target -> one terminal: why its own frames were refused or its session ended; coalesced to one per period; never retained",
+    // Any {term}: a target learns the terminal from the frames topic's {term}, which the broker vouches
+    // for, but a grant can only tie a level to the caller's own id, and the caller here is the target.
+    publish: { target: {} },
+    subscribe: { terminal: { own: "term" } },
+  },
 } as const satisfies Record<string, TopicSpec>;
 
 type Table = typeof TOPICS;
@@ -332,6 +345,9 @@ export class Topics {
   }
   rpcReply(term: string): string {
     return this.build("rpcReply", { term });
+  }
+  verdicts(term: string): string {
+    return this.build("verdicts", { term });
   }
 
   /** The levels after the prefix, or undefined when the topic is outside it. */

@@ -148,7 +148,9 @@ export class TargetEngine {
     });
     const event = (type: EventType, f: EventFields) =>
       deps.out.event(eventMessage(config.tid, clock.now(), type, f));
-    this.refusals = new FrameRefusals({ config, memory, clock, persister: parts.persister, event });
+    const { persister } = parts;
+    const verdict = (term: string, reason: RefusalReason) => this.verdict(term, reason);
+    this.refusals = new FrameRefusals({ config, memory, clock, persister, event, verdict });
   }
 
   /** Publish `unavailable/started` and the first challenge; rotate every period from now on. */
@@ -384,6 +386,7 @@ export class TargetEngine {
     if (!session) return;
     this.log.info({ slot: session.slot, term, reason }, "session ended");
     this.event("session_ended", reason, session);
+    this.verdict(term, reason);
     // Every session change carries the clock's mark to disk: an expiry seen must survive a crash.
     this.parts.persister.soon();
     if (this.stopping) return; // close() publishes the one final state
@@ -409,6 +412,10 @@ export class TargetEngine {
   private count(reason: RefusalReason): void {
     this.counters.refused_total++;
     this.counters.refused[reason] = (this.counters.refused[reason] ?? 0) + 1;
+  }
+
+  private verdict(term: string, reason: RefusalReason | StateReason): void {
+    this.deps.out.verdict?.(term, { v: 1, tid: this.deps.config.tid, reason, ts: this.parts.clock.now() });
   }
 
   private event(

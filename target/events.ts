@@ -1,4 +1,11 @@
-import type { Challenge, EventType, LockState, TargetEvent, TargetState } from "../schemas/messages.js";
+import type {
+  Challenge,
+  EventType,
+  LockState,
+  TargetEvent,
+  TargetState,
+  Verdict,
+} from "../schemas/messages.js";
 import type { RefusalReason, StateReason } from "../schemas/reasons.js";
 
 /** Builders of the target's outgoing messages, so every field is set the same way everywhere. */
@@ -65,6 +72,8 @@ export interface TargetOutbox {
   state(message: TargetState): void;
   event(message: TargetEvent): void;
   challenge(message: Challenge): void;
+  /** To `terminals/{term}/verdicts`: why this terminal's frames were refused or its session ended. */
+  verdict?(term: string, message: Verdict): void;
   /** Follow `terminals/{term}/status` while the terminal holds a session. */
   follow?(term: string): void;
   unfollow?(term: string): void;

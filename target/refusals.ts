@@ -14,10 +14,14 @@ export interface FrameRefusalsDeps {
   memory: TargetMemory;
   clock: TargetClock;
   event: (type: EventType, fields: EventFields) => void;
+  /** To `terminals/{term}/verdicts`: the terminal's own reason, on the same coalesced beat as the event. */
+  verdict: (term: string, reason: RefusalReason) => void;
 }
 
 /**
- * What a refused frame does besides being counted: a coalesced `auth_refused` event and a step towards
+ * What a refused frame does besides being counted: a coalesced `auth_refused` event with a verdict to
+ * its sender (both at most one per terminal per period, so bad frames cannot make the target exceed its
+ * publish budget), and a step towards
  * its sender's lockout (a persisted lockout raises a `lockout` alarm). Both key on the frames topic's
  * `{term}`, which the broker vouches for, never on a payload field.
  */
@@ -30,8 +34,10 @@ export class FrameRefusals {
     this.events = new RefusalCoalescer({
       periodMs: deps.config.period_ms,
       // `count` only when several refusals were summed: a lone refusal reads as before.
-      emit: ({ term, reason, slot, count }) =>
-        deps.event("auth_refused", { reason, slot, term, ...(count > 1 ? { count } : {}) }),
+      emit: ({ term, reason, slot, count }) => {
+        deps.event("auth_refused", { reason, slot, term, ...(count > 1 ? { count } : {}) });
+        deps.verdict(term, reason);
+      },
     });
     this.lockouts = new Lockouts({
       policy: lockoutPolicy(deps.config),

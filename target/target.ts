@@ -1,7 +1,7 @@
 import type { Logger } from "../common/log.js";
 import { connectMqttLater, fileTls, type MqttClient } from "../common/mqtt.js";
 import type { TargetConfig } from "../schemas/config.js";
-import type { Challenge, TargetEvent, TargetState } from "../schemas/messages.js";
+import type { Challenge, TargetEvent, TargetState, Verdict } from "../schemas/messages.js";
 import { isId, type OutgoingMessage, TOPICS, Topics } from "../schemas/topics.js";
 import type { Decision } from "./checks.js";
 import { TargetEngine, type TargetStats } from "./engine.js";
@@ -159,6 +159,10 @@ export class Target implements TargetOutbox {
   }
   challenge(message: Challenge): void {
     this.send(this.topicBuilder?.message("challenge", { tid: this.deps.config.tid }, message));
+  }
+  /** QoS 0, not queued for a later line: a verdict is about frames sent now. */
+  verdict(term: string, message: Verdict): void {
+    if (this.client?.connected) this.send(this.topicBuilder?.message("verdicts", { term }, message));
   }
 
   follow(term: string): void {

@@ -1,5 +1,6 @@
 import type { Logger } from "../common/log.js";
-import { Challenge, type LockState, TargetState } from "../schemas/messages.js";
+import { Challenge, type LockState, TargetState, Verdict } from "../schemas/messages.js";
+import { type Reason, reasonClass } from "../schemas/reason-classes.js";
 import { TOPICS, type Topics } from "../schemas/topics.js";
 import { parseJson, validator } from "../schemas/validate.js";
 import type { MessageBus } from "./bus.js";
@@ -9,9 +10,17 @@ import type { SeqSource } from "./seq.js";
 
 /**
  * `uses_exhausted`: the target's state showed this terminal's session opened with `uses_left: 0`
- * and that session has ended, so retrying cannot open it again.
+ * and that session has ended, so retrying cannot open it again. `refused`: a verdict gave a reason that
+ * is not transient (schemas/reason-classes.ts); the snapshot's `verdict` says which.
  */
-export type FrameLoopEnd = "stopped" | "out_of_reach" | "uses_exhausted";
+export type FrameLoopEnd = "stopped" | "out_of_reach" | "uses_exhausted" | "refused";
+
+/** The latest verdict of the target about this terminal's frames. */
+export interface SeenVerdict {
+  readonly reason: Reason;
+  /** ms timestamp (local clock) it arrived. */
+  readonly at: number;
+}
 
 const LINE_UP: LineStatus = { up: true, connected: true, why: undefined };
 
@@ -29,6 +38,8 @@ export interface FrameSenderSnapshot {
   readonly line: LineStatus;
   /** ms timestamp (local clock) of the last fresh challenge. */
   readonly lastChallengeAt: number | undefined;
+  /** Why the target refused our frames or ended our session, last told (terminals/{term}/verdicts). */
+  readonly verdict: SeenVerdict | undefined;
   readonly ended: FrameLoopEnd | undefined;
 }
 
@@ -49,6 +60,7 @@ export interface FrameSenderDeps {
 
 const challengeValidator = validator(Challenge, "challenge");
 const stateValidator = validator(TargetState, "target state");
+const verdictValidator = validator(Verdict, "verdict");
 
 /**
  * The frame loop of one target: follows only that target's challenge, answers each new nonce with
@@ -66,6 +78,7 @@ export class FrameSender {
   private lastChallengeAt: number | undefined;
   private state: LockState | undefined;
   private usesLeft: number | undefined;
+  private verdict: SeenVerdict | undefined;
   /** This terminal's session opened with no use left: when it ends, the loop ends. */
   private lastUse = false;
   private line: LineStatus = LINE_UP;
@@ -91,6 +104,7 @@ export class FrameSender {
       usesLeft: this.usesLeft,
       line: this.line,
       lastChallengeAt: this.lastChallengeAt,
+      verdict: this.verdict,
       ended: this.endReason,
     };
   }
@@ -99,15 +113,18 @@ export class FrameSender {
     const { bus, topics, tid } = this.deps;
     const challengeTopic = topics.challenge(tid);
     const stateTopic = topics.state(tid);
+    const verdictsTopic = topics.verdicts(this.deps.signer.term);
     this.running = true;
     this.detach = bus.onMessage((topic, payload) => {
       if (topic === challengeTopic) this.onChallenge(payload);
       else if (topic === stateTopic) this.onState(payload);
+      else if (topic === verdictsTopic) this.onVerdict(payload);
     });
     if (this.line.connected) this.armReachTimer(this.firstChallengeTimeoutMs());
     try {
       await bus.subscribe(challengeTopic, TOPICS.challenge.qos);
       await bus.subscribe(stateTopic, TOPICS.state.qos);
+      await bus.subscribe(verdictsTopic, TOPICS.verdicts.qos);
     } catch (err) {
       await this.stop();
       throw err;
@@ -153,6 +170,7 @@ export class FrameSender {
     await Promise.all([
       bus.unsubscribe(topics.challenge(tid)).catch(() => undefined),
       bus.unsubscribe(topics.state(tid)).catch(() => undefined),
+      bus.unsubscribe(topics.verdicts(this.deps.signer.term)).catch(() => undefined),
     ]);
     this.log.info({ reason, frames_sent: this.framesSent }, "frame loop ended");
     this.changed();
@@ -233,6 +251,26 @@ export class FrameSender {
     }
     this.state = state.state;
     this.changed();
+  }
+
+  /** A verdict of this loop's target: shown; a reason that is not transient ends the loop. */
+  private onVerdict(payload: Buffer): void {
+    if (!this.running) return;
+    const verdict = parseJson(payload.toString("utf8"));
+    if (!verdictValidator.is(verdict)) {
+      this.log.warn({ issues: verdictValidator.lastIssues() }, "malformed verdict ignored");
+      return;
+    }
+    // Our verdicts topic hears every target we sent frames to: only this loop's target counts.
+    if (verdict.tid !== this.deps.tid) return;
+    this.verdict = { reason: verdict.reason, at: this.now() };
+    if (reasonClass(verdict.reason) === "transient") {
+      this.log.info({ reason: verdict.reason }, "the target refused a frame or ended the session; retrying");
+      this.changed();
+      return;
+    }
+    this.log.warn({ reason: verdict.reason }, "the target refused this key for good");
+    void this.finish("refused");
   }
 
   private changed(): void {

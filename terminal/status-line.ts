@@ -1,3 +1,4 @@
+import { describeReason } from "../schemas/reason-classes.js";
 import type { FrameSenderSnapshot } from "./frame-sender.js";
 
 export interface StatusOutput {
@@ -12,12 +13,14 @@ export function formatStatus(s: FrameSenderSnapshot, now: number): string {
   const uses = s.usesLeft === undefined ? "" : ` uses_left=${s.usesLeft}`;
   const line = s.line.up ? "" : ` line down: ${s.line.why ?? "unknown"}`;
   const loop = s.ended === undefined ? "" : ` ended=${s.ended}`;
-  return `target=${s.tid} slot=${s.slot} mode=${s.mode} state=${s.state ?? "unknown"}${uses} frames=${s.framesSent} challenge=${age}${line}${loop}`;
+  const why = s.verdict === undefined ? "" : ` target says: ${describeReason(s.verdict.reason)}`;
+  return `target=${s.tid} slot=${s.slot} mode=${s.mode} state=${s.state ?? "unknown"}${uses} frames=${s.framesSent} challenge=${age}${line}${why}${loop}`;
 }
 
 /**
  * On a TTY one live line rewritten in place; elsewhere (logs, pipes) one line per change of what a
- * reader cares about (target state, uses left, the line, loop end, first frame), not one per frame.
+ * reader cares about (target state, uses left, the line, the target's verdict, loop end, first frame),
+ * not one per frame.
  */
 export class StatusLine {
   private last: FrameSenderSnapshot | undefined;
@@ -32,7 +35,7 @@ export class StatusLine {
       this.deps.out.write(`\r\x1b[2K${formatStatus(s, now)}`);
       return;
     }
-    const key = `${s.state ?? ""}|${s.usesLeft ?? ""}|${s.line.why ?? ""}|${s.ended ?? ""}|${s.framesSent > 0}`;
+    const key = `${s.state ?? ""}|${s.usesLeft ?? ""}|${s.line.why ?? ""}|${s.verdict?.reason ?? ""}|${s.ended ?? ""}|${s.framesSent > 0}`;
     if (key === this.lastKey) return;
     this.lastKey = key;
     this.deps.out.write(`${new Date(now).toISOString()} ${formatStatus(s, now)}\n`);

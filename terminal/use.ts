@@ -5,11 +5,11 @@ import { signingKeyFromSeed } from "../common/keys.js";
 import type { Logger } from "../common/log.js";
 import { fileTls, type MqttClient } from "../common/mqtt.js";
 import { FobFile } from "../schemas/config.js";
-import type { TerminalWallet } from "../schemas/records.js";
+import { type Reason, reasonClass } from "../schemas/reason-classes.js";
 import { TokenType } from "../schemas/tokens.js";
 import { assertId, Topics } from "../schemas/topics.js";
-import { type Companion, startCarrying } from "./carried.js";
-import { readWallet, updateWallet } from "./files.js";
+import { type Companion, readCarried, startCarrying } from "./carried.js";
+import { readWallet, selectCredential, updateWallet } from "./files.js";
 import { type FrameLoopEnd, FrameSender, type FrameSenderSnapshot } from "./frame-sender.js";
 import { type FrameSigner, holderSigner } from "./frame-signer.js";
 import { LineMonitor } from "./line-monitor.js";
@@ -41,27 +41,7 @@ export interface UseHandle {
   close(): Promise<void>;
 }
 
-/** The wallet entry that opens `tid` (the given slot, else the highest generation). */
-export function selectCredential(
-  wallet: TerminalWallet,
-  tid: string,
-  slot?: string,
-): { slot: string; token: string; gen: number } {
-  let best: { slot: string; token: string; gen: number } | undefined;
-  for (const [s, entry] of Object.entries(wallet.credentials)) {
-    if (slot !== undefined && s !== slot) continue;
-    if (!entry.tids.includes(tid)) continue;
-    if (!best || entry.gen > best.gen) best = { slot: s, token: entry.token, gen: entry.gen };
-  }
-  if (!best) {
-    const which = slot === undefined ? `target ${tid}` : `target ${tid} in slot ${slot}`;
-    throw new SparekeyError(
-      "not_found",
-      `no credential for ${which}; run \`sparekey terminal download --target ${tid}\``,
-    );
-  }
-  return best;
-}
+export { selectCredential } from "./files.js";
 
 interface RunParts {
   link: TerminalLink;
@@ -73,7 +53,7 @@ interface RunParts {
   /** Stopped with the loop (relay). */
   rpc?: RpcClient;
   /** Runs once the loop has ended, before `ended` resolves. */
-  afterEnd?: (end: FrameLoopEnd) => void;
+  afterEnd?: (end: FrameLoopEnd, snapshot: FrameSenderSnapshot) => void;
   /** Started before the loop (carrying lists, renewing the key), stopped with it. */
   companions?: () => Promise<Companion[]>;
 }
@@ -123,7 +103,7 @@ async function run(parts: RunParts, o: UseOptions): Promise<UseHandle> {
     throw err;
   }
   const ended = sender.ended.then((end) => {
-    parts.afterEnd?.(end);
+    parts.afterEnd?.(end, sender.snapshot());
     return end;
   });
   return { sender, monitor, client: link.client, ended, close };
@@ -150,7 +130,12 @@ export async function startUse(
   const tid = assertId(o.tid, "target");
   const { profile, key } = loadIdentity(o.dir);
   const wallet = readWallet(o.dir, profile.term);
-  const credential = selectCredential(wallet, tid, o.slot);
+  const carried = readCarried(o.dir, profile.term);
+  const credential = selectCredential(wallet, tid, o.slot, {
+    ...(o.now ? { nowMs: o.now() } : {}),
+    revocations: carried.revocations,
+    registry: Object.hasOwn(carried.registries, tid) ? carried.registries[tid] : undefined,
+  });
   const topics = new Topics(profile.prefix);
   const link = await connectProfile(profile, topics, {
     logger: o.logger,
@@ -164,7 +149,15 @@ export async function startUse(
     slot: credential.slot,
     credential: credential.token,
   });
-  const afterEnd = (end: FrameLoopEnd) => {
+  const afterEnd = (end: FrameLoopEnd, snapshot: FrameSenderSnapshot) => {
+    const reason = snapshot.verdict?.reason;
+    if (end === "refused" && reason !== undefined && reasonClass(reason) === "revoked") {
+      try {
+        markRevoked(o.dir, profile.term, credential.slot, credential.token, reason);
+      } catch (err) {
+        o.logger.error({ err }, "cannot mark the revoked credential");
+      }
+    }
     if (!o.ephemeral || end !== "out_of_reach") return;
     try {
       if (deleteCredential(o.dir, profile.term, credential.slot, credential.token)) {
@@ -217,6 +210,14 @@ export function deleteCredential(dir: string, term: string, slot: string, token:
     deleted = true;
   });
   return deleted;
+}
+
+/** Mark `slot` dead if it still holds `token`: `terminal use` no longer picks it by default. */
+function markRevoked(dir: string, term: string, slot: string, token: string, reason: Reason): void {
+  updateWallet(dir, term, (w) => {
+    const entry = Object.hasOwn(w.credentials, slot) ? w.credentials[slot] : undefined;
+    if (entry?.token === token) entry.revoked = reason;
+  });
 }
 
 /**

@@ -99,6 +99,8 @@ describe("terminal ACL", () => {
     [`${P}/keyserver/rpc/phone-1/do+wn`, false],
     [`${P}/keyserver/rpc/phone-1`, false],
     [`${P}/keyserver/rpc/phone-1/download/x`, false],
+    [`${P}/terminals/phone-1/verdicts`, false],
+    [`${P}/terminals/phone-2/verdicts`, false],
     ...FORBIDDEN_SHAPES.map((t): PubCase => [t, false]),
   ];
   const allowedSubscribe = [
@@ -108,8 +110,12 @@ describe("terminal ACL", () => {
     `${P}/keyserver/status`,
     `${P}/targets/door-1/registry`,
     `${P}/fleet/revocations`,
+    `${P}/terminals/phone-1/verdicts`,
   ];
   const forbiddenSubscribe = [
+    `${P}/terminals/phone-2/verdicts`,
+    `${P}/terminals/+/verdicts`,
+    `${P}/terminals/phone-1/+`,
     `${P}/targets/+/challenge`,
     `${P}/targets/+/registry`,
     `${P}/targets/door-1/carried/phone-1`,
@@ -133,15 +139,15 @@ describe("terminal ACL", () => {
     const verdicts = publishVerdicts(terminal, allowedPublish);
     expect(verdicts).toEqual(all(verdicts, true));
   });
-  it("may not publish retained frames or carried tokens, another terminal's status, carried tokens or rpc, or any key server or target topic", () => {
+  it("may not publish retained frames or carried tokens, another terminal's status, carried tokens or rpc, verdicts, or any key server or target topic", () => {
     const verdicts = publishVerdicts(terminal, forbiddenPublish);
     expect(verdicts).toEqual(all(verdicts, false));
   });
-  it("may subscribe to concrete challenge, state and registry topics, fleet revocations, its own rpc replies and the key server status", () => {
+  it("may subscribe to concrete challenge, state and registry topics, fleet revocations, its own rpc replies and verdicts, and the key server status", () => {
     const verdicts = subscribeVerdicts(terminal, allowedSubscribe);
     expect(verdicts).toEqual(all(verdicts, true));
   });
-  it("may not subscribe with wildcards, to frames, carried tokens, unlock, events or others' topics", () => {
+  it("may not subscribe with wildcards, to frames, carried tokens, unlock, events or others' topics (another terminal's verdicts)", () => {
     const verdicts = subscribeVerdicts(terminal, forbiddenSubscribe);
     expect(verdicts).toEqual(all(verdicts, false));
   });
@@ -153,8 +159,12 @@ describe("target ACL", () => {
     [`${P}/targets/door-1/state`, true],
     [`${P}/targets/door-1/state`, false],
     [`${P}/targets/door-1/events`, false],
+    [`${P}/terminals/phone-1/verdicts`, false],
+    [`${P}/terminals/phone-2/verdicts`, false],
   ];
   const forbiddenPublish: PubCase[] = [
+    [`${P}/terminals/phone-1/verdicts`, true],
+    [`${P}/terminals/+/verdicts`, false],
     [`${P}/targets/door-2/challenge`, true],
     [`${P}/targets/door-2/state`, true],
     [`${P}/targets/door-2/events`, false],
@@ -198,16 +208,18 @@ describe("target ACL", () => {
     `${P}/targets/door-1/events`,
     `${P}/terminals/+/status`,
     `${P}/terminals/phone-1/rpc`,
+    `${P}/terminals/phone-1/verdicts`,
+    `${P}/terminals/+/verdicts`,
     `${P}/keyserver/rpc/+/+`,
     `${P}/fleet/+`,
     ...FORBIDDEN_SHAPES,
   ];
 
-  it("may publish its own challenge, state and events", () => {
+  it("may publish its own challenge, state and events, and a verdict to any terminal", () => {
     const verdicts = publishVerdicts(target, allowedPublish);
     expect(verdicts).toEqual(all(verdicts, true));
   });
-  it("may not publish another target's topics, retained events, or any terminal or key server topic", () => {
+  it("may not publish another target's topics, retained events or verdicts, or any other terminal or key server topic", () => {
     const verdicts = publishVerdicts(target, forbiddenPublish);
     expect(verdicts).toEqual(all(verdicts, false));
   });
@@ -239,6 +251,7 @@ describe("key server ACL", () => {
     [`${P}/terminals/phone-1/status`, true],
     [`${P}/terminals/phone-1/rpc`, true],
     [`${P}/keyserver/rpc/phone-1/download`, false],
+    [`${P}/terminals/phone-1/verdicts`, false],
     ...FORBIDDEN_SHAPES.map((t): PubCase => [t, false]),
   ];
   const allowedSubscribe = [
@@ -261,6 +274,8 @@ describe("key server ACL", () => {
     `${P}/targets/+/registry`,
     `${P}/targets/+/unlock`,
     `${P}/terminals/+/rpc`,
+    `${P}/terminals/+/verdicts`,
+    `${P}/terminals/phone-1/verdicts`,
     `${P}/terminals/+/+`,
     `${P}/fleet/revocations`,
     `${P}/+/status`,
@@ -436,6 +451,7 @@ describe("ACL derived from the topic table", () => {
       keyserverStatus: { publish: ["keyserver"], subscribe: ["terminal", "target", "keyserver"] },
       rpcRequest: { publish: ["terminal own:term"], subscribe: ["keyserver +"] },
       rpcReply: { publish: ["keyserver"], subscribe: ["terminal own:term"] },
+      verdicts: { publish: ["target"], subscribe: ["terminal own:term"] },
     });
   });
 });

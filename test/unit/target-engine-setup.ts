@@ -1,6 +1,6 @@
 import { silentLogger } from "../../common/log.js";
 import type { TargetConfig } from "../../schemas/config.js";
-import type { Challenge, TargetEvent, TargetState } from "../../schemas/messages.js";
+import type { Challenge, TargetEvent, TargetState, Verdict } from "../../schemas/messages.js";
 import type {
   CredentialPayload,
   FramePayload,
@@ -35,6 +35,8 @@ export interface Recorded {
   challenges: Challenge[];
   /** "+term" on follow, "-term" on unfollow, in order. */
   follows: string[];
+  /** Verdicts with the terminal they were addressed to. */
+  verdicts: { term: string; verdict: Verdict }[];
 }
 
 export interface EngineSetupOptions {
@@ -61,7 +63,7 @@ export function engineSetup(options: EngineSetupOptions = {}) {
     ...(options.timeZone ? { time_zone: options.timeZone } : {}),
     ...options.lockout,
   };
-  const rec: Recorded = { states: [], events: [], challenges: [], follows: [] };
+  const rec: Recorded = { states: [], events: [], challenges: [], follows: [], verdicts: [] };
   let seq = 0;
   /** Open an engine on the setup's state dir (again after `close()` to model a restart). */
   const open = (): TargetEngine => {
@@ -74,6 +76,7 @@ export function engineSetup(options: EngineSetupOptions = {}) {
         challenge: (m) => rec.challenges.push(m),
         follow: (term) => rec.follows.push(`+${term}`),
         unfollow: (term) => rec.follows.push(`-${term}`),
+        verdict: (term, verdict) => rec.verdicts.push({ term, verdict }),
       },
     });
     engine.begin();

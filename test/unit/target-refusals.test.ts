@@ -94,6 +94,46 @@ describe("refused frames", () => {
   });
 });
 
+describe("verdicts", () => {
+  beforeEach(() => {
+    vi.useFakeTimers();
+    vi.setSystemTime(START_MS);
+  });
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it("tells each sender why its own frames were refused, on the coalesced beat of the refusal events", () => {
+    const s = engineSetup({ periodMs: PERIOD_MS });
+    const engine = s.open();
+    for (let i = 0; i < 5; i++) engine.handleFrame(badFrame(s, engine, "term-1"), false, "term-1");
+    engine.handleFrame(Buffer.from("junk"), false, "term-2");
+    expect(s.rec.verdicts).toEqual([
+      { term: "term-1", verdict: { v: 1, tid: TID, reason: "bad_frame_signature", ts: START_MS } },
+      { term: "term-2", verdict: { v: 1, tid: TID, reason: "malformed", ts: START_MS } },
+    ]);
+    engine.handleFrame(Buffer.from("junk"), false, "term-1");
+    vi.advanceTimersByTime(PERIOD_MS);
+    // The rest of term-1's period summed into one verdict with the latest reason.
+    expect(s.rec.verdicts.slice(2)).toEqual([
+      { term: "term-1", verdict: { v: 1, tid: TID, reason: "malformed", ts: START_MS + PERIOD_MS } },
+    ]);
+    vi.advanceTimersByTime(10 * PERIOD_MS);
+    expect(s.rec.verdicts).toHaveLength(3);
+  });
+
+  it("tells a terminal why its session ended", () => {
+    const s = engineSetup({ periodMs: PERIOD_MS, timeoutPeriods: 2 });
+    const engine = s.open();
+    expect(engine.handleFrame(s.frame(engine), false, "term-1")).toMatchObject({ ok: true });
+    expect(s.rec.verdicts).toEqual([]);
+    vi.advanceTimersByTime(3 * PERIOD_MS);
+    expect(s.rec.verdicts).toEqual([
+      { term: "term-1", verdict: { v: 1, tid: TID, reason: "frame_timeout", ts: START_MS + 2 * PERIOD_MS } },
+    ]);
+  });
+});
+
 describe("wrong-key lockout", () => {
   beforeEach(() => {
     vi.useFakeTimers();

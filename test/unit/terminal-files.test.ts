@@ -2,6 +2,7 @@ import { statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { SparekeyError } from "../../common/errors.js";
+import type { TerminalWallet } from "../../schemas/records.js";
 import {
   loadOrCreateKey,
   readKey,
@@ -12,6 +13,13 @@ import {
   writeProfile,
 } from "../../terminal/files.js";
 import { selectCredential } from "../../terminal/use.js";
+import {
+  makeIssuer,
+  mintCredential,
+  mintRegistry,
+  mintRevocations,
+  registryEntry,
+} from "../helpers/issuer.js";
 import { tempDir } from "../helpers/wait.js";
 
 const TOKEN = "aGVhZA.Ym9keQ.c2ln";
@@ -102,19 +110,69 @@ describe("terminal files", () => {
     expect(readProfile(dir)).toEqual(profile);
   });
 
-  it("picks the highest generation that opens the target, or the slot asked for", () => {
-    const wallet = {
-      v: 1 as const,
-      term: "phone-1",
-      credentials: {
-        old: { token: TOKEN, tids: ["lock-1"], gen: 1 },
-        new: { token: TOKEN, tids: ["lock-1", "lock-2"], gen: 2 },
-        other: { token: TOKEN, tids: ["lock-3"], gen: 9 },
-      },
-      last_seq: 0,
-    };
+  it("picks the one usable key that opens the target, or the slot asked for", () => {
+    const wallet = walletOf({
+      old: { token: TOKEN, tids: ["lock-1"], gen: 1, revoked: "old_generation" },
+      new: { token: TOKEN, tids: ["lock-1", "lock-2"], gen: 2 },
+      other: { token: TOKEN, tids: ["lock-3"], gen: 9 },
+    });
     expect(selectCredential(wallet, "lock-1")).toEqual({ slot: "new", token: TOKEN, gen: 2 });
     expect(selectCredential(wallet, "lock-1", "old")).toEqual({ slot: "old", token: TOKEN, gen: 1 });
     expect(thrown(() => selectCredential(wallet, "lock-9")).code).toBe("not_found");
   });
+
+  it("never picks an expired key by default, and says why none is usable", () => {
+    const wallet = walletOf({
+      gone: { token: credential("gone", 1, NOW_S - 1), tids: ["lock-1"], gen: 1 },
+      live: { token: credential("live", 1, NOW_S + 3600), tids: ["lock-1"], gen: 1 },
+    });
+    const ctx = { nowMs: NOW_S * 1000, zone: "UTC" };
+    expect(selectCredential(wallet, "lock-1", undefined, ctx).slot).toBe("live");
+    expect(selectCredential(wallet, "lock-1", "gone", ctx).slot).toBe("gone");
+    const onlyGone = walletOf({
+      gone: { token: credential("gone", 1, NOW_S - 1), tids: ["lock-1"], gen: 1 },
+    });
+    expect(thrown(() => selectCredential(onlyGone, "lock-1", undefined, ctx)).message).toBe(
+      "no usable credential for target lock-1 (not usable: slot gone gen 1 expires 2030-01-01 00:59:59 UTC+00:00 [expired]); run `sparekey terminal download --target lock-1`",
+    );
+  });
+
+  it("never picks a key the kept fleet list or the target's registry revokes", () => {
+    const wallet = walletOf({
+      fleet: { token: credential("fleet", 2), tids: ["lock-1"], gen: 2 },
+      reg: { token: credential("reg", 1), tids: ["lock-1"], gen: 1 },
+      ok: { token: credential("ok", 1), tids: ["lock-1"], gen: 1 },
+    });
+    const revocations = mintRevocations(issuer, { revoked: [{ slot: "fleet", below_gen: 3 }] });
+    const registry = mintRegistry(issuer, "lock-1", {
+      slots: [registryEntry("reg", { status: "revoked" }), registryEntry("ok")],
+    });
+    expect(selectCredential(wallet, "lock-1", undefined, { revocations, registry }).slot).toBe("ok");
+  });
+
+  it("lists the usable keys with generation and expiry in local time when several open the target", () => {
+    const wallet = walletOf({
+      a: { token: credential("a", 1, NOW_S + 3600), tids: ["lock-1"], gen: 1 },
+      b: { token: credential("b", 4), tids: ["lock-1"], gen: 4 },
+    });
+    const err = thrown(() =>
+      selectCredential(wallet, "lock-1", undefined, { nowMs: NOW_S * 1000, zone: "Europe/Berlin" }),
+    );
+    expect({ code: err.code, message: err.message }).toEqual({
+      code: "bad_request",
+      message:
+        "several keys open target lock-1: slot a gen 1 expires 2030-01-01 03:00:00 UTC+01:00; slot b gen 4 never expires; pass --slot to choose one",
+    });
+  });
 });
+
+const NOW_S = Date.UTC(2030, 0, 1, 1, 0, 0) / 1000;
+const issuer = makeIssuer();
+
+function credential(slot: string, gen: number, exp?: number): string {
+  return mintCredential(issuer, { slot, gen, tids: ["lock-1"], ...(exp !== undefined ? { exp } : {}) });
+}
+
+function walletOf(credentials: TerminalWallet["credentials"]): TerminalWallet {
+  return { v: 1, term: "phone-1", credentials, last_seq: 0 };
+}

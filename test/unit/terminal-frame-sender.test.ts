@@ -109,7 +109,9 @@ describe("FrameSender", () => {
     const cred = credentialFor(key);
     const sender = makeSender({ bus, dir: tempDir(), key, cred });
     await sender.start();
-    expect([...bus.subscribed].sort()).toEqual([topics.challenge(TID), topics.state(TID)].sort());
+    expect([...bus.subscribed].sort()).toEqual(
+      [topics.challenge(TID), topics.state(TID), topics.verdicts(TERM)].sort(),
+    );
     const c1 = challenge();
     bus.deliver(topics.challenge(TID), c1);
     bus.deliver(topics.challenge(TID), c1);
@@ -131,6 +133,31 @@ describe("FrameSender", () => {
     ]);
     expect(seqs[1]).toBeGreaterThan(seqs[0] ?? Number.POSITIVE_INFINITY);
     await sender.stop();
+    expect(bus.subscribed.size).toBe(0);
+  });
+
+  it("keeps sending after a transient verdict and ends `refused` on a revoked one, ignoring other targets' verdicts", async () => {
+    const bus = new FakeBus();
+    const key = generateSigningKey().key;
+    const sender = makeSender({ bus, dir: tempDir(), key, cred: credentialFor(key) });
+    await sender.start();
+    const verdict = (tid: string, reason: string) => ({ v: 1, tid, reason, ts: Date.now() });
+    bus.deliver(topics.verdicts(TERM), verdict(TID, "outside_schedule"));
+    bus.deliver(topics.verdicts(TERM), verdict("lock-2", "slot_revoked"));
+    bus.deliver(topics.verdicts(TERM), { v: 1, tid: TID, reason: "made_up", ts: 1 });
+    bus.deliver(topics.challenge(TID), challenge());
+    await flush();
+    expect(bus.published).toHaveLength(1);
+    expect(sender.snapshot()).toMatchObject({
+      verdict: { reason: "outside_schedule", at: Date.now() },
+      ended: undefined,
+    });
+    bus.deliver(topics.verdicts(TERM), verdict(TID, "slot_revoked"));
+    expect(await sender.ended).toBe("refused");
+    expect(sender.snapshot().verdict?.reason).toBe("slot_revoked");
+    bus.deliver(topics.challenge(TID), challenge());
+    await flush();
+    expect(bus.published).toHaveLength(1);
     expect(bus.subscribed.size).toBe(0);
   });
 

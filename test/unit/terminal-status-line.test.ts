@@ -12,6 +12,7 @@ const base: FrameSenderSnapshot = {
   usesLeft: undefined,
   line: { up: true, connected: true, why: undefined },
   lastChallengeAt: undefined,
+  verdict: undefined,
   ended: undefined,
 };
 
@@ -46,6 +47,19 @@ describe("StatusLine", () => {
       "2030-01-01T00:00:10.000Z target=lock-1 slot=slot_a mode=stored state=unknown frames=1 challenge=0.0s ago\n",
       "2030-01-01T00:00:10.000Z target=lock-1 slot=slot_a mode=stored state=available frames=2 challenge=0.0s ago\n",
       "2030-01-01T00:00:10.000Z target=lock-1 slot=slot_a mode=stored state=available frames=3 challenge=0.0s ago ended=out_of_reach\n",
+    ]);
+  });
+
+  it("shows the target's verdict in words with its code, and logs each new reason once", () => {
+    const { out, text } = capture(false);
+    const line = new StatusLine({ out, now: () => NOW });
+    const sent = { ...base, framesSent: 1, lastChallengeAt: NOW };
+    line.update({ ...sent, verdict: { reason: "outside_schedule", at: NOW } });
+    line.update({ ...sent, framesSent: 2, verdict: { reason: "outside_schedule", at: NOW } });
+    line.update({ ...sent, verdict: { reason: "slot_revoked", at: NOW }, ended: "refused" });
+    expect(text).toEqual([
+      "2030-01-01T00:00:10.000Z target=lock-1 slot=slot_a mode=stored state=unknown frames=1 challenge=0.0s ago target says: outside the key's weekly hours (outside_schedule)\n",
+      "2030-01-01T00:00:10.000Z target=lock-1 slot=slot_a mode=stored state=unknown frames=1 challenge=0.0s ago target says: this key was revoked (slot_revoked) ended=refused\n",
     ]);
   });
 

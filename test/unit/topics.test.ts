@@ -46,6 +46,7 @@ describe("Topics", () => {
       keyserverStatus: topics.keyserverStatus(),
       rpcRequest: topics.rpcRequest("phone-1", "download"),
       rpcReply: topics.rpcReply("phone-1"),
+      verdicts: topics.verdicts("phone-1"),
     }).toEqual({
       challenge: "sparekey/v1/targets/lock-1/challenge",
       frames: "sparekey/v1/targets/lock-1/frames/phone-1",
@@ -59,6 +60,7 @@ describe("Topics", () => {
       keyserverStatus: "sparekey/v1/keyserver/status",
       rpcRequest: "sparekey/v1/keyserver/rpc/phone-1/download",
       rpcReply: "sparekey/v1/terminals/phone-1/rpc",
+      verdicts: "sparekey/v1/terminals/phone-1/verdicts",
     });
   });
 
@@ -78,6 +80,7 @@ describe("Topics", () => {
       keyserverStatus: topics.keyserverStatus(),
       rpcRequest: topics.rpcRequest("P", "O"),
       rpcReply: topics.rpcReply("P"),
+      verdicts: topics.verdicts("P"),
     };
     for (const [name, spec] of Object.entries(TOPICS)) {
       expect(built[name as keyof typeof TOPICS], name).toBe(fill(spec.pattern));
@@ -187,6 +190,7 @@ describe("TOPICS table", () => {
       keyserverStatus: [1, true],
       rpcRequest: [1, false],
       rpcReply: [1, false],
+      verdicts: [0, false],
     });
   });
 });
