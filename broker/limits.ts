@@ -20,16 +20,16 @@ export interface Budget {
 
 /**
  * Budgets per role, the one place for these numbers (docs/SECURITY.md: a legitimate burst is slowed, never
- * dropped). A terminal sends a frame every few hundred ms and a few RPCs; a target publishes its
- * challenge, state and events; both are far below 50/s, so only a runaway or hostile client is
- * slowed, and only one that stays over for 10 s without a break (500 packets past its burst) is
- * dropped. The key server publishes a registry per target at every (re)connection and a relay
+ * dropped). A terminal sends a frame every few hundred ms and a few RPCs, far below 50/s. A target
+ * publishes its challenge and state, and per terminal at most one refusal event and one verdict a
+ * period (coalesced): 400/s leaves room for 200 terminals hammering one lock at once. Only a runaway
+ * or hostile client is slowed, and only one that stays over for 10 s without a break is dropped. The key server publishes a registry per target at every (re)connection and a relay
  * frame per relaying terminal: it is never dropped, and its rate is high enough that 5,000
  * registries at start pass in one burst.
  */
 export const DEFAULT_BUDGETS: Readonly<Record<Role, Budget>> = Object.freeze({
   terminal: Object.freeze({ ratePerS: 50, burst: 100, holdMaxMs: 10_000 }),
-  target: Object.freeze({ ratePerS: 50, burst: 200, holdMaxMs: 10_000 }),
+  target: Object.freeze({ ratePerS: 400, burst: 800, holdMaxMs: 10_000 }),
   keyserver: Object.freeze({ ratePerS: 5_000, burst: 20_000, holdMaxMs: null }),
 });
 
