@@ -108,6 +108,7 @@ export function buildAcl(table: Readonly<Record<string, TopicSpec>>): Acl {
   };
 }
 
-const ACL = buildAcl(TOPICS);
-export const authorizePublish: Acl["authorizePublish"] = ACL.authorizePublish;
-export const authorizeSubscribe: Acl["authorizeSubscribe"] = ACL.authorizeSubscribe;
+/** The product's ACL, over the topic table: the broker's default. */
+export const DEFAULT_ACL: Acl = buildAcl(TOPICS);
+export const authorizePublish: Acl["authorizePublish"] = DEFAULT_ACL.authorizePublish;
+export const authorizeSubscribe: Acl["authorizeSubscribe"] = DEFAULT_ACL.authorizeSubscribe;

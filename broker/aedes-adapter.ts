@@ -1,7 +1,7 @@
 import type { Aedes, AedesOptions, AuthenticateError, Client } from "aedes";
 import type { Logger } from "../common/log.js";
-import { isId, type Topics } from "../schemas/topics.js";
-import { authorizePublish, authorizeSubscribe } from "./acl.js";
+import type { Topics } from "../schemas/topics.js";
+import type { Acl } from "./acl.js";
 import type { BrokerLimits } from "./limits.js";
 import { type Authenticator, LOGIN_DISABLED, LOGIN_LIMITED, type Principal } from "./principal.js";
 import type { BrokerStats } from "./stats.js";
@@ -9,6 +9,10 @@ import type { BrokerStats } from "./stats.js";
 export interface AdapterDeps {
   readonly topics: Topics;
   readonly authenticator: Authenticator;
+  /** The topic ACL: `buildAcl(TOPICS)` in the product; a conformance run injects its own. */
+  readonly acl: Acl;
+  /** Which CONNECT client ids are accepted at all (others get CONNACK 2): `isId` in the product. */
+  readonly isClientId: (clientId: string) => boolean;
   readonly limits: BrokerLimits;
   readonly stats: BrokerStats;
   /** A child logger of the broker's. */
@@ -97,7 +101,7 @@ type Hooks = Required<
  * subscription is `null`, which aedes answers with SUBACK 128.
  */
 export function aedesHooks(deps: AdapterDeps): Hooks {
-  const { topics, authenticator, limits, stats, log, onAuthenticated } = deps;
+  const { topics, authenticator, acl, isClientId, limits, stats, log, onAuthenticated } = deps;
   const sessions = new WeakMap<Client, Session>();
 
   return {
@@ -117,7 +121,7 @@ export function aedesHooks(deps: AdapterDeps): Hooks {
       // applies the packet's keepalive after this hook, so the broker's own idle limit goes in here.
       if (!packet.keepalive) packet.keepalive = limits.keepaliveMaxS;
       sessions.set(client, {
-        idOk: isId(packet.clientId),
+        idOk: isClientId(packet.clientId),
         will,
         keepaliveTooLong: packet.keepalive > limits.keepaliveMaxS,
         source: remoteAddress(client),
@@ -164,7 +168,7 @@ export function aedesHooks(deps: AdapterDeps): Hooks {
           // aedes checks a will only when it fires (and not at all for a will another node replays
           // from shared persistence): refuse it here, where the client can still be told.
           const will = session.will;
-          if (will && !authorizePublish(principal, will.topic, will.retain, topics)) {
+          if (will && !acl.authorizePublish(principal, will.topic, will.retain, topics)) {
             stats.will_refused++;
             log.warn(
               { client_id: client.id, topic: logged(will.topic) },
@@ -199,7 +203,7 @@ export function aedesHooks(deps: AdapterDeps): Hooks {
       }
       const session = sessions.get(client);
       const principal = session?.principal;
-      if (!session || !principal || !authorizePublish(principal, topic, packet.retain, topics)) {
+      if (!session || !principal || !acl.authorizePublish(principal, topic, packet.retain, topics)) {
         stats.publish_refused++;
         log.warn({ client_id: client.id, topic: logged(topic) }, "publish refused");
         return done(new Error("publish not authorised"));
@@ -216,7 +220,7 @@ export function aedesHooks(deps: AdapterDeps): Hooks {
         return done(null, null);
       }
       const principal = sessions.get(client)?.principal;
-      if (principal && authorizeSubscribe(principal, filter, topics)) {
+      if (principal && acl.authorizeSubscribe(principal, filter, topics)) {
         let held = heldFilters.get(client);
         if (!held) {
           held = new Set();

@@ -5,7 +5,8 @@ import type { TLSSocket } from "node:tls";
 import { Aedes, type AuthenticateError, type Client } from "aedes";
 import { SparekeyError } from "../common/errors.js";
 import type { Logger } from "../common/log.js";
-import { Topics } from "../schemas/topics.js";
+import { isId, Topics } from "../schemas/topics.js";
+import { type Acl, DEFAULT_ACL } from "./acl.js";
 import { aedesHooks, observeAedes } from "./aedes-adapter.js";
 import { type BrokerLimits, type LimitOverrides, resolveLimits } from "./limits.js";
 import {
@@ -32,6 +33,13 @@ export interface BrokerOptions extends LimitOverrides {
   tls?: BrokerTls & { host: string; port: number; wssPort: number };
   prefix?: string;
   authenticator: Authenticator;
+  /** The topic ACL; default `DEFAULT_ACL` (`buildAcl(TOPICS)`). Injected only by tests and the conformance run. */
+  acl?: Acl;
+  /**
+   * Which CONNECT client ids are accepted (others get CONNACK 2); default `isId`, the sparekey id
+   * rule. Injected only by the conformance run, whose clients use ids such as "clean retained".
+   */
+  isClientId?: (clientId: string) => boolean;
   logger: Logger;
 }
 
@@ -57,6 +65,8 @@ export async function startBroker(options: BrokerOptions): Promise<RunningBroker
     tls,
     prefix,
     authenticator,
+    acl = DEFAULT_ACL,
+    isClientId = isId,
     logger,
     ...overrides
   } = options;
@@ -77,7 +87,16 @@ export async function startBroker(options: BrokerOptions): Promise<RunningBroker
     const conn: unknown = client.conn;
     if (conn instanceof PacketGuard) conn.open(limits.budgets[principal.role]);
   };
-  const hooks = aedesHooks({ topics, authenticator, limits, stats, log, onAuthenticated });
+  const hooks = aedesHooks({
+    topics,
+    authenticator,
+    acl,
+    isClientId,
+    limits,
+    stats,
+    log,
+    onAuthenticated,
+  });
   const authenticate = hooks.authenticate;
   // A client certificate comes in addition to the secret, never instead: the secret's hash in the
   // store is what pairing and removal change, and certificates have no revocation list here. A
