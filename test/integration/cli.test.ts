@@ -205,7 +205,10 @@ describe("the sparekey command", () => {
     expect(after).toEqual(before);
   });
 
-  it("`admin audit verify` passes on an untouched log and names the row changed behind its back", async () => {
+  // Four CLI processes in a row, each paying tsx's start-up: a longer deadline than one command's.
+  it("`admin audit verify` passes on an untouched log and names the row changed behind its back", {
+    timeout: 60_000,
+  }, async () => {
     const data = await tempDataDir();
     const env = { SPAREKEY_PASSWORD: "correct horse battery" };
     expect(
