@@ -93,8 +93,12 @@ export class Issuer {
     return this.loaded.trusted[0] ?? this.loaded.active;
   }
 
-  /** The keys a newly paired target's config lists (`issuer_keys`). */
+  /**
+   * The keys a newly paired target's config lists (`issuer_keys`): read from the file as it is now, so a
+   * pairing in a key server's process never writes keys another process has since retired.
+   */
   publicKeys(): IssuerPublicKey[] {
+    this.refresh();
     return this.loaded.trusted.map((k) => ({ kid: k.kid, public_key: k.publicKeyB64 }));
   }
 

@@ -141,7 +141,9 @@ describe("issuer key rotation over the real gateway", () => {
     // The first key is in the target's config: still trusted, until the target is re-paired.
     expect(await tryFob(watch, fobFile(1), "FOB-1")).toBe("opened");
 
+    at = watch.mark();
     await retireIssuer(admin, first);
+    await watch.event(at, applied(await registryVersion(gateway)), "the registry without the first key");
     expect(
       listIssuers(admin).map((k) => [k.kid === first || k.kid === second, k.active, k.retired !== undefined]),
     ).toEqual([
