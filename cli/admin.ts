@@ -1,6 +1,7 @@
 import { type CliNode, cliIo, group, runCli } from "../common/cli.js";
 import { grantAdd, grantEnd, revokeGrantCommand, terminalAdd, userAdd } from "./admin/accounts.js";
 import { ADMIN_GLOBALS, withDefault } from "./admin/common.js";
+import { issuerList, issuerRetire, issuerRotate } from "./admin/issuer.js";
 import {
   grantEdit,
   targetRotateSecret,
@@ -40,6 +41,11 @@ export const ADMIN_GROUP = group({
     target: sub("target", "target pair|rotate-secret: pair a target, give it a new connect secret", {
       pair: targetPair,
       "rotate-secret": targetRotateSecret,
+    }),
+    issuer: sub("issuer", "issuer rotate|list|retire: the key server's signing keys", {
+      rotate: issuerRotate,
+      list: issuerList,
+      retire: issuerRetire,
     }),
     slot: sub("slot", "slot create: create a key slot for one or more targets", { create: slotCreate }),
     grant: withDefault(

@@ -53,7 +53,10 @@ export class RegistryPublisher {
   }
 
   async start(): Promise<void> {
-    this.off = this.deps.store.onChange(() => this.wake());
+    this.off = this.deps.store.onChange(() => {
+      this.refreshIssuer();
+      this.wake();
+    });
     this.deps.client.on("connect", this.onConnect);
     await this.republishAll();
   }
@@ -66,6 +69,20 @@ export class RegistryPublisher {
     this.retry = undefined;
     // An offline client holds QoS 1 publishes until it reconnects: waiting for them could hang shutdown.
     if (this.deps.client.connected) await this.running;
+  }
+
+  /**
+   * `admin issuer rotate|retire` rewrites the key file from another process and bumps every registry:
+   * the change that wakes the publisher is the moment to read the keys again, so the registries go out
+   * with the new `issuers` (and downloads sign with the new key: the ops share this Issuer).
+   */
+  private refreshIssuer(): void {
+    try {
+      if (this.deps.issuer.refresh())
+        this.log.info({ kid: this.deps.issuer.signingKey.kid }, "issuer keys reloaded");
+    } catch (err) {
+      this.log.error({ err }, "issuer key file unreadable; keeping the keys loaded before");
+    }
   }
 
   private wake(): void {
@@ -150,10 +167,18 @@ export class RegistryPublisher {
   /** False when the registry could not be published. */
   private async publishRegistry(snapshot: RegistrySnapshot, mark = true): Promise<boolean> {
     const iat = Math.floor((this.deps.now ?? Date.now)() / 1000);
+    const { issuer } = this.deps;
     const jws = signToken(
       TokenType.registry,
-      { v: 1, tid: snapshot.tid, version: snapshot.version, slots: snapshot.slots, iat },
-      this.deps.issuer.signingKey,
+      {
+        v: 1,
+        tid: snapshot.tid,
+        version: snapshot.version,
+        slots: snapshot.slots,
+        issuers: issuer.registryIssuers(),
+        iat,
+      },
+      issuer.listSigningKey,
     );
     try {
       await this.deps.topics.publish(this.deps.client, "registry", { tid: snapshot.tid }, jws);
@@ -173,7 +198,7 @@ export class RegistryPublisher {
     const jws = signToken(
       TokenType.revocations,
       { v: 1, version: pending.version, revoked: pending.revoked, iat },
-      this.deps.issuer.signingKey,
+      this.deps.issuer.listSigningKey,
     );
     try {
       await this.deps.topics.publish(this.deps.client, "revocations", {}, jws);

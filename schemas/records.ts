@@ -1,7 +1,7 @@
 import { type Static, Type } from "@sinclair/typebox";
 import { CompactJws, Gen, Id, Kid, Seq, UnixSeconds, Version } from "./common.js";
 import { RefusalReasonSchema, StateReasonSchema } from "./reasons.js";
-import { RegistryEntry, RevocationEntry } from "./tokens.js";
+import { MAX_ISSUER_KEYS, RegistryEntry, RegistryIssuer, RevocationEntry } from "./tokens.js";
 
 /** The issuer key on disk (mode 0600). */
 export const IssuerKeyFile = Type.Object(
@@ -9,7 +9,13 @@ export const IssuerKeyFile = Type.Object(
     v: Type.Literal(1),
     keys: Type.Array(
       Type.Object(
-        { kid: Kid, seed: Type.String({ pattern: "^[A-Za-z0-9_-]{43}$" }), created: UnixSeconds },
+        {
+          kid: Kid,
+          seed: Type.String({ pattern: "^[A-Za-z0-9_-]{43}$" }),
+          created: UnixSeconds,
+          /** Set by `admin issuer retire`: the key no longer signs, verifies or goes out in registries. */
+          retired: Type.Optional(UnixSeconds),
+        },
         { additionalProperties: false },
       ),
       { minItems: 1 },
@@ -54,6 +60,11 @@ export const TargetStateFile = Type.Object(
     ),
     /** Locked-out terminals: term -> Unix ms (target's clock) when the lockout ends. */
     lockouts: Type.Optional(Type.Record(Id, Type.Integer({ minimum: 0 }), { additionalProperties: false })),
+    /**
+     * Issuer keys learned from the latest applied registry that listed `issuers`; the target trusts
+     * these and its config's `issuer_keys`.
+     */
+    issuers: Type.Optional(Type.Array(RegistryIssuer, { maxItems: MAX_ISSUER_KEYS })),
     /** Applied unlock commands: cmd_id -> their exp (Unix s), kept until then so a replay is refused. */
     unlocks: Type.Optional(
       Type.Record(Type.String({ pattern: "^[A-Za-z0-9_-]{16,64}$" }), Type.Integer({ minimum: 0 }), {

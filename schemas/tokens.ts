@@ -128,12 +128,25 @@ export const RegistryEntry = Type.Object(
 );
 export type RegistryEntry = Static<typeof RegistryEntry>;
 
+/**
+ * One issuer public key a registry tells its target to trust: `x` is the raw 32-byte Ed25519 public key
+ * (base64url), `kid` its RFC 7638 thumbprint. The schema cannot compute a thumbprint: the target checks
+ * that `kid` matches `x` before it applies the registry.
+ */
+export const RegistryIssuer = Type.Object({ kid: Kid, x: PublicKeyB64 }, { additionalProperties: false });
+export type RegistryIssuer = Static<typeof RegistryIssuer>;
+
+/** As many issuer keys as a target's config may list. */
+export const MAX_ISSUER_KEYS = 16;
+
 export const RegistryPayload = Type.Object(
   {
     v: ProtocolVersion,
     tid: Id,
     version: Version,
     slots: Type.Array(RegistryEntry, { maxItems: 4096 }),
+    /** Absent: the registry says nothing about issuer keys (the target keeps what it learned). */
+    issuers: Type.Optional(Type.Array(RegistryIssuer, { maxItems: MAX_ISSUER_KEYS })),
     iat: UnixSeconds,
   },
   { additionalProperties: false },

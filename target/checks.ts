@@ -74,6 +74,10 @@ export class VerifiedCredentials {
   get size(): number {
     return this.map.size;
   }
+  /** Forget them all (an issuer key stopped being trusted). */
+  clear(): void {
+    this.map.clear();
+  }
 }
 
 /** What an accepted frame establishes; the target applies it. */

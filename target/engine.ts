@@ -26,7 +26,7 @@ import {
   type TargetOutbox,
 } from "./events.js";
 import { IssuedLists } from "./issued-lists.js";
-import { issuerKeyMap } from "./issuer-tokens.js";
+import { TrustedIssuers } from "./issuer-tokens.js";
 import { LinkStates, parseLinkStatus, TerminalLinks } from "./link-status.js";
 import { TargetMemory } from "./memory.js";
 import { StatePersister } from "./persister.js";
@@ -57,7 +57,13 @@ interface Parts {
   memory: TargetMemory;
   clock: TargetClock;
   persister: StatePersister;
-  issuers: Map<string, KeyObject>;
+  issuers: ReadonlyMap<string, KeyObject>;
+  trust: TrustedIssuers;
+}
+
+/** The trusted keys as the checks read them (one live map) and the holder that updates them. */
+function trusted(trust: TrustedIssuers): Pick<Parts, "issuers" | "trust"> {
+  return { issuers: trust.keys, trust };
 }
 
 /**
@@ -103,7 +109,7 @@ export class TargetEngine {
       memory,
       clock,
       persister: new StatePersister({ store, memory, clock, logger }),
-      issuers: issuerKeyMap(deps.config.issuer_keys),
+      ...trusted(new TrustedIssuers(deps.config.issuer_keys, memory.learnedIssuers())),
     });
     return engine;
   }
@@ -137,7 +143,7 @@ export class TargetEngine {
     this.lists = new IssuedLists({
       tid,
       periodMs,
-      issuers: parts.issuers,
+      trust: parts.trust,
       memory,
       clock,
       persister: parts.persister,
@@ -145,6 +151,7 @@ export class TargetEngine {
       out: deps.out,
       counters: this.counters,
       review: () => this.review(),
+      forgetVerified: () => this.credentials.clear(),
     });
     const event = (type: EventType, f: EventFields) =>
       deps.out.event(eventMessage(config.tid, clock.now(), type, f));

@@ -1,4 +1,3 @@
-import type { KeyObject } from "node:crypto";
 import type { Logger } from "../common/log.js";
 import type { EventType } from "../schemas/messages.js";
 import type { RefusalReason } from "../schemas/reasons.js";
@@ -6,7 +5,12 @@ import { TokenType } from "../schemas/tokens.js";
 import { CarriedIntake, type CarriedRefusal } from "./carried.js";
 import type { TargetClock } from "./clock.js";
 import { type EventFields, eventMessage, type TargetOutbox } from "./events.js";
-import { type IssuerTokenResult, verifyIssuerToken } from "./issuer-tokens.js";
+import {
+  type IssuerTokenResult,
+  mismatchedIssuer,
+  type TrustedIssuers,
+  verifyIssuerToken,
+} from "./issuer-tokens.js";
 import type { TargetMemory } from "./memory.js";
 import type { StatePersister } from "./persister.js";
 import type { TargetStats } from "./stats.js";
@@ -14,7 +18,8 @@ import type { TargetStats } from "./stats.js";
 export interface IssuedListsDeps {
   tid: string;
   periodMs: number;
-  issuers: ReadonlyMap<string, KeyObject>;
+  /** The keys lists and frames are checked with; a registry's `issuers` updates them. */
+  trust: TrustedIssuers;
   memory: TargetMemory;
   clock: TargetClock;
   persister: StatePersister;
@@ -23,6 +28,8 @@ export interface IssuedListsDeps {
   counters: TargetStats;
   /** End the sessions a newly applied list no longer allows. */
   review: () => void;
+  /** An issuer key is no longer trusted: credentials verified with it must be verified again. */
+  forgetVerified: () => void;
 }
 
 /**
@@ -35,7 +42,7 @@ export class IssuedLists {
 
   constructor(private readonly deps: IssuedListsDeps) {
     this.carriedIntake = new CarriedIntake({
-      issuers: deps.issuers,
+      issuers: deps.trust.keys,
       logger: deps.logger,
       now: () => deps.clock.now(),
       periodMs: deps.periodMs,
@@ -46,7 +53,7 @@ export class IssuedLists {
   /** One payload from `targets/{tid}/registry`. */
   registry(raw: Buffer): void {
     if (raw.length === 0) return; // a cleared retained message
-    this.applyRegistry(verifyIssuerToken(raw, TokenType.registry, this.deps.issuers));
+    this.applyRegistry(verifyIssuerToken(raw, TokenType.registry, this.deps.trust.keys));
   }
 
   /**
@@ -56,7 +63,7 @@ export class IssuedLists {
    */
   revocations(raw: Buffer): void {
     if (raw.length === 0) return;
-    this.applyRevocations(verifyIssuerToken(raw, TokenType.revocations, this.deps.issuers));
+    this.applyRevocations(verifyIssuerToken(raw, TokenType.revocations, this.deps.trust.keys));
   }
 
   /** `targets/{tid}/carried/{term}`: a registry or fleet list `term` brought, checked as the key server's. */
@@ -72,7 +79,17 @@ export class IssuedLists {
       this.refuse("registry_refused", result.ok ? "wrong_target" : result.reason, carrier);
       return;
     }
-    const { version, slots } = result.payload;
+    const { version, slots, issuers } = result.payload;
+    const mismatch = issuers && mismatchedIssuer(issuers);
+    if (mismatch) {
+      // A kid that is not its key's thumbprint: the whole registry is refused, none of it applied.
+      logger.warn(
+        { kid: mismatch.kid, term: carrier },
+        "registry lists an issuer kid that does not match its key",
+      );
+      this.refuse("registry_refused", "schema_violation", carrier);
+      return;
+    }
     if (version <= memory.registryVersion) {
       // Equal is the retained copy coming back on reconnect; older would be a rollback.
       logger.debug(
@@ -81,8 +98,13 @@ export class IssuedLists {
       );
       return;
     }
-    if (!persister.commit({ registry: { version, slots } })) return;
-    logger.info({ version, slots: slots.length, term: carrier }, "registry applied");
+    // Persist before acting: the learned keys are in the state file before any check trusts them.
+    if (!persister.commit({ registry: { version, slots, issuers } })) return;
+    if (issuers && this.deps.trust.learn(issuers)) this.deps.forgetVerified();
+    logger.info(
+      { version, slots: slots.length, issuers: issuers?.map((k) => k.kid), term: carrier },
+      "registry applied",
+    );
     this.event("registry_applied", { version });
     this.deps.review();
   }

@@ -1,17 +1,54 @@
 import { createPublicKey, type KeyObject } from "node:crypto";
 import { TokenError, verifyToken } from "../common/jws.js";
+import { kidOf } from "../common/keys.js";
 import type { IssuerPublicKey } from "../schemas/config.js";
 import type { RefusalReason } from "../schemas/reasons.js";
-import { type TokenPayloads, TokenType } from "../schemas/tokens.js";
+import { type RegistryIssuer, type TokenPayloads, TokenType } from "../schemas/tokens.js";
+
+function importKey(x: string): KeyObject {
+  return createPublicKey({ key: { kty: "OKP", crv: "Ed25519", x }, format: "jwk" });
+}
 
 /** The issuer keys of the target's config, imported once, by kid. */
 export function issuerKeyMap(keys: readonly IssuerPublicKey[]): Map<string, KeyObject> {
-  return new Map(
-    keys.map((k) => [
-      k.kid,
-      createPublicKey({ key: { kty: "OKP", crv: "Ed25519", x: k.public_key }, format: "jwk" }),
-    ]),
-  );
+  return new Map(keys.map((k) => [k.kid, importKey(k.public_key)]));
+}
+
+/** The first `issuers` entry whose kid is not the RFC 7638 thumbprint of its key, if any. */
+export function mismatchedIssuer(issuers: readonly RegistryIssuer[]): RegistryIssuer | undefined {
+  return issuers.find((k) => kidOf(k.x) !== k.kid);
+}
+
+/**
+ * The issuer keys a target trusts: its config's `issuer_keys` and the keys the latest applied registry
+ * listed under `issuers`. Every check reads the one map `keys`, so a key learned or dropped counts for
+ * credentials, relay frames, unlocks and lists alike from the moment `learn` returns. A registry can
+ * add keys and take back the ones it added, never a config key: re-pairing is what changes those.
+ */
+export class TrustedIssuers {
+  readonly keys = new Map<string, KeyObject>();
+  private readonly config: ReadonlyMap<string, KeyObject>;
+
+  constructor(config: readonly IssuerPublicKey[], learned: readonly RegistryIssuer[] = []) {
+    this.config = issuerKeyMap(config);
+    this.learn(learned);
+  }
+
+  /**
+   * Trust the config keys and `learned` (already checked by `mismatchedIssuer`, already persisted).
+   * True when a key trusted before is not any more.
+   */
+  learn(learned: readonly RegistryIssuer[]): boolean {
+    const known = new Map(this.keys);
+    this.keys.clear();
+    for (const [kid, key] of this.config) this.keys.set(kid, key);
+    for (const k of learned) {
+      if (this.keys.has(k.kid)) continue;
+      // Importing costs more than a verify: keep the KeyObjects of keys already trusted.
+      this.keys.set(k.kid, known.get(k.kid) ?? importKey(k.x));
+    }
+    return [...known.keys()].some((kid) => !this.keys.has(kid));
+  }
 }
 
 const REASON_OF_TOKEN_ERROR: Record<TokenError["tokenCode"], RefusalReason | undefined> = {

@@ -1,5 +1,5 @@
 import type { TargetStateFile } from "../schemas/records.js";
-import type { RegistryEntry, RevocationEntry } from "../schemas/tokens.js";
+import type { RegistryEntry, RegistryIssuer, RevocationEntry } from "../schemas/tokens.js";
 
 /** Read-only lookups the decision needs. */
 export interface StateLookups {
@@ -29,7 +29,12 @@ export interface StateChange {
   readonly unlock?: { readonly cmdId: string; readonly exp: number; readonly nowS: number };
   /** A terminal locked out until `untilMs` (the target's clock); lockouts ended by `nowMs` are dropped. */
   readonly lockout?: { readonly term: string; readonly untilMs: number; readonly nowMs: number };
-  readonly registry?: { readonly version: number; readonly slots: RegistryEntry[] };
+  /** A registry; `issuers` (when it listed them) replaces the issuer keys learned before. */
+  readonly registry?: {
+    readonly version: number;
+    readonly slots: RegistryEntry[];
+    readonly issuers?: RegistryIssuer[] | undefined;
+  };
   readonly revocations?: { readonly version: number; readonly revoked: RevocationEntry[] };
 }
 
@@ -61,6 +66,7 @@ export class TargetMemory implements StateLookups {
   registryVersion: number;
   revocationsVersion: number;
   private registry: RegistryEntry[];
+  private learned: RegistryIssuer[];
   private revokedList: RevocationEntry[];
   private entries: Map<string, RegistryEntry>;
   private revoked: Map<string, RevocationEntry>;
@@ -78,6 +84,7 @@ export class TargetMemory implements StateLookups {
     this.registryVersion = file.registry_version;
     this.revocationsVersion = file.revocations_version;
     this.registry = file.registry;
+    this.learned = file.issuers ?? [];
     this.revokedList = file.revoked;
     this.entries = new Map(file.registry.map((e) => [e.slot, e]));
     this.revoked = new Map(file.revoked.map((r) => [r.slot, r]));
@@ -119,6 +126,10 @@ export class TargetMemory implements StateLookups {
   registryEntries(): readonly RegistryEntry[] {
     return this.registry;
   }
+  /** Issuer keys learned from the latest applied registry that listed them. */
+  learnedIssuers(): readonly RegistryIssuer[] {
+    return this.learned;
+  }
 
   /**
    * The file form after `change`, without applying it: the engine persists this and only then
@@ -129,6 +140,7 @@ export class TargetMemory implements StateLookups {
     const lockouts = lockout ? this.lockoutsAfter(lockout) : this.lockouts;
     const usesKeyOf = frame && usesKey(frame.slot, frame.gen);
     const unlocks = unlock ? this.unlocksAfter(unlock) : this.unlocks;
+    const learned = change.registry?.issuers ?? this.learned;
     const firstUses =
       frame?.firstUseAt !== undefined && usesKeyOf
         ? with1(this.firstUses, usesKeyOf, frame.firstUseAt)
@@ -152,6 +164,7 @@ export class TargetMemory implements StateLookups {
       time_floor_ms: timeFloorMs,
       // Optional members stay out of the file until used: older state files and tools read the same.
       ...(firstUses.size > 0 ? { first_use: Object.fromEntries(firstUses) } : {}),
+      ...(learned.length > 0 ? { issuers: learned } : {}),
       ...(unlocks.size > 0 ? { unlocks: Object.fromEntries(unlocks) } : {}),
       ...(lockouts.size > 0 ? { lockouts: Object.fromEntries(lockouts) } : {}),
     };
@@ -164,6 +177,7 @@ export class TargetMemory implements StateLookups {
       this.registryVersion = registry.version;
       this.registry = registry.slots;
       this.entries = new Map(registry.slots.map((e) => [e.slot, e]));
+      if (registry.issuers) this.learned = registry.issuers;
     }
     if (revocations) {
       this.revocationsVersion = revocations.version;

@@ -151,6 +151,12 @@ export interface RegistryOutbox {
    */
   registries(page: { after?: string; limit: number }): Promise<RegistrySnapshot[]>;
   markPublished(tid: string, version: number): Promise<void>;
+  /**
+   * Every paired target gets a new registry version, with `entry` as the audit row of the same
+   * transaction (an issuer key rotated or retired: every registry's `issuers` changed). Returns how
+   * many targets there are.
+   */
+  bumpAllRegistries(entry: Omit<AuditEntry, "outcome">): Promise<number>;
 }
 
 /** The append-only audit trail (changes write theirs inside their own transaction). */

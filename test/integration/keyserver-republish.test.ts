@@ -120,6 +120,7 @@ describe("nothing forgotten on a broker restart", () => {
       tid: "door-1",
       version: 2,
       slots: [{ slot: "s1", min_gen: 1, status: "active" }],
+      issuers: state.issuer.registryIssuers(),
       iat: expect.any(Number),
     });
     expect(revocationsOf(state, revocations)).toEqual({
@@ -202,6 +203,7 @@ describe("nothing forgotten on a broker restart", () => {
       tid: "t-04999",
       version: 1,
       slots: [],
+      issuers: state.issuer.registryIssuers(),
       iat: expect.any(Number),
     });
   });

@@ -104,6 +104,7 @@ describe("key server RPC over a real broker", () => {
       tid: "door-1",
       version: 3,
       slots: [{ slot: "s1", min_gen: 1, status: "active" }],
+      issuers: sys.state.issuer.registryIssuers(),
       iat: reg.payload.iat,
     });
 

@@ -55,6 +55,8 @@ const ISSUER_SEED = seedOf(0x01);
 const HOLDER_SEED = seedOf(0x02);
 const FOB_SEED = seedOf(0x03);
 const STRANGER_SEED = seedOf(0x04);
+/** The issuer key that follows `01…01` in a rotation. */
+const ROTATED_SEED = seedOf(0x05);
 
 /** 2026-01-01T00:00:00Z: token times are Unix seconds. */
 const T0 = 1_767_225_600;
@@ -104,6 +106,7 @@ export function buildVectors(): Vector[] {
   const holder = signingKeyFromSeed(HOLDER_SEED);
   const fob = signingKeyFromSeed(FOB_SEED);
   const stranger = signingKeyFromSeed(STRANGER_SEED);
+  const rotated = signingKeyFromSeed(ROTATED_SEED);
 
   const storedCredential: CredentialPayload = {
     v: 1,
@@ -202,6 +205,14 @@ export function buildVectors(): Vector[] {
     accept("registry snapshot", TokenType.registry, ISSUER_SEED, registry),
     accept("fleet revocations", TokenType.revocations, ISSUER_SEED, revocations),
     accept("one-time unlock", TokenType.unlock, ISSUER_SEED, unlock),
+    accept("registry listing the trusted issuer keys (a rotation)", TokenType.registry, ISSUER_SEED, {
+      ...registry,
+      version: 4,
+      issuers: [
+        { kid: issuer.kid, x: issuer.publicKeyB64 },
+        { kid: rotated.kid, x: rotated.publicKeyB64 },
+      ],
+    }),
   ];
 
   const [head, body, sig] = segments(stored.token);
@@ -339,6 +350,20 @@ export function buildVectors(): Vector[] {
       ),
       public_key: issuer.publicKeyB64,
       typ: TokenType.relay,
+      reason: "token_bad_payload",
+    },
+    {
+      // `x` must be a raw 32-byte key (43 characters); a kid that is not x's thumbprint passes this
+      // schema and is the target's own check (docs/PROTOCOL.md, key rotation).
+      name: "well signed registry whose issuers entry has a short x",
+      expect: "reject",
+      token: signRaw(
+        { alg: "EdDSA", typ: TokenType.registry, kid: issuer.kid },
+        { ...registry, issuers: [{ kid: rotated.kid, x: rotated.publicKeyB64.slice(0, 42) }] },
+        issuer,
+      ),
+      public_key: issuer.publicKeyB64,
+      typ: TokenType.registry,
       reason: "token_bad_payload",
     },
   ];

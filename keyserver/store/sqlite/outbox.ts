@@ -54,5 +54,13 @@ export function sqliteOutbox(c: SqliteConnection): RegistryOutbox {
         { quiet: true },
       );
     },
+
+    async bumpAllRegistries(entry) {
+      return c.audited(
+        entry,
+        () => db.prepare("UPDATE targets SET registry_version = registry_version + 1").run().changes,
+        (targets) => ({ targets }),
+      );
+    },
   };
 }
