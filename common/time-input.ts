@@ -71,17 +71,29 @@ function offsetOf(designator: string, value: string): { ms: number; label: strin
   return { ms: sign * (hours * 60 + minutes) * 60_000, label: `${m[1]}${m[2]}:${m[3]}` };
 }
 
+function utcText(unix: number): string {
+  return new Date(unix * 1000).toISOString().replace(".000Z", "Z");
+}
+
 /**
  * A point in time from the CLI: ISO 8601 with a zone (`2006-01-26T21:00:00+01:00`, `...Z`), ISO 8601
  * without one, or the compact `YYYYMMDDhhmmss`; the last two are wall time in `zone`. `@SECONDS` is a
- * Unix time.
+ * Unix time; `now`, `+DURATION` and `-DURATION` (`+2h`, `-30m`, `+1d12h`) are relative to `nowMs`.
  */
-export function parseInstant(value: string, zone: string): ParsedInstant {
+export function parseInstant(value: string, zone: string, nowMs: number = Date.now()): ParsedInstant {
   const text = value.trim();
   // `@SECONDS`: a Unix time, for scripts.
   if (/^@[0-9]{1,12}$/.test(text)) {
     const unix = Number(text.slice(1));
-    return { unix, zone: "UTC", utc: new Date(unix * 1000).toISOString().replace(".000Z", "Z") };
+    return { unix, zone: "UTC", utc: utcText(unix) };
+  }
+  // Relative to now, in whole seconds, so the printed instant is the one stored.
+  if (text === "now" || /^[+-]/.test(text)) {
+    const now = Math.floor(nowMs / 1000);
+    const sign = text.startsWith("-") ? -1 : 1;
+    const unix = text === "now" ? now : now + sign * parseDuration(text.slice(1), 1, 3_153_600_000);
+    if (unix < 0) throw bad(`"${value}" is before 1970`);
+    return { unix, zone: "UTC", utc: utcText(unix) };
   }
   const n = (s: string | undefined) => Number(s ?? "0");
   let unixMs: number;
@@ -91,7 +103,7 @@ export function parseInstant(value: string, zone: string): ParsedInstant {
   const m = iso ?? compact;
   if (!m)
     throw bad(
-      `"${value.slice(0, 64)}" is not a date: use ISO 8601 (2006-01-26T21:00:00, optionally with Z or +01:00) or YYYYMMDDhhmmss`,
+      `"${value.slice(0, 64)}" is not a date: use ISO 8601 (2006-01-26T21:00:00, optionally with Z or +01:00), YYYYMMDDhhmmss, now, or +2h / -30m from now`,
     );
   const fields: Fields = {
     year: n(m[1]),
@@ -114,11 +126,8 @@ export function parseInstant(value: string, zone: string): ParsedInstant {
     usedZone = zone;
   }
   if (unixMs < 0) throw bad(`"${value}" is before 1970`);
-  return {
-    unix: Math.floor(unixMs / 1000),
-    zone: usedZone,
-    utc: new Date(unixMs).toISOString().replace(".000Z", "Z"),
-  };
+  const unix = Math.floor(unixMs / 1000);
+  return { unix, zone: usedZone, utc: utcText(unix) };
 }
 
 const UNIT_S: Record<string, number> = { d: 86_400, h: 3_600, m: 60, s: 1 };

@@ -8,7 +8,7 @@ import type { GrantPatch } from "../../keyserver/grants.js";
 export const GRANT_LIMIT_OPTIONS = {
   nbf: {
     type: "string",
-    help: "not before: ISO 8601 (2006-01-26T21:00, +01:00 or Z), YYYYMMDDhhmmss, or @UNIX",
+    help: "not before: ISO 8601 (2006-01-26T21:00, +01:00 or Z), YYYYMMDDhhmmss, @UNIX, now, or +2h / -30m from now",
   },
   exp: { type: "string", help: "expires: same forms as --nbf" },
   tz: { type: "string", help: "zone for dates without one", defaultText: "this system's zone" },

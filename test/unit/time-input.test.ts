@@ -59,6 +59,33 @@ describe("parseInstant", () => {
     ).toBe(utc("2024-10-27T02:00:00Z"));
   });
 
+  it("reads now, +DURATION and -DURATION relative to the given now, in whole seconds", () => {
+    const now = utc("2026-11-25T08:59:30.750Z");
+    expect(parseInstant("now", "Europe/Berlin", now)).toEqual({
+      unix: utc("2026-11-25T08:59:30Z") / 1000,
+      zone: "UTC",
+      utc: "2026-11-25T08:59:30Z",
+    });
+    expect(parseInstant("+1h", "Europe/Berlin", now).utc).toBe("2026-11-25T09:59:30Z");
+    expect(parseInstant(" +1d1h30m ", "UTC", now).utc).toBe("2026-11-26T10:29:30Z");
+    expect(parseInstant("-30m", "UTC", now).utc).toBe("2026-11-25T08:29:30Z");
+    // Without a given now, the wall clock's.
+    const before = Math.floor(Date.now() / 1000);
+    const got = parseInstant("+2h", "UTC").unix;
+    expect(got).toBeGreaterThanOrEqual(before + 7200);
+    expect(got).toBeLessThanOrEqual(Math.floor(Date.now() / 1000) + 7200);
+  });
+
+  it("refuses a relative time that is not a duration or lands before 1970", () => {
+    const now = utc("2026-11-25T09:00:00Z");
+    expect(() => parseInstant("+tomorrow", "UTC", now)).toThrow(/"tomorrow" is not a duration/);
+    expect(() => parseInstant("+", "UTC", now)).toThrow(/is not a duration/);
+    expect(() => parseInstant("+1h-", "UTC", now)).toThrow(/is not a duration/);
+    expect(() => parseInstant("+0s", "UTC", now)).toThrow(/must be between/);
+    expect(() => parseInstant("-30000d", "UTC", now)).toThrow(/"-30000d" is before 1970/);
+    expect(() => parseInstant("nowish", "UTC", now)).toThrow(/"nowish" is not a date/);
+  });
+
   it("refuses malformed dates, impossible calendar values and unknown zones with the value named", () => {
     expect(() => parseInstant("tomorrow", "UTC")).toThrow(/"tomorrow" is not a date/);
     expect(() => parseInstant("2006-02-30T10:00:00", "UTC")).toThrow(
