@@ -46,7 +46,9 @@ export function sqliteAccessLog(c: SqliteConnection): AccessLog {
       );
       c.write(
         () => {
-          for (const { received, event: e } of entries) {
+          for (const { received, event } of entries) {
+            // A row that would not read back would hide every row listed with it.
+            const e = row(TargetEvent, event, "access log event");
             const term = e.term ?? null;
             insert.run(
               received,
