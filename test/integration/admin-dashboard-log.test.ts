@@ -77,7 +77,14 @@ describe("sparekey admin dashboard and log", () => {
       { received: now - 3 * 86_400_000, event: { v: 1, tid: "door-1", ts: now, type: "auth_established" } },
       {
         received: now,
-        event: { v: 1, tid: "door-1", ts: now, type: "auth_refused", count: 3, reason: "bad_frame_signature" },
+        event: {
+          v: 1,
+          tid: "door-1",
+          ts: now,
+          type: "auth_refused",
+          count: 3,
+          reason: "bad_frame_signature",
+        },
       },
       {
         received: now,
