@@ -8,7 +8,7 @@ import {
   type TopicSpec,
   type Topics,
 } from "../schemas/topics.js";
-import type { Principal } from "./principal.js";
+import { type Principal, SCOPED_PARAM } from "./principal.js";
 
 /**
  * Per-role topic ACL, derived from the topic table. Pure functions over the levels after the prefix;
@@ -16,10 +16,12 @@ import type { Principal } from "./principal.js";
  * compares: the rules are built once at load, nothing is compiled or allocated per call beyond the split.
  */
 
-/** A level of a rule: a literal, or one of the two placeholders below. */
-type LevelSpec = string | typeof ANY_ID | typeof OWN_ID;
+/** A level of a rule: a literal, or one of the three placeholders below. */
+type LevelSpec = string | typeof ANY_ID | typeof OWN_ID | typeof TID;
 /** Any valid id (`^[A-Za-z0-9_-]{1,64}$`); in a subscribe rule with `plus`, also a bare `+`. */
 const ANY_ID = Symbol("any id");
+/** A `{tid}` level: ANY_ID, unless the principal carries a list of targets, then one of those. */
+const TID = Symbol("tid");
 /** Exactly the caller's own id: identity travels in the topic, so a client may speak only as itself. */
 const OWN_ID = Symbol("own id");
 
@@ -47,7 +49,9 @@ function ruleLevels(name: string, levels: readonly PatternLevel[], own: string |
   if (own !== undefined && !levels.some((l) => typeof l !== "string" && l.param === own)) {
     throw new Error(`topic ${name}: own level {${own}} is not in its pattern`);
   }
-  return levels.map((l) => (typeof l === "string" ? l : l.param === own ? OWN_ID : ANY_ID));
+  return levels.map((l) =>
+    typeof l === "string" ? l : l.param === own ? OWN_ID : l.param === SCOPED_PARAM ? TID : ANY_ID,
+  );
 }
 
 function rulesFor(role: Role, table: Readonly<Record<string, TopicSpec>>): RoleRules {
@@ -65,20 +69,25 @@ function rulesFor(role: Role, table: Readonly<Record<string, TopicSpec>>): RoleR
   return { publish, subscribe };
 }
 
-function levelMatches(spec: LevelSpec, level: string, ownId: string, plus: boolean): boolean {
+function levelMatches(spec: LevelSpec, level: string, who: Principal, plus: boolean): boolean {
   if (spec === ANY_ID) return isId(level) || (plus && level === "+");
-  if (spec === OWN_ID) return level === ownId;
+  if (spec === TID) {
+    const tids = who.tids;
+    // Listed tids were valid ids when the account was stored; `+` is no id, so only "all" takes it.
+    if (tids !== undefined && tids !== "all") return tids.has(level);
+    return isId(level) || (plus && level === "+");
+  }
+  if (spec === OWN_ID) return level === who.id;
   return level === spec;
 }
 
-function matches(rule: Rule, levels: readonly string[], ownId: string): boolean {
+function matches(rule: Rule, levels: readonly string[], who: Principal): boolean {
   const specs = rule.levels;
   if (specs.length !== levels.length) return false;
   for (let i = 0; i < specs.length; i++) {
     const spec = specs[i];
     const level = levels[i];
-    if (spec === undefined || level === undefined || !levelMatches(spec, level, ownId, rule.plus))
-      return false;
+    if (spec === undefined || level === undefined || !levelMatches(spec, level, who, rule.plus)) return false;
   }
   return true;
 }
@@ -88,14 +97,17 @@ export function buildAcl(table: Readonly<Record<string, TopicSpec>>): Acl {
   const rules = new Map<string, RoleRules>(ROLES.map((role) => [role, rulesFor(role, table)]));
   const rulesOf = (principal: Principal): RoleRules | undefined =>
     // An id that is not a valid level (a `+`, `#`, `/`) would turn OWN_ID into a wildcard: refuse it all.
-    isId(principal.id) ? rules.get(principal.role) : undefined;
+    // A dashboard is bounded by its list of targets: without one it gets nothing, never everything.
+    isId(principal.id) && (principal.role !== "dashboard" || principal.tids !== undefined)
+      ? rules.get(principal.role)
+      : undefined;
   return {
     authorizePublish(principal, topic, retain, topics) {
       const roleRules = rulesOf(principal);
       const levels = roleRules && topics.relative(topic);
       if (!roleRules || !levels) return false;
       for (const rule of roleRules.publish) {
-        if (matches(rule, levels, principal.id)) return !(retain && rule.noRetain);
+        if (matches(rule, levels, principal)) return !(retain && rule.noRetain);
       }
       return false;
     },
@@ -103,7 +115,7 @@ export function buildAcl(table: Readonly<Record<string, TopicSpec>>): Acl {
       const roleRules = rulesOf(principal);
       const levels = roleRules && topics.relative(filter);
       if (!roleRules || !levels) return false;
-      return roleRules.subscribe.some((rule) => matches(rule, levels, principal.id));
+      return roleRules.subscribe.some((rule) => matches(rule, levels, principal));
     },
   };
 }

@@ -5,9 +5,20 @@ export type { Role };
 /** Who a connected client is, decided once at CONNECT and trusted for the connection's life. */
 export interface Principal {
   readonly role: Role;
-  /** The client id: the key server's id, a target's tid or a terminal's serial. */
+  /** The client id: the key server's id, a target's tid, a terminal's serial or a dashboard's own choice. */
   readonly id: string;
+  /**
+   * The targets this principal may watch (a dashboard account's list, or every one): when set, each
+   * `{tid}` level of its topics must be one of them, and `+` may stand there only for "all". Read at
+   * CONNECT: a changed list applies from the account's next connection.
+   */
+  readonly tids?: ReadonlySet<string> | "all";
+  /** A dashboard's account (its MQTT user name); absent for other roles. */
+  readonly account?: string;
 }
+
+/** The `{param}` level that a principal's `tids` bounds. */
+export const SCOPED_PARAM = "tid";
 
 /**
  * Resolved when a login was not checked: its source failed too often lately, or too many logins wait

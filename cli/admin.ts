@@ -1,6 +1,7 @@
 import { type CliNode, cliIo, group, runCli } from "../common/cli.js";
 import { grantAdd, grantEnd, revokeGrantCommand, terminalAdd, userAdd } from "./admin/accounts.js";
 import { ADMIN_GLOBALS, withDefault } from "./admin/common.js";
+import { dashboardAdd, dashboardList } from "./admin/dashboard.js";
 import { issuerList, issuerRetire, issuerRotate } from "./admin/issuer.js";
 import {
   grantEdit,
@@ -14,6 +15,7 @@ import {
   userRemove,
 } from "./admin/lifecycle.js";
 import { list } from "./admin/list.js";
+import { log } from "./admin/log.js";
 import { audit } from "./admin/reports.js";
 import { revocations, revoke, slotCreate, targetPair, writeFobCommand } from "./admin/targets.js";
 
@@ -56,12 +58,21 @@ export const ADMIN_GROUP = group({
       }),
       grantAdd,
     ),
+    dashboard: sub(
+      "dashboard",
+      "dashboard add|list: read-only accounts that watch targets' state and events",
+      {
+        add: dashboardAdd,
+        list: dashboardList,
+      },
+    ),
     "revoke-grant": revokeGrantCommand,
     "write-fob": writeFobCommand,
     revoke,
     revocations,
     list,
     audit,
+    log,
   },
 });
 export interface AdminIo {

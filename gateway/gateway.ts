@@ -4,6 +4,7 @@ import { type RunningBroker, startBroker } from "../broker/server.js";
 import { acquireInstanceLock } from "../common/instance-lock.js";
 import type { Logger } from "../common/log.js";
 import { MQTTS_PORT, PLAIN_PORT, WSS_PORT } from "../common/mqtt.js";
+import { DEFAULT_ACCESS_LOG_RETENTION_DAYS } from "../keyserver/access-log.js";
 import type { AdminContext } from "../keyserver/admin/context.js";
 import { DEFAULT_CREDENTIAL_LIFETIME_S } from "../keyserver/credentials.js";
 import { requireDataDir } from "../keyserver/data-dir.js";
@@ -30,6 +31,7 @@ export const GATEWAY_DEFAULTS: GatewayConfig = {
   connect_timeout_ms: 5000,
   keepalive_max_s: 300,
   credential_lifetime_s: DEFAULT_CREDENTIAL_LIFETIME_S,
+  access_log_retention_days: DEFAULT_ACCESS_LOG_RETENTION_DAYS,
 };
 
 /** Every listener on loopback and a free port: tests, the demo. */
@@ -108,6 +110,7 @@ export async function startGateway({ config, logger }: GatewayOptions): Promise<
     logger,
     state,
     credentialLifetimeS: config.credential_lifetime_s,
+    accessLogRetentionDays: config.access_log_retention_days,
   });
   try {
     writeEndpoint(config.data_dir, { v: 1, mqtts_url: tlsUrl, wss_url: wssUrl });

@@ -20,7 +20,9 @@ export interface KeyServerAuthenticatorDeps {
 type Outcome = Principal | typeof LOGIN_LIMITED | typeof LOGIN_DISABLED | undefined;
 
 /**
- * CONNECT checks over the store. Limits apply to password logins only: those run scrypt (CPU an
+ * CONNECT checks over the store: targets and fobs by client id, phones by client id and their user's
+ * password, dashboards by user name (any free client id) and their own password. Limits apply to
+ * password logins only: those run scrypt (CPU an
  * attacker could spend) and guard guessable secrets. Targets, fobs and the key server hold 32 random
  * bytes, which no rate of guessing reaches, and locking them out would let anyone who knows an id
  * take a lock or the key server off the line.
@@ -74,8 +76,13 @@ export class KeyServerAuthenticator implements Authenticator {
     };
     const wait = this.limits.retryAfterMs(from, ids);
     if (wait > 0) return refused("too many failures from this address", wait);
+    // A client id that is no terminal's may be a dashboard's free choice: its user name names the account.
+    const dashboard =
+      creds === undefined && username !== undefined && isId(username)
+        ? await this.deps.store.dashboardCredentials(username)
+        : undefined;
     // Unknown ids hash against a dummy, so timing does not tell which ids exist; through the same cap.
-    const encoded = creds?.kind === "phone" ? creds.passwordHash : undefined;
+    const encoded = creds?.kind === "phone" ? creds.passwordHash : dashboard?.passwordHash;
     const check = this.hashes.run(from, async () => {
       // Failures may have piled up while this login waited for its turn.
       if (this.limits.retryAfterMs(from, ids) > 0) return LOGIN_LIMITED;
@@ -84,12 +91,18 @@ export class KeyServerAuthenticator implements Authenticator {
     if (check === undefined) return refused("too many logins waiting for a password check");
     const matches = await check;
     if (matches === LOGIN_LIMITED) return refused("too many failures from this address");
-    const ok = creds?.kind === "phone" && matches && username === creds.user;
+    const phone = creds?.kind === "phone" && matches && username === creds.user;
     // Told apart only with the right password, which is no failed guess: a disabled phone that keeps
     // reconnecting must not lock its user's other phones out.
-    if (ok && creds.disabled) return this.disabled(clientId);
+    if (phone && creds.disabled) return this.disabled(clientId);
+    const ok = phone || (dashboard !== undefined && matches);
     if (ok) this.limits.succeed(from, ids);
     else this.limits.fail(from, ids);
+    if (ok && dashboard !== undefined && username !== undefined) {
+      // The client id is the dashboard's own choice (it publishes nothing, so no topic carries it).
+      const tids = dashboard.tids === "all" ? "all" : new Set(dashboard.tids);
+      return { role: "dashboard", id: clientId, account: username, tids };
+    }
     return this.outcome(ok, clientId, "terminal");
   }
 

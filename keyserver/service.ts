@@ -3,6 +3,7 @@ import type { Logger } from "../common/log.js";
 import { connectMqtt, type MqttClient } from "../common/mqtt.js";
 import type { LinkStatus } from "../schemas/messages.js";
 import { DEFAULT_PREFIX, Topics } from "../schemas/topics.js";
+import { AccessLogRecorder } from "./access-log.js";
 import { ChallengeFollower, type ChallengeView } from "./challenges.js";
 import { assertLifetime, DEFAULT_CREDENTIAL_LIFETIME_S } from "./credentials.js";
 import type { Issuer } from "./issuer.js";
@@ -36,6 +37,8 @@ export interface KeyServerDeps {
   passwordRateLimit?: RateLimitOptions;
   /** Longest a stored credential is valid, in seconds (default DEFAULT_CREDENTIAL_LIFETIME_S, 7 days). */
   credentialLifetimeS?: number;
+  /** Days the access log keeps target events (default DEFAULT_ACCESS_LOG_RETENTION_DAYS, 90). */
+  accessLogRetentionDays?: number;
 }
 
 function status(state: LinkStatus["state"], epoch: number): LinkStatus {
@@ -132,7 +135,15 @@ export class KeyServer {
     const now = this.deps.now ?? Date.now;
     const logger = this.deps.logger;
     this.challenges = new ChallengeFollower({ client, topics: this.topics, logger, now });
-    this.events = new TargetEvents({ client, topics: this.topics, logger });
+    const accessLog = new AccessLogRecorder({
+      store: state.store,
+      logger,
+      now,
+      ...(this.deps.accessLogRetentionDays !== undefined
+        ? { retentionDays: this.deps.accessLogRetentionDays }
+        : {}),
+    });
+    this.events = new TargetEvents({ client, topics: this.topics, logger, accessLog });
     this.confirmations = new RevocationConfirmations({ store: state.store, events: this.events, logger });
     this.terminalStatuses = new TerminalStatusFollower({ client, topics: this.topics, logger });
     const context: OpContext = {

@@ -3,6 +3,7 @@ import type { MqttClient } from "../common/mqtt.js";
 import { TargetEvent } from "../schemas/messages.js";
 import { TOPICS, type Topics } from "../schemas/topics.js";
 import { parseJson, validator } from "../schemas/validate.js";
+import type { AccessLogRecorder } from "./access-log.js";
 
 export type TargetEventListener = (tid: string, event: TargetEvent) => void;
 
@@ -10,13 +11,16 @@ export interface TargetEventsDeps {
   client: MqttClient;
   topics: Topics;
   logger: Logger;
+  /** Where every valid event is recorded (started and stopped with this subscription). */
+  accessLog?: AccessLogRecorder;
 }
 
 const targetEvent = validator(TargetEvent, "target event");
 
 /**
  * One subscription to every target's `events` topic, fanned out to listeners: unlock outcomes (by cmd_id) and
- * fleet revocation confirmations. Events are validated and must name the target of their topic.
+ * fleet revocation confirmations, and the access log. Events are validated and must name the target of
+ * their topic.
  */
 export class TargetEvents {
   private readonly log: Logger;
@@ -30,13 +34,18 @@ export class TargetEvents {
   }
 
   async start(): Promise<void> {
+    await this.deps.accessLog?.start();
     this.deps.client.on("message", this.onMessage);
     await this.deps.client.subscribeAsync(this.filter, { qos: TOPICS.events.qos });
   }
 
   async stop(): Promise<void> {
     this.deps.client.off("message", this.onMessage);
-    if (this.deps.client.connected) await this.deps.client.unsubscribeAsync(this.filter);
+    try {
+      if (this.deps.client.connected) await this.deps.client.unsubscribeAsync(this.filter);
+    } finally {
+      await this.deps.accessLog?.stop();
+    }
   }
 
   /** Returns the function that removes the listener. */
@@ -74,6 +83,7 @@ export class TargetEvents {
       this.log.warn({ tid }, "invalid target event ignored");
       return;
     }
+    this.deps.accessLog?.record(value);
     for (const listener of [...this.listeners]) {
       try {
         listener(tid, value);

@@ -132,6 +132,8 @@ export const GatewayConfig = Type.Object(
     keepalive_max_s: Type.Integer({ minimum: 1, maximum: 3600 }),
     /** Longest a downloaded stored credential is valid; terminals renew it while online. */
     credential_lifetime_s: Type.Integer({ minimum: 60, maximum: 31_536_000 }),
+    /** Days the access log keeps target events; older rows are pruned at start and daily. */
+    access_log_retention_days: Type.Integer({ minimum: 1, maximum: 36_500 }),
   },
   { additionalProperties: false },
 );

@@ -30,7 +30,7 @@ export function assertPrefix(prefix: string): string {
  * Who a connected client is, decided by the broker at CONNECT. A new role is one more name here; it
  * gets no topic until an entry of TOPICS grants it one.
  */
-export const ROLES = ["terminal", "target", "keyserver"] as const;
+export const ROLES = ["terminal", "target", "keyserver", "dashboard"] as const;
 export type Role = (typeof ROLES)[number];
 
 /** How a payload travels: signed token (string) or JSON document. */
@@ -100,7 +100,8 @@ export const TOPICS = {
     retain: true,
     description: "target -> anyone allowed: available / unavailable / offline (will)",
     publish: { target: { own: "tid" } },
-    subscribe: { terminal: {}, keyserver: { plus: true } },
+    // A dashboard's {tid} levels are further bound to the targets its account lists (broker/acl.ts).
+    subscribe: { terminal: {}, keyserver: { plus: true }, dashboard: { plus: true } },
   },
   events: {
     pattern: "targets/{tid}/events",
@@ -110,7 +111,7 @@ export const TOPICS = {
     retain: false,
     description: "target -> key server, dashboards: decisions with machine-readable reasons",
     publish: { target: { own: "tid" } },
-    subscribe: { keyserver: { plus: true } },
+    subscribe: { keyserver: { plus: true }, dashboard: { plus: true } },
   },
   registry: {
     pattern: "targets/{tid}/registry",
@@ -167,7 +168,7 @@ export const TOPICS = {
     description: "terminal (and its will): online / offline with a rising epoch",
     publish: { terminal: { own: "term" } },
     // A target follows the terminals it saw (sessions, relay frames; bounded), one concrete topic each.
-    subscribe: { target: {}, keyserver: { plus: true } },
+    subscribe: { target: {}, keyserver: { plus: true }, dashboard: { plus: true } },
   },
   keyserverStatus: {
     pattern: "keyserver/status",
@@ -177,7 +178,7 @@ export const TOPICS = {
     retain: true,
     description: "key server (and its will): online / offline with a rising epoch",
     publish: { keyserver: {} },
-    subscribe: { terminal: {}, target: {}, keyserver: {} },
+    subscribe: { terminal: {}, target: {}, keyserver: {}, dashboard: {} },
   },
   rpcRequest: {
     pattern: "keyserver/rpc/{term}/{op}",

@@ -74,9 +74,20 @@ const CASES: readonly Case[] = TOPIC_NAMES.flatMap((name) => {
 });
 
 type Grant = { readonly own?: string; readonly plus?: true };
+type Tids = Principal["tids"];
 
-/** Does `topic` match `pattern` under `grant`, for a client whose id is `id`? This file's own matcher. */
-function grantMatches(pattern: string, grant: Grant, topic: string, id: string, subscribe: boolean): boolean {
+/**
+ * Does `topic` match `pattern` under `grant`, for a client whose id is `id` and who may watch `tids`?
+ * This file's own matcher: a listed set binds every `{tid}` level to its members, `+` included.
+ */
+function grantMatches(
+  pattern: string,
+  grant: Grant,
+  topic: string,
+  id: string,
+  subscribe: boolean,
+  tids: Tids,
+): boolean {
   if (!topic.startsWith(`${PREFIX}/`)) return false;
   const want = pattern.split("/");
   const got = topic.slice(PREFIX.length + 1).split("/");
@@ -85,28 +96,31 @@ function grantMatches(pattern: string, grant: Grant, topic: string, id: string, 
     const g = got[i] ?? "";
     if (!w.startsWith("{")) return g === w;
     if (w === `{${grant.own}}`) return g === id;
+    if (w === "{tid}" && tids instanceof Set) return tids.has(g);
     return ID.test(g) || (subscribe && grant.plus === true && g === "+");
   });
 }
 
 /** The verdict the table declares for a publish: some entry grants it, and retain only where retained. */
-function declaredPublish(role: Role, id: string, topic: string, retain: boolean): boolean {
+function declaredPublish(role: Role, id: string, topic: string, retain: boolean, tids?: Tids): boolean {
   if (!ID.test(id)) return false;
   return TOPIC_NAMES.some((name) => {
     const spec = TOPICS[name];
     const grant: Grant | undefined = (spec.publish as Partial<Record<Role, Grant>>)[role];
     return (
-      grant !== undefined && grantMatches(spec.pattern, grant, topic, id, false) && (!retain || spec.retain)
+      grant !== undefined &&
+      grantMatches(spec.pattern, grant, topic, id, false, tids) &&
+      (!retain || spec.retain)
     );
   });
 }
 
-function declaredSubscribe(role: Role, id: string, filter: string): boolean {
+function declaredSubscribe(role: Role, id: string, filter: string, tids?: Tids): boolean {
   if (!ID.test(id)) return false;
   return TOPIC_NAMES.some((name) => {
     const spec = TOPICS[name];
     const grant: Grant | undefined = (spec.subscribe as Partial<Record<Role, Grant>>)[role];
-    return grant !== undefined && grantMatches(spec.pattern, grant, filter, id, true);
+    return grant !== undefined && grantMatches(spec.pattern, grant, filter, id, true, tids);
   });
 }
 
@@ -120,8 +134,49 @@ describe("the broker ACL against the topic table's declared grants", () => {
     expect(new Set(CASES.map((c) => c.shape))).toEqual(new Set(SHAPES));
   });
 
-  describe.each(ROLES)("role %s", (role) => {
-    const me: Principal = { role, id: ME };
+  /** Each role as the broker sees it; a dashboard once for every target and once for a list with ME in it. */
+  const PRINCIPALS: ReadonlyArray<[string, Principal]> = ROLES.flatMap((role): [string, Principal][] =>
+    role === "dashboard"
+      ? [
+          ["dashboard of every target", { role, id: ME, tids: "all" }],
+          ["dashboard of listed targets", { role, id: ME, tids: new Set([ME, "door-9"]) }],
+        ]
+      : [[role, { role, id: ME }]],
+  );
+
+  it("refuses everything to a dashboard that carries no list of targets", () => {
+    const verdicts = CASES.flatMap((c) => [
+      authorizePublish({ role: "dashboard", id: ME }, c.topic, false, topics),
+      authorizeSubscribe({ role: "dashboard", id: ME }, c.topic, topics),
+    ]);
+    expect(verdicts.filter(Boolean)).toEqual([]);
+  });
+
+  it("gives a dashboard no publish right and binds its tid levels to its list", () => {
+    expect(TOPIC_NAMES.filter((name) => "dashboard" in TOPICS[name].publish)).toEqual([]);
+    const limited: Principal = { role: "dashboard", id: ME, tids: new Set(["door-1"]) };
+    const all: Principal = { role: "dashboard", id: ME, tids: "all" };
+    expect({
+      limitedOwn: authorizeSubscribe(limited, topics.state("door-1"), topics),
+      limitedOther: authorizeSubscribe(limited, topics.state("door-2"), topics),
+      limitedPlus: authorizeSubscribe(limited, topics.filter("events", { tid: "+" }), topics),
+      allPlus: authorizeSubscribe(all, topics.filter("state", { tid: "+" }), topics),
+      allFrames: authorizeSubscribe(all, topics.filter("frames", { tid: "+", term: "+" }), topics),
+      keyserverStatus: authorizeSubscribe(limited, topics.keyserverStatus(), topics),
+      terminals: authorizeSubscribe(limited, topics.filter("terminalStatus", { term: "+" }), topics),
+    }).toEqual({
+      limitedOwn: true,
+      limitedOther: false,
+      limitedPlus: false,
+      allPlus: true,
+      allFrames: false,
+      keyserverStatus: true,
+      terminals: true,
+    });
+  });
+
+  describe.each(PRINCIPALS)("%s", (_, me) => {
+    const { role, tids } = me;
 
     it("may publish exactly what the table grants it, with retain only on retained topics", () => {
       const actual: Record<string, boolean> = {};
@@ -130,7 +185,7 @@ describe("the broker ACL against the topic table's declared grants", () => {
         for (const retain of [false, true]) {
           const key = label(c, `retain=${retain}`);
           actual[key] = authorizePublish(me, c.topic, retain, topics);
-          expected[key] = declaredPublish(role, ME, c.topic, retain);
+          expected[key] = declaredPublish(role, ME, c.topic, retain, tids);
         }
       }
       expect(actual).toEqual(expected);
@@ -142,7 +197,7 @@ describe("the broker ACL against the topic table's declared grants", () => {
       for (const c of CASES) {
         const key = label(c, "subscribe");
         actual[key] = authorizeSubscribe(me, c.topic, topics);
-        expected[key] = declaredSubscribe(role, ME, c.topic);
+        expected[key] = declaredSubscribe(role, ME, c.topic, tids);
       }
       expect(actual).toEqual(expected);
     });
@@ -165,8 +220,8 @@ describe("the broker ACL against the topic table's declared grants", () => {
     it("refuses everything to a client whose id is not a valid level", () => {
       const verdicts = ["+", "#", "a/b", "", "x".repeat(65)].flatMap((id) =>
         CASES.flatMap((c) => [
-          authorizePublish({ role, id }, c.topic, false, topics),
-          authorizeSubscribe({ role, id }, c.topic, topics),
+          authorizePublish({ ...me, id }, c.topic, false, topics),
+          authorizeSubscribe({ ...me, id }, c.topic, topics),
         ]),
       );
       expect(verdicts.filter(Boolean)).toEqual([]);

@@ -353,10 +353,10 @@ describe("ACL derived from the topic table", () => {
       foreign: byRole((p) => extended.authorizePublish(p, `${P}/diagnostics/door-2/dump`, false, topics)),
       broker: byRole((p) => authorizePublish(p, topic, false, topics)),
     }).toEqual({
-      extended: { terminal: false, target: true, keyserver: false },
-      retained: { terminal: false, target: false, keyserver: false },
-      foreign: { terminal: false, target: false, keyserver: false },
-      broker: { terminal: false, target: false, keyserver: false },
+      extended: { terminal: false, target: true, keyserver: false, dashboard: false },
+      retained: { terminal: false, target: false, keyserver: false, dashboard: false },
+      foreign: { terminal: false, target: false, keyserver: false, dashboard: false },
+      broker: { terminal: false, target: false, keyserver: false, dashboard: false },
     });
   });
 
@@ -366,8 +366,8 @@ describe("ACL derived from the topic table", () => {
       extended: byRole((p) => extended.authorizeSubscribe(p, filter, topics)),
       broker: byRole((p) => authorizeSubscribe(p, filter, topics)),
     }).toEqual({
-      extended: { terminal: false, target: false, keyserver: true },
-      broker: { terminal: false, target: false, keyserver: false },
+      extended: { terminal: false, target: false, keyserver: true, dashboard: false },
+      broker: { terminal: false, target: false, keyserver: false, dashboard: false },
     });
   });
 
@@ -392,7 +392,8 @@ describe("ACL derived from the topic table", () => {
     for (const name of TOPIC_NAMES) {
       const spec: TopicSpec = TOPICS[name];
       for (const role of ROLES) {
-        const p: Principal = { role, id: ME };
+        // A dashboard of every target: the rights of a limited one are test/unit/acl-matrix.test.ts's.
+        const p: Principal = role === "dashboard" ? { role, id: ME, tids: "all" } : { role, id: ME };
         const pub = spec.publish[role];
         const sub = spec.subscribe[role];
         const own = topicOf(spec, () => ME);
@@ -441,14 +442,17 @@ describe("ACL derived from the topic table", () => {
     expect(grants).toEqual({
       challenge: { publish: ["target own:tid"], subscribe: ["terminal", "keyserver +"] },
       frames: { publish: ["terminal own:term"], subscribe: ["target own:tid +"] },
-      state: { publish: ["target own:tid"], subscribe: ["terminal", "keyserver +"] },
-      events: { publish: ["target own:tid"], subscribe: ["keyserver +"] },
+      state: { publish: ["target own:tid"], subscribe: ["terminal", "keyserver +", "dashboard +"] },
+      events: { publish: ["target own:tid"], subscribe: ["keyserver +", "dashboard +"] },
       registry: { publish: ["keyserver"], subscribe: ["terminal", "target own:tid"] },
       unlock: { publish: ["keyserver"], subscribe: ["target own:tid"] },
       revocations: { publish: ["keyserver"], subscribe: ["terminal", "target"] },
       carried: { publish: ["terminal own:term"], subscribe: ["target own:tid +"] },
-      terminalStatus: { publish: ["terminal own:term"], subscribe: ["target", "keyserver +"] },
-      keyserverStatus: { publish: ["keyserver"], subscribe: ["terminal", "target", "keyserver"] },
+      terminalStatus: { publish: ["terminal own:term"], subscribe: ["target", "keyserver +", "dashboard +"] },
+      keyserverStatus: {
+        publish: ["keyserver"],
+        subscribe: ["terminal", "target", "keyserver", "dashboard"],
+      },
       rpcRequest: { publish: ["terminal own:term"], subscribe: ["keyserver +"] },
       rpcReply: { publish: ["keyserver"], subscribe: ["terminal own:term"] },
       verdicts: { publish: ["target"], subscribe: ["terminal own:term"] },

@@ -35,6 +35,8 @@ export function sqliteAccounts(c: SqliteConnection): Omit<AccountStore, keyof Ac
       c.audited({ actor, op: "user.add", subject: input.id }, () => {
         if (c.exists("SELECT 1 FROM users WHERE id = ?", input.id))
           throw new SparekeyError("already_exists", `user ${input.id} already exists`);
+        if (c.exists("SELECT 1 FROM dashboards WHERE id = ?", input.id))
+          throw new SparekeyError("already_exists", `an account named ${input.id} already exists`);
         db.prepare("INSERT INTO users (id, password_hash, created) VALUES (?, ?, ?)").run(
           input.id,
           input.passwordHash,

@@ -1,9 +1,11 @@
 import { chmodSync, closeSync, existsSync, openSync } from "node:fs";
 import Database from "better-sqlite3";
 import type { KeyStore } from "../store.js";
+import { sqliteAccessLog } from "./access-log.js";
 import { sqliteAccounts } from "./accounts.js";
 import { sqliteAudit } from "./audit.js";
 import { SqliteConnection } from "./connection.js";
+import { sqliteDashboards } from "./dashboards.js";
 import { sqliteIssuance } from "./issuance.js";
 import { sqliteLifecycle } from "./lifecycle.js";
 import { migrate } from "./migrations.js";
@@ -115,6 +117,8 @@ export function openSqliteStore(path: string, options: SqliteStoreOptions = {}):
     ...sqliteRevocations(c),
     ...sqliteOutbox(c),
     ...sqliteAudit(c),
+    ...sqliteDashboards(c),
+    ...sqliteAccessLog(c),
     async close() {
       feed.stop();
       db.close();

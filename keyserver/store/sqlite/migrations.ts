@@ -104,6 +104,36 @@ export const MIGRATIONS: readonly string[] = [
   ALTER TABLE users ADD COLUMN disabled INTEGER NOT NULL DEFAULT 0 CHECK (disabled IN (0, 1));
   ALTER TABLE grants ADD COLUMN from_gen INTEGER NOT NULL DEFAULT 0;
   `,
+  // Operators and dashboards: read-only dashboard accounts; the access log of target events.
+  `
+  CREATE TABLE dashboards (
+    id TEXT PRIMARY KEY,
+    password_hash TEXT NOT NULL,
+    all_targets INTEGER NOT NULL CHECK (all_targets IN (0, 1)),
+    created INTEGER NOT NULL
+  ) STRICT;
+  CREATE TABLE dashboard_targets (
+    dashboard TEXT NOT NULL REFERENCES dashboards(id),
+    tid TEXT NOT NULL REFERENCES targets(tid),
+    PRIMARY KEY (dashboard, tid)
+  ) STRICT;
+  CREATE TABLE access_log (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    received INTEGER NOT NULL,
+    tid TEXT NOT NULL,
+    type TEXT NOT NULL,
+    ts INTEGER NOT NULL,
+    term TEXT,
+    user_id TEXT,
+    slot TEXT,
+    reason TEXT,
+    count INTEGER,
+    event TEXT NOT NULL
+  ) STRICT;
+  CREATE INDEX access_log_received ON access_log(received);
+  CREATE INDEX access_log_tid ON access_log(tid, seq);
+  CREATE INDEX access_log_user ON access_log(user_id, seq);
+  `,
 ];
 
 /** The migration that added audit hashes: older files get their rows chained when it runs. */

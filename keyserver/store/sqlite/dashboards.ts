@@ -1,0 +1,72 @@
+import { Type } from "@sinclair/typebox";
+import { SparekeyError } from "../../../common/errors.js";
+import { Id } from "../../../schemas/common.js";
+import { assertId } from "../../../schemas/topics.js";
+import type { DashboardRecord, DashboardStore } from "../store.js";
+import { maybeRow, rows, type SqliteConnection } from "./connection.js";
+
+const DashboardDbRow = Type.Object(
+  {
+    id: Id,
+    password_hash: Type.String({ minLength: 1, maxLength: 1024 }),
+    all_targets: Type.Union([Type.Literal(0), Type.Literal(1)]),
+    created: Type.Integer(),
+  },
+  { additionalProperties: false },
+);
+const TidRow = Type.Object({ tid: Id }, { additionalProperties: false });
+
+/** Dashboard accounts on SQLite: a row each, and the targets of a limited one. */
+export function sqliteDashboards(c: SqliteConnection): DashboardStore {
+  const { db } = c;
+  const tidsOf = (id: string, all: 0 | 1): string[] | "all" =>
+    all === 1
+      ? "all"
+      : rows(
+          TidRow,
+          db.prepare("SELECT tid FROM dashboard_targets WHERE dashboard = ? ORDER BY tid").all(id),
+          "dashboard target row",
+        ).map((r) => r.tid);
+  const get = (id: string) =>
+    maybeRow(DashboardDbRow, db.prepare("SELECT * FROM dashboards WHERE id = ?").get(id), "dashboard row");
+  return {
+    async addDashboard(input, actor) {
+      assertId(input.id, "dashboard");
+      const tids =
+        input.tids === "all" ? "all" : [...new Set(input.tids.map((t) => assertId(t, "tid")))].sort();
+      if (tids !== "all" && tids.length === 0)
+        throw new SparekeyError("bad_request", "a dashboard watches at least one target, or all");
+      c.audited({ actor, op: "dashboard.add", subject: input.id, detail: { tids } }, () => {
+        // One name, one kind of account: a user name and a dashboard name are both MQTT user names.
+        if (get(input.id) || c.exists("SELECT 1 FROM users WHERE id = ?", input.id))
+          throw new SparekeyError("already_exists", `an account named ${input.id} already exists`);
+        if (tids !== "all")
+          for (const tid of tids)
+            if (!c.exists("SELECT 1 FROM targets WHERE tid = ?", tid))
+              throw new SparekeyError("not_found", `target ${tid} not found`);
+        db.prepare(
+          "INSERT INTO dashboards (id, password_hash, all_targets, created) VALUES (?, ?, ?, ?)",
+        ).run(input.id, input.passwordHash, tids === "all" ? 1 : 0, c.seconds());
+        if (tids !== "all") {
+          const link = db.prepare("INSERT INTO dashboard_targets (dashboard, tid) VALUES (?, ?)");
+          for (const tid of tids) link.run(input.id, tid);
+        }
+      });
+    },
+
+    async listDashboards() {
+      return c.read(() =>
+        rows(DashboardDbRow, db.prepare("SELECT * FROM dashboards ORDER BY id").all(), "dashboard row").map(
+          (r): DashboardRecord => ({ id: r.id, created: r.created, tids: tidsOf(r.id, r.all_targets) }),
+        ),
+      );
+    },
+
+    async dashboardCredentials(id) {
+      return c.read(() => {
+        const r = get(id);
+        return r ? { passwordHash: r.password_hash, tids: tidsOf(r.id, r.all_targets) } : undefined;
+      });
+    },
+  };
+}
