@@ -164,6 +164,10 @@ describe("README walkthrough", () => {
     const visits = between(out, "downloaded slot visit", '"reason":"uses_exhausted"');
     expect(visits).toMatch(/uses_left=1/);
     expect(visits).toMatch(/uses_left=0/);
+    // Each refused phone or fob was told why by the target and stopped for good (exit 4).
+    expect(out.match(/^refused: exit 4$/gm)?.length).toBe(3);
+    for (const reason of ["old_generation", "slot_revoked", "uses_exhausted"])
+      expect(out).toMatch(new RegExp(`^error ${reason}: target front-door refuses this key for good`, "m"));
     // Everything stayed in the scratch dir under HOME.
     expect(existsSync(join(home, "sparekey-try", "data", "sparekey.db"))).toBe(true);
   });
