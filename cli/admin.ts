@@ -13,6 +13,13 @@ import {
   userRemove,
 } from "./admin/lifecycle.js";
 import { list } from "./admin/list.js";
+import {
+  adminLogin,
+  operatorAdd,
+  operatorDisable,
+  operatorEnable,
+  operatorUnbind,
+} from "./admin/operators.js";
 import { audit } from "./admin/reports.js";
 import { revocations, revoke, slotCreate, targetPair, writeFobCommand } from "./admin/targets.js";
 
@@ -50,6 +57,13 @@ export const ADMIN_GROUP = group({
       }),
       grantAdd,
     ),
+    operator: sub("operator", "operator add|unbind|disable|enable: admin accounts for remote commands", {
+      add: operatorAdd,
+      unbind: operatorUnbind,
+      disable: operatorDisable,
+      enable: operatorEnable,
+    }),
+    login: adminLogin,
     "revoke-grant": revokeGrantCommand,
     "write-fob": writeFobCommand,
     revoke,

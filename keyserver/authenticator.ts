@@ -75,7 +75,9 @@ export class KeyServerAuthenticator implements Authenticator {
     const wait = this.limits.retryAfterMs(from, ids);
     if (wait > 0) return refused("too many failures from this address", wait);
     // Unknown ids hash against a dummy, so timing does not tell which ids exist; through the same cap.
-    const encoded = creds?.kind === "phone" ? creds.passwordHash : undefined;
+    // No terminal or target by that id: maybe an operator (admin account), checked as a phone is.
+    const operator = creds === undefined ? await this.deps.store.operatorCredentials(clientId) : undefined;
+    const encoded = creds?.kind === "phone" ? creds.passwordHash : operator?.passwordHash;
     const check = this.hashes.run(from, async () => {
       // Failures may have piled up while this login waited for its turn.
       if (this.limits.retryAfterMs(from, ids) > 0) return LOGIN_LIMITED;
@@ -84,6 +86,13 @@ export class KeyServerAuthenticator implements Authenticator {
     if (check === undefined) return refused("too many logins waiting for a password check");
     const matches = await check;
     if (matches === LOGIN_LIMITED) return refused("too many failures from this address");
+    if (operator !== undefined) {
+      const admin = matches === true && username === clientId;
+      if (admin && operator.disabled) return this.disabled(clientId);
+      if (admin) this.limits.succeed(from, ids);
+      else this.limits.fail(from, ids);
+      return this.outcome(admin, clientId, "admin");
+    }
     const ok = creds?.kind === "phone" && matches && username === creds.user;
     // Told apart only with the right password, which is no failed guess: a disabled phone that keeps
     // reconnecting must not lock its user's other phones out.

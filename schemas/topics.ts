@@ -2,6 +2,7 @@ import type { Static, TSchema } from "@sinclair/typebox";
 import { SparekeyError } from "../common/errors.js";
 import { CompactJws, ID_REGEX } from "./common.js";
 import { Challenge, LinkStatus, TargetEvent, TargetState } from "./messages.js";
+import { OperatorReply } from "./operators.js";
 import { RpcEnvelope, RpcReply } from "./rpc.js";
 import { TokenType, type TokenTypeValue } from "./tokens.js";
 
@@ -30,7 +31,7 @@ export function assertPrefix(prefix: string): string {
  * Who a connected client is, decided by the broker at CONNECT. A new role is one more name here; it
  * gets no topic until an entry of TOPICS grants it one.
  */
-export const ROLES = ["terminal", "target", "keyserver"] as const;
+export const ROLES = ["terminal", "target", "keyserver", "admin"] as const;
 export type Role = (typeof ROLES)[number];
 
 /** How a payload travels: signed token (string) or JSON document. */
@@ -100,7 +101,7 @@ export const TOPICS = {
     retain: true,
     description: "target -> anyone allowed: available / unavailable / offline (will)",
     publish: { target: { own: "tid" } },
-    subscribe: { terminal: {}, keyserver: { plus: true } },
+    subscribe: { terminal: {}, keyserver: { plus: true }, admin: { plus: true } },
   },
   events: {
     pattern: "targets/{tid}/events",
@@ -110,7 +111,7 @@ export const TOPICS = {
     retain: false,
     description: "target -> key server, dashboards: decisions with machine-readable reasons",
     publish: { target: { own: "tid" } },
-    subscribe: { keyserver: { plus: true } },
+    subscribe: { keyserver: { plus: true }, admin: { plus: true } },
   },
   registry: {
     pattern: "targets/{tid}/registry",
@@ -167,7 +168,7 @@ export const TOPICS = {
     description: "terminal (and its will): online / offline with a rising epoch",
     publish: { terminal: { own: "term" } },
     // A target follows the terminals it saw (sessions, relay frames; bounded), one concrete topic each.
-    subscribe: { target: {}, keyserver: { plus: true } },
+    subscribe: { target: {}, keyserver: { plus: true }, admin: { plus: true } },
   },
   keyserverStatus: {
     pattern: "keyserver/status",
@@ -177,7 +178,7 @@ export const TOPICS = {
     retain: true,
     description: "key server (and its will): online / offline with a rising epoch",
     publish: { keyserver: {} },
-    subscribe: { terminal: {}, target: {}, keyserver: {} },
+    subscribe: { terminal: {}, target: {}, keyserver: {}, admin: {} },
   },
   rpcRequest: {
     pattern: "keyserver/rpc/{term}/{op}",
@@ -198,6 +199,29 @@ export const TOPICS = {
     description: "key server -> terminal: reply {v, id, ok, result?, error?}",
     publish: { keyserver: {} },
     subscribe: { terminal: { own: "term" } },
+  },
+  operatorCommands: {
+    pattern: "operators/{op_id}/commands",
+    schema: CompactJws,
+    encoding: "jws",
+    tokens: [TokenType.command],
+    qos: 1,
+    retain: false,
+    description:
+      "admin -> key server: sparekey-command+jws signed by the operator's bound key; the operator is the {op_id} level",
+    // {op_id} is vouched for by the broker: the key server checks the token against that account's key.
+    publish: { admin: { own: "op_id" } },
+    subscribe: { keyserver: { plus: true } },
+  },
+  operatorReplies: {
+    pattern: "operators/{op_id}/replies",
+    schema: OperatorReply,
+    encoding: "json",
+    qos: 1,
+    retain: false,
+    description: "key server -> that operator only: reply {v, jti, ok, result?, error?}",
+    publish: { keyserver: {} },
+    subscribe: { admin: { own: "op_id" } },
   },
 } as const satisfies Record<string, TopicSpec>;
 
@@ -332,6 +356,12 @@ export class Topics {
   }
   rpcReply(term: string): string {
     return this.build("rpcReply", { term });
+  }
+  operatorCommands(opId: string): string {
+    return this.build("operatorCommands", { op_id: opId });
+  }
+  operatorReplies(opId: string): string {
+    return this.build("operatorReplies", { op_id: opId });
   }
 
   /** The levels after the prefix, or undefined when the topic is outside it. */

@@ -296,7 +296,7 @@ describe("ACL edge cases", () => {
   });
 
   it("refuses everything to an unknown role", () => {
-    const stranger = { role: "admin", id: "x" } as unknown as Principal;
+    const stranger = { role: "auditor", id: "x" } as unknown as Principal;
     expect({
       publish: authorizePublish(stranger, `${P}/keyserver/status`, false, topics),
       subscribe: authorizeSubscribe(stranger, `${P}/keyserver/status`, topics),
@@ -338,10 +338,10 @@ describe("ACL derived from the topic table", () => {
       foreign: byRole((p) => extended.authorizePublish(p, `${P}/diagnostics/door-2/dump`, false, topics)),
       broker: byRole((p) => authorizePublish(p, topic, false, topics)),
     }).toEqual({
-      extended: { terminal: false, target: true, keyserver: false },
-      retained: { terminal: false, target: false, keyserver: false },
-      foreign: { terminal: false, target: false, keyserver: false },
-      broker: { terminal: false, target: false, keyserver: false },
+      extended: { terminal: false, target: true, keyserver: false, admin: false },
+      retained: { terminal: false, target: false, keyserver: false, admin: false },
+      foreign: { terminal: false, target: false, keyserver: false, admin: false },
+      broker: { terminal: false, target: false, keyserver: false, admin: false },
     });
   });
 
@@ -351,8 +351,8 @@ describe("ACL derived from the topic table", () => {
       extended: byRole((p) => extended.authorizeSubscribe(p, filter, topics)),
       broker: byRole((p) => authorizeSubscribe(p, filter, topics)),
     }).toEqual({
-      extended: { terminal: false, target: false, keyserver: true },
-      broker: { terminal: false, target: false, keyserver: false },
+      extended: { terminal: false, target: false, keyserver: true, admin: false },
+      broker: { terminal: false, target: false, keyserver: false, admin: false },
     });
   });
 
@@ -426,16 +426,18 @@ describe("ACL derived from the topic table", () => {
     expect(grants).toEqual({
       challenge: { publish: ["target own:tid"], subscribe: ["terminal", "keyserver +"] },
       frames: { publish: ["terminal own:term"], subscribe: ["target own:tid +"] },
-      state: { publish: ["target own:tid"], subscribe: ["terminal", "keyserver +"] },
-      events: { publish: ["target own:tid"], subscribe: ["keyserver +"] },
+      state: { publish: ["target own:tid"], subscribe: ["terminal", "keyserver +", "admin +"] },
+      events: { publish: ["target own:tid"], subscribe: ["keyserver +", "admin +"] },
       registry: { publish: ["keyserver"], subscribe: ["terminal", "target own:tid"] },
       unlock: { publish: ["keyserver"], subscribe: ["target own:tid"] },
       revocations: { publish: ["keyserver"], subscribe: ["terminal", "target"] },
       carried: { publish: ["terminal own:term"], subscribe: ["target own:tid +"] },
-      terminalStatus: { publish: ["terminal own:term"], subscribe: ["target", "keyserver +"] },
-      keyserverStatus: { publish: ["keyserver"], subscribe: ["terminal", "target", "keyserver"] },
+      terminalStatus: { publish: ["terminal own:term"], subscribe: ["target", "keyserver +", "admin +"] },
+      keyserverStatus: { publish: ["keyserver"], subscribe: ["terminal", "target", "keyserver", "admin"] },
       rpcRequest: { publish: ["terminal own:term"], subscribe: ["keyserver +"] },
       rpcReply: { publish: ["keyserver"], subscribe: ["terminal own:term"] },
+      operatorCommands: { publish: ["admin own:op_id"], subscribe: ["keyserver +"] },
+      operatorReplies: { publish: ["keyserver"], subscribe: ["admin own:op_id"] },
     });
   });
 });

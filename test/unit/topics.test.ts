@@ -46,6 +46,8 @@ describe("Topics", () => {
       keyserverStatus: topics.keyserverStatus(),
       rpcRequest: topics.rpcRequest("phone-1", "download"),
       rpcReply: topics.rpcReply("phone-1"),
+      operatorCommands: topics.operatorCommands("ops-1"),
+      operatorReplies: topics.operatorReplies("ops-1"),
     }).toEqual({
       challenge: "sparekey/v1/targets/lock-1/challenge",
       frames: "sparekey/v1/targets/lock-1/frames/phone-1",
@@ -59,12 +61,14 @@ describe("Topics", () => {
       keyserverStatus: "sparekey/v1/keyserver/status",
       rpcRequest: "sparekey/v1/keyserver/rpc/phone-1/download",
       rpcReply: "sparekey/v1/terminals/phone-1/rpc",
+      operatorCommands: "sparekey/v1/operators/ops-1/commands",
+      operatorReplies: "sparekey/v1/operators/ops-1/replies",
     });
   });
 
   it("builds every topic by filling its TOPICS pattern", () => {
     const fill = (pattern: string) =>
-      `${DEFAULT_PREFIX}/${pattern.replace("{tid}", "T").replace("{term}", "P").replace("{op}", "O")}`;
+      `${DEFAULT_PREFIX}/${pattern.replace("{tid}", "T").replace("{term}", "P").replace("{op}", "O").replace("{op_id}", "A")}`;
     const built: Record<keyof typeof TOPICS, string> = {
       challenge: topics.challenge("T"),
       frames: topics.frames("T", "P"),
@@ -78,6 +82,8 @@ describe("Topics", () => {
       keyserverStatus: topics.keyserverStatus(),
       rpcRequest: topics.rpcRequest("P", "O"),
       rpcReply: topics.rpcReply("P"),
+      operatorCommands: topics.operatorCommands("A"),
+      operatorReplies: topics.operatorReplies("A"),
     };
     for (const [name, spec] of Object.entries(TOPICS)) {
       expect(built[name as keyof typeof TOPICS], name).toBe(fill(spec.pattern));
@@ -187,6 +193,8 @@ describe("TOPICS table", () => {
       keyserverStatus: [1, true],
       rpcRequest: [1, false],
       rpcReply: [1, false],
+      operatorCommands: [1, false],
+      operatorReplies: [1, false],
     });
   });
 });

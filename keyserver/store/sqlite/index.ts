@@ -7,6 +7,7 @@ import { SqliteConnection } from "./connection.js";
 import { sqliteIssuance } from "./issuance.js";
 import { sqliteLifecycle } from "./lifecycle.js";
 import { migrate } from "./migrations.js";
+import { sqliteOperators } from "./operators.js";
 import { sqliteOutbox } from "./outbox.js";
 import { sqliteRevocations } from "./revocations.js";
 
@@ -115,6 +116,7 @@ export function openSqliteStore(path: string, options: SqliteStoreOptions = {}):
     ...sqliteRevocations(c),
     ...sqliteOutbox(c),
     ...sqliteAudit(c),
+    ...sqliteOperators(c),
     async close() {
       feed.stop();
       db.close();

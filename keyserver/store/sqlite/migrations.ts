@@ -104,6 +104,22 @@ export const MIGRATIONS: readonly string[] = [
   ALTER TABLE users ADD COLUMN disabled INTEGER NOT NULL DEFAULT 0 CHECK (disabled IN (0, 1));
   ALTER TABLE grants ADD COLUMN from_gen INTEGER NOT NULL DEFAULT 0;
   `,
+  // Operators: admin accounts with a bound command key; command ids seen (replay defence).
+  `
+  CREATE TABLE operators (
+    id TEXT PRIMARY KEY,
+    password_hash TEXT NOT NULL,
+    public_key TEXT,
+    disabled INTEGER NOT NULL DEFAULT 0 CHECK (disabled IN (0, 1)),
+    created INTEGER NOT NULL
+  ) STRICT;
+  CREATE TABLE operator_commands (
+    jti TEXT PRIMARY KEY,
+    op_id TEXT NOT NULL,
+    keep_until INTEGER NOT NULL
+  ) STRICT;
+  CREATE INDEX operator_commands_keep ON operator_commands(keep_until);
+  `,
 ];
 
 /** The migration that added audit hashes: older files get their rows chained when it runs. */
