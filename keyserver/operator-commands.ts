@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { type ErrorCode, isSparekeyError, SparekeyError } from "../common/errors.js";
 import { type DecodedToken, decodeToken, verifySignature } from "../common/jws.js";
 import { kidOf, PublicKeyCache } from "../common/keys.js";
@@ -16,6 +17,11 @@ import type { KeyStore, OperatorRecord } from "./store/store.js";
 
 /** A command's `iat` may differ from the key server's clock by this much, either way. */
 export const COMMAND_SKEW_S = 60;
+/**
+ * Longest command token accepted: the audit row keeps the whole token, and an audit row's detail is
+ * bounded (4096 characters); every op's arguments fit well below this.
+ */
+export const MAX_COMMAND_CHARS = 3072;
 /** A used jti is kept this long past the end of its freshness window (clock steps, slow delivery). */
 export const COMMAND_REPLAY_MARGIN_S = 60;
 
@@ -78,6 +84,11 @@ export class OperatorCommands {
     let decoded: Command | undefined;
     let decodeError: SparekeyError | undefined;
     try {
+      if (token.length > MAX_COMMAND_CHARS)
+        throw new SparekeyError(
+          "token_malformed",
+          `a command token has at most ${MAX_COMMAND_CHARS} characters`,
+        );
       decoded = decodeToken(token, TokenType.command);
     } catch (err) {
       decodeError = isSparekeyError(err) ? err : new SparekeyError("token_malformed", "unreadable token");
@@ -93,7 +104,8 @@ export class OperatorCommands {
 
   private async unreadable(opId: string, token: string, err: SparekeyError | undefined): Promise<RpcReply> {
     const code = err?.code ?? "token_malformed";
-    await this.audit(opId, "-", code, { token: token.slice(0, 8192) });
+    // Not the token itself: it may be too long for an audit row, and it was never a command.
+    await this.audit(opId, "-", code, { sha256: createHash("sha256").update(token).digest("hex") });
     this.log.info({ op_id: opId, code }, "operator command unreadable");
     return { v: 1, id: "-", ok: false, error: { code, message: err?.message ?? "unreadable" } };
   }

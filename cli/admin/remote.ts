@@ -7,6 +7,7 @@ import { ERROR_CODES, type ErrorCode, SparekeyError } from "../../common/errors.
 import { signToken } from "../../common/jws.js";
 import { generateSigningKey, type SigningKey, signingKeyFromSeed } from "../../common/keys.js";
 import { connectMqtt, type MqttClient } from "../../common/mqtt.js";
+import { MAX_COMMAND_CHARS } from "../../keyserver/operator-commands.js";
 import {
   LOGIN_OP,
   LoginResult,
@@ -129,6 +130,11 @@ async function exchange(
   try {
     const now = target.now ?? Date.now;
     const { token, jti } = commandToken(key, op, args, Math.floor(now() / 1000));
+    if (token.length > MAX_COMMAND_CHARS)
+      throw new SparekeyError(
+        "bad_request",
+        `the command is too long (at most ${MAX_COMMAND_CHARS} characters)`,
+      );
     const reply = awaitReply(client, topics.operatorReplies(file.op_id), jti, target.timeoutMs ?? 10_000);
     await client.subscribeAsync(topics.operatorReplies(file.op_id), { qos: 1 });
     await topics.publish(client, "operatorCommands", { op_id: file.op_id }, token);
