@@ -6,6 +6,7 @@ import { signingKeyFromSeed } from "../../common/keys.js";
 import { silentLogger } from "../../common/log.js";
 import { connectMqtt, type MqttClient } from "../../common/mqtt.js";
 import type { RunningGateway } from "../../gateway/gateway.js";
+import { addUser } from "../../keyserver/admin/accounts.js";
 import { addOperator, setOperatorDisabled } from "../../keyserver/admin/operators.js";
 import { createSlot, pairTarget } from "../../keyserver/admin/targets.js";
 import { openSqliteStore } from "../../keyserver/store/sqlite/index.js";
@@ -258,5 +259,42 @@ describe("command ids survive a restart", () => {
     onTestFinished(() => second.close());
     expect(await second.claimCommand({ jti, opId: "ops-1", keepUntil: 2000, now: 1500 })).toBe(false);
     expect(await second.claimCommand({ jti, opId: "ops-1", keepUntil: 4000, now: 2001 })).toBe(true);
+  });
+});
+
+describe("sparekey admin login and --remote on the command line", () => {
+  it("logs in from the CLI, lists remotely what the box lists locally, and refuses --remote for a box-only command", async () => {
+    const gateway = await startTestGateway();
+    await addOperator(adminContext(gateway), { id: "ops-1", password: PASSWORD, scrypt: FAST_SCRYPT });
+    const dir = join(tempDir("sparekey-cli-operator-"), "operator");
+    const run = async (argv: string[]) => {
+      const out: string[] = [];
+      const err: string[] = [];
+      const code = await runAdmin(argv, {
+        out: (t) => out.push(t),
+        err: (t) => err.push(t),
+        env: { SPAREKEY_OPERATOR_PASSWORD: PASSWORD },
+      });
+      return { code, out: out.join(""), err: err.join("") };
+    };
+    const login = await run(["login", "--remote", gateway.url, "--user", "ops-1", "--operator-dir", dir]);
+    const file = readOperatorFile(dir);
+    expect(file).toMatchObject({ v: 1, op_id: "ops-1", broker_url: gateway.url });
+    const kid = signingKeyFromSeed(Buffer.from(file?.seed ?? "", "base64url")).kid;
+    expect(login).toEqual({
+      code: 0,
+      out: `operator ops-1 logged in; key ${kid} bound, kept in ${dir}\n`,
+      err: "",
+    });
+    await addUser(adminContext(gateway), { user: "alice", password: PASSWORD, scrypt: FAST_SCRYPT });
+    const local = await run(["--data", gateway.state.dataDir, "list", "users", "--json"]);
+    const remote = await run(["--remote", gateway.url, "--operator-dir", dir, "list", "users", "--json"]);
+    expect(remote).toEqual(local);
+    expect(JSON.parse(remote.out)).toEqual([
+      { id: "alice", created: expect.any(Number), disabled: false, devices: [] },
+    ]);
+    const boxOnly = await run(["--remote", gateway.url, "slot", "create", "--slot", "s9", "--target", "x"]);
+    expect(boxOnly.code).toBe(2);
+    expect(boxOnly.err).toContain("bad_request");
   });
 });
