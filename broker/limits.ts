@@ -33,6 +33,8 @@ export const DEFAULT_BUDGETS: Readonly<Record<Role, Budget>> = Object.freeze({
   keyserver: Object.freeze({ ratePerS: 5_000, burst: 20_000, holdMaxMs: null }),
   // Publishes nothing: a dashboard only subscribes (one filter per watched target) and pings.
   dashboard: Object.freeze({ ratePerS: 50, burst: 200, holdMaxMs: 10_000 }),
+  // An operator sends a command now and then; the key server's per-operator quota refuses the rest.
+  admin: Object.freeze({ ratePerS: 50, burst: 100, holdMaxMs: 10_000 }),
 });
 
 /** What the broker bounds that aedes does not, or bounds too loosely by default. */

@@ -16,6 +16,13 @@ import {
 } from "./admin/lifecycle.js";
 import { list } from "./admin/list.js";
 import { log } from "./admin/log.js";
+import {
+  adminLogin,
+  operatorAdd,
+  operatorDisable,
+  operatorEnable,
+  operatorUnbind,
+} from "./admin/operators.js";
 import { audit } from "./admin/reports.js";
 import { revocations, revoke, slotCreate, targetPair, writeFobCommand } from "./admin/targets.js";
 
@@ -66,6 +73,13 @@ export const ADMIN_GROUP = group({
         list: dashboardList,
       },
     ),
+    operator: sub("operator", "operator add|unbind|disable|enable: admin accounts for remote commands", {
+      add: operatorAdd,
+      unbind: operatorUnbind,
+      disable: operatorDisable,
+      enable: operatorEnable,
+    }),
+    login: adminLogin,
     "revoke-grant": revokeGrantCommand,
     "write-fob": writeFobCommand,
     revoke,

@@ -45,6 +45,10 @@ export const ERROR_CODES = [
   "in_use",
   "tls_untrusted",
   "tls_pin_mismatch",
+  "command_replayed",
+  "command_expired",
+  "command_bad_signature",
+  "operator_not_bound",
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
 

@@ -76,13 +76,16 @@ export class KeyServerAuthenticator implements Authenticator {
     };
     const wait = this.limits.retryAfterMs(from, ids);
     if (wait > 0) return refused("too many failures from this address", wait);
-    // A client id that is no terminal's may be a dashboard's free choice: its user name names the account.
+    // Unknown ids hash against a dummy, so timing does not tell which ids exist; through the same cap.
+    // No terminal or target by that id: maybe an operator (admin account), checked as a phone is.
+    const operator = creds === undefined ? await this.deps.store.operatorCredentials(clientId) : undefined;
+    // Else a client id may be a dashboard's free choice: its user name names the account.
     const dashboard =
-      creds === undefined && username !== undefined && isId(username)
+      creds === undefined && operator === undefined && username !== undefined && isId(username)
         ? await this.deps.store.dashboardCredentials(username)
         : undefined;
-    // Unknown ids hash against a dummy, so timing does not tell which ids exist; through the same cap.
-    const encoded = creds?.kind === "phone" ? creds.passwordHash : dashboard?.passwordHash;
+    const encoded =
+      creds?.kind === "phone" ? creds.passwordHash : (operator?.passwordHash ?? dashboard?.passwordHash);
     const check = this.hashes.run(from, async () => {
       // Failures may have piled up while this login waited for its turn.
       if (this.limits.retryAfterMs(from, ids) > 0) return LOGIN_LIMITED;
@@ -91,6 +94,13 @@ export class KeyServerAuthenticator implements Authenticator {
     if (check === undefined) return refused("too many logins waiting for a password check");
     const matches = await check;
     if (matches === LOGIN_LIMITED) return refused("too many failures from this address");
+    if (operator !== undefined) {
+      const admin = matches === true && username === clientId;
+      if (admin && operator.disabled) return this.disabled(clientId);
+      if (admin) this.limits.succeed(from, ids);
+      else this.limits.fail(from, ids);
+      return this.outcome(admin, clientId, "admin");
+    }
     const phone = creds?.kind === "phone" && matches && username === creds.user;
     // Told apart only with the right password, which is no failed guess: a disabled phone that keeps
     // reconnecting must not lock its user's other phones out.

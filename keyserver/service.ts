@@ -7,12 +7,14 @@ import { AccessLogRecorder } from "./access-log.js";
 import { ChallengeFollower, type ChallengeView } from "./challenges.js";
 import { assertLifetime, DEFAULT_CREDENTIAL_LIFETIME_S } from "./credentials.js";
 import type { Issuer } from "./issuer.js";
+import { OperatorCommands } from "./operator-commands.js";
 import type { OpContext } from "./ops/context.js";
 import { OPS } from "./ops/index.js";
 import { FailureLimiter, type RateLimitOptions } from "./rate-limit.js";
 import { RegistryPublisher } from "./registry-publisher.js";
 import { RelayLedger } from "./relay-ledger.js";
 import { RevocationConfirmations } from "./revocations.js";
+import type { RpcQuotaOptions } from "./rpc-quota.js";
 import { RpcServer } from "./rpc-server.js";
 import { createAuthenticator, type KeyServerState, openKeyServerState } from "./state.js";
 import type { KeyStore } from "./store/store.js";
@@ -39,6 +41,8 @@ export interface KeyServerDeps {
   credentialLifetimeS?: number;
   /** Days the access log keeps target events (default DEFAULT_ACCESS_LOG_RETENTION_DAYS, 90). */
   accessLogRetentionDays?: number;
+  /** Per-operator quota on signed operator commands (the RPC quota's defaults when absent). */
+  operatorQuota?: RpcQuotaOptions;
 }
 
 function status(state: LinkStatus["state"], epoch: number): LinkStatus {
@@ -51,6 +55,7 @@ export class KeyServer {
   private ownsState = false;
   private client: MqttClient | undefined;
   private rpc: RpcServer | undefined;
+  private operators: OperatorCommands | undefined;
   private publisher: RegistryPublisher | undefined;
   private challenges: ChallengeFollower | undefined;
   private events: TargetEvents | undefined;
@@ -160,6 +165,15 @@ export class KeyServer {
       credentialLifetimeS: this.credentialLifetimeS,
     };
     this.rpc = new RpcServer({ client, topics: this.topics, ops: OPS, context, logger: this.deps.logger });
+    this.operators = new OperatorCommands({
+      client,
+      topics: this.topics,
+      store: state.store,
+      issuer: state.issuer,
+      logger,
+      now,
+      ...(this.deps.operatorQuota ? { quota: this.deps.operatorQuota } : {}),
+    });
     this.publisher = new RegistryPublisher({
       client,
       store: state.store,
@@ -176,6 +190,7 @@ export class KeyServer {
     await this.events.start();
     await this.confirmations.start();
     await this.rpc.start();
+    await this.operators.start();
     await this.publisher.start();
     this.log.info({ epoch: this.epoch }, "key server started");
   }
@@ -185,6 +200,7 @@ export class KeyServer {
     const steps: Array<[string, () => Promise<void>]> = [
       ["publisher", async () => this.publisher?.stop()],
       ["rpc", async () => this.rpc?.stop()],
+      ["operator commands", async () => this.operators?.stop()],
       ["confirmations", async () => this.confirmations?.stop()],
       ["events", async () => this.events?.stop()],
       ["challenges", async () => this.challenges?.stop()],
@@ -208,6 +224,7 @@ export class KeyServer {
     }
     this.publisher = undefined;
     this.rpc = undefined;
+    this.operators = undefined;
     this.confirmations = undefined;
     this.events = undefined;
     this.challenges = undefined;

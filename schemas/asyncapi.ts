@@ -57,6 +57,7 @@ const PARAMETERS = {
   tid: { description: "target id, ^[A-Za-z0-9_-]{1,64}$" },
   term: { description: "terminal id (its client id), ^[A-Za-z0-9_-]{1,64}$" },
   op: { description: "RPC operation", enum: [...RPC_OPS] },
+  op_id: { description: "operator (admin account) id, its client id, ^[A-Za-z0-9_-]{1,64}$" },
 } as const;
 type ParameterName = keyof typeof PARAMETERS;
 
@@ -68,6 +69,7 @@ const TOKEN_SCHEMA_NAMES: Record<TokenTypeValue, string> = {
   [TokenType.registry]: "RegistryPayload",
   [TokenType.revocations]: "RevocationsPayload",
   [TokenType.unlock]: "UnlockPayload",
+  [TokenType.command]: "CommandPayload",
 };
 
 const MQTT_BINDING_VERSION = "0.2.0";

@@ -20,6 +20,7 @@ export const TokenType = {
   registry: "sparekey-registry+jws",
   revocations: "sparekey-revocations+jws",
   unlock: "sparekey-unlock+jws",
+  command: "sparekey-command+jws",
 } as const;
 export type TokenTypeName = keyof typeof TokenType;
 export type TokenTypeValue = (typeof TokenType)[TokenTypeName];
@@ -185,6 +186,23 @@ export const UnlockPayload = Type.Object(
 );
 export type UnlockPayload = Static<typeof UnlockPayload>;
 
+/**
+ * An operator's command (`operators/{op_id}/commands`), signed by the operator's own key: `op` names a
+ * remote admin op, `args` its arguments, validated against that op's schema by the key server. `iat`
+ * must be within 60 s of the key server's clock and `jti` is accepted once.
+ */
+export const CommandPayload = Type.Object(
+  {
+    v: ProtocolVersion,
+    op: Type.String({ pattern: "^[a-z][a-z0-9_.-]{0,63}$" }),
+    args: Type.Record(Type.String({ maxLength: 64 }), Type.Unknown(), { maxProperties: 32 }),
+    iat: UnixSeconds,
+    jti: Type.String({ pattern: "^[A-Za-z0-9_-]{16,64}$" }),
+  },
+  { additionalProperties: false },
+);
+export type CommandPayload = Static<typeof CommandPayload>;
+
 /** typ -> payload schema: the verifier takes both from here, so a typ can never pair with another's schema. */
 export const TokenPayloadSchemas = {
   [TokenType.credential]: CredentialPayload,
@@ -193,6 +211,7 @@ export const TokenPayloadSchemas = {
   [TokenType.registry]: RegistryPayload,
   [TokenType.revocations]: RevocationsPayload,
   [TokenType.unlock]: UnlockPayload,
+  [TokenType.command]: CommandPayload,
 } as const;
 export interface TokenPayloads {
   "sparekey-credential+jws": CredentialPayload;
@@ -201,4 +220,5 @@ export interface TokenPayloads {
   "sparekey-registry+jws": RegistryPayload;
   "sparekey-revocations+jws": RevocationsPayload;
   "sparekey-unlock+jws": UnlockPayload;
+  "sparekey-command+jws": CommandPayload;
 }

@@ -2,6 +2,7 @@ import type { Static, TSchema } from "@sinclair/typebox";
 import { SparekeyError } from "../common/errors.js";
 import { CompactJws, ID_REGEX } from "./common.js";
 import { Challenge, LinkStatus, TargetEvent, TargetState, Verdict } from "./messages.js";
+import { OperatorReply } from "./operators.js";
 import { RpcEnvelope, RpcReply } from "./rpc.js";
 import { TokenType, type TokenTypeValue } from "./tokens.js";
 
@@ -30,7 +31,7 @@ export function assertPrefix(prefix: string): string {
  * Who a connected client is, decided by the broker at CONNECT. A new role is one more name here; it
  * gets no topic until an entry of TOPICS grants it one.
  */
-export const ROLES = ["terminal", "target", "keyserver", "dashboard"] as const;
+export const ROLES = ["terminal", "target", "keyserver", "dashboard", "admin"] as const;
 export type Role = (typeof ROLES)[number];
 
 /** How a payload travels: signed token (string) or JSON document. */
@@ -101,7 +102,7 @@ export const TOPICS = {
     description: "target -> anyone allowed: available / unavailable / offline (will)",
     publish: { target: { own: "tid" } },
     // A dashboard's {tid} levels are further bound to the targets its account lists (broker/acl.ts).
-    subscribe: { terminal: {}, keyserver: { plus: true }, dashboard: { plus: true } },
+    subscribe: { terminal: {}, keyserver: { plus: true }, dashboard: { plus: true }, admin: { plus: true } },
   },
   events: {
     pattern: "targets/{tid}/events",
@@ -111,7 +112,7 @@ export const TOPICS = {
     retain: false,
     description: "target -> key server, dashboards: decisions with machine-readable reasons",
     publish: { target: { own: "tid" } },
-    subscribe: { keyserver: { plus: true }, dashboard: { plus: true } },
+    subscribe: { keyserver: { plus: true }, dashboard: { plus: true }, admin: { plus: true } },
   },
   registry: {
     pattern: "targets/{tid}/registry",
@@ -168,7 +169,7 @@ export const TOPICS = {
     description: "terminal (and its will): online / offline with a rising epoch",
     publish: { terminal: { own: "term" } },
     // A target follows the terminals it saw (sessions, relay frames; bounded), one concrete topic each.
-    subscribe: { target: {}, keyserver: { plus: true }, dashboard: { plus: true } },
+    subscribe: { target: {}, keyserver: { plus: true }, dashboard: { plus: true }, admin: { plus: true } },
   },
   keyserverStatus: {
     pattern: "keyserver/status",
@@ -178,7 +179,7 @@ export const TOPICS = {
     retain: true,
     description: "key server (and its will): online / offline with a rising epoch",
     publish: { keyserver: {} },
-    subscribe: { terminal: {}, target: {}, keyserver: {}, dashboard: {} },
+    subscribe: { terminal: {}, target: {}, keyserver: {}, dashboard: {}, admin: {} },
   },
   rpcRequest: {
     pattern: "keyserver/rpc/{term}/{op}",
@@ -212,6 +213,29 @@ export const TOPICS = {
     // for, but a grant can only tie a level to the caller's own id, and the caller here is the target.
     publish: { target: {} },
     subscribe: { terminal: { own: "term" } },
+  },
+  operatorCommands: {
+    pattern: "operators/{op_id}/commands",
+    schema: CompactJws,
+    encoding: "jws",
+    tokens: [TokenType.command],
+    qos: 1,
+    retain: false,
+    description:
+      "admin -> key server: sparekey-command+jws signed by the operator's bound key; the operator is the {op_id} level",
+    // {op_id} is vouched for by the broker: the key server checks the token against that account's key.
+    publish: { admin: { own: "op_id" } },
+    subscribe: { keyserver: { plus: true } },
+  },
+  operatorReplies: {
+    pattern: "operators/{op_id}/replies",
+    schema: OperatorReply,
+    encoding: "json",
+    qos: 1,
+    retain: false,
+    description: "key server -> that operator only: reply {v, jti, ok, result?, error?}",
+    publish: { keyserver: {} },
+    subscribe: { admin: { own: "op_id" } },
   },
 } as const satisfies Record<string, TopicSpec>;
 
@@ -349,6 +373,12 @@ export class Topics {
   }
   verdicts(term: string): string {
     return this.build("verdicts", { term });
+  }
+  operatorCommands(opId: string): string {
+    return this.build("operatorCommands", { op_id: opId });
+  }
+  operatorReplies(opId: string): string {
+    return this.build("operatorReplies", { op_id: opId });
   }
 
   /** The levels after the prefix, or undefined when the topic is outside it. */

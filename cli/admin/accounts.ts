@@ -1,6 +1,7 @@
-import { addGrant, addTerminal, addUser, revokeGrant } from "../../keyserver/admin/accounts.js";
+import { addTerminal, addUser } from "../../keyserver/admin/accounts.js";
 import {
   adminCommand,
+  adminOpCommand,
   grantMode,
   modeOption,
   readPassword,
@@ -44,7 +45,7 @@ export const terminalAdd = adminCommand(
   },
 );
 
-export const grantAdd = adminCommand(
+export const grantAdd = adminOpCommand(
   {
     name: "sparekey admin grant add",
     summary:
@@ -57,20 +58,20 @@ export const grantAdd = adminCommand(
       ...GRANT_LIMIT_OPTIONS,
     },
   },
-  async (ctx, p, io) => {
-    const slot = p.required("slot");
-    const user = p.required("user");
-    const mode = grantMode(p);
-    const patch = grantPatch(p, io);
-    const terms = Object.fromEntries(Object.entries(patch).filter(([, value]) => value !== null));
-    await addGrant(ctx, { slot, user, mode, ...terms });
-    return `user ${user} granted ${mode} on slot ${slot}`;
+  "grant.add",
+  {
+    args(p, io) {
+      const patch = grantPatch(p, io);
+      const terms = Object.fromEntries(Object.entries(patch).filter(([, value]) => value !== null));
+      return { slot: p.required("slot"), user: p.required("user"), mode: grantMode(p), ...terms };
+    },
+    format: (_r, p) => `user ${p.values.user ?? ""} granted ${p.values.mode} on slot ${p.values.slot ?? ""}`,
   },
 );
 
 /** `revoke-grant` and `grant end`: one command under two names. */
 const endGrantCommand = (name: string) =>
-  adminCommand(
+  adminOpCommand(
     {
       name,
       summary: "end a user's grant on a slot, of one mode or every mode (relay and unlock stop at once)",
@@ -80,15 +81,21 @@ const endGrantCommand = (name: string) =>
         mode: { type: "string", help: "stored or relay", defaultText: "every mode" },
       },
     },
-    async (ctx, p) => {
-      const slot = p.required("slot");
-      const user = p.required("user");
-      const mode =
-        p.values.mode !== undefined
-          ? grantMode({ name: p.name, values: { mode: p.values.mode } })
-          : undefined;
-      const ended = await revokeGrant(ctx, { slot, user, ...(mode !== undefined ? { mode } : {}) });
-      return `${ended.join(" and ")} grant of user ${user} on slot ${slot} revoked`;
+    "grant.end",
+    {
+      args(p) {
+        const mode =
+          p.values.mode !== undefined
+            ? grantMode({ name: p.name, values: { mode: p.values.mode } })
+            : undefined;
+        return {
+          slot: p.required("slot"),
+          user: p.required("user"),
+          ...(mode !== undefined ? { mode } : {}),
+        };
+      },
+      format: (r, p) =>
+        `${r.modes.join(" and ")} grant of user ${p.values.user ?? ""} on slot ${p.values.slot ?? ""} revoked`,
     },
   );
 

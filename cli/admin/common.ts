@@ -9,9 +9,18 @@ import {
 } from "../../common/cli.js";
 import { SparekeyError } from "../../common/errors.js";
 import type { AdminContext } from "../../keyserver/admin/context.js";
+import {
+  REMOTE_OPS,
+  type RemoteArgs,
+  type RemoteOp,
+  type RemoteOpName,
+  type RemoteResult,
+} from "../../keyserver/operator-ops.js";
 import { openKeyServerState } from "../../keyserver/state.js";
 import { DEFAULT_PREFIX } from "../../schemas/topics.js";
+import { validator } from "../../schemas/validate.js";
 import { readSecret } from "../secret.js";
+import { DEFAULT_OPERATOR_DIR, remoteCommand } from "./remote.js";
 
 /** Accepted before or after the admin subcommand. */
 export const ADMIN_GLOBALS = {
@@ -20,6 +29,20 @@ export const ADMIN_GLOBALS = {
     help: "the key server's data dir",
     env: "SPAREKEY_DATA",
     default: "./sparekey-data",
+  },
+  remote: {
+    type: "string",
+    help: "run on a remote key server as a signed operator command, over its gateway at URL (see admin login)",
+  },
+  "operator-dir": {
+    type: "string",
+    help: "the operator dir holding the command key",
+    env: "SPAREKEY_OPERATOR_DIR",
+    defaultText: "~/.sparekey/operator",
+  },
+  "operator-password-file": {
+    type: "string",
+    help: "file holding the operator's password (else SPAREKEY_OPERATOR_PASSWORD or a prompt)",
   },
 } as const satisfies Options;
 export type AdminGlobals = typeof ADMIN_GLOBALS;
@@ -33,15 +56,74 @@ export function adminCommand<const O extends Options>(
   run: (ctx: AdminContext, p: Parsed<O, AdminGlobals>, io: CliIo) => Promise<string>,
 ): CliNode {
   return command({ ...spec, globals: ADMIN_GLOBALS }, async (p, io) => {
-    const state = openKeyServerState(p.globals.data);
-    try {
-      const ctx: AdminContext = { store: state.store, issuer: state.issuer, actor: "admin", now: Date.now };
-      io.stdout.write(`${await run(ctx, p, io)}\n`);
-      return EXIT.ok;
-    } finally {
-      await state.close();
-    }
+    if (p.globals.remote !== undefined)
+      throw new SparekeyError(
+        "bad_request",
+        `${spec.name} runs only on the key server's box, not with --remote`,
+      );
+    io.stdout.write(`${await withLocalContext(p.globals.data, (ctx) => run(ctx, p, io))}\n`);
+    return EXIT.ok;
   });
+}
+
+async function withLocalContext<T>(dataDir: string, run: (ctx: AdminContext) => Promise<T>): Promise<T> {
+  const state = openKeyServerState(dataDir);
+  try {
+    return await run({ store: state.store, issuer: state.issuer, actor: "admin", now: Date.now });
+  } finally {
+    await state.close();
+  }
+}
+
+/** The operator's password for a remote command: a file, SPAREKEY_OPERATOR_PASSWORD or a prompt. */
+export function readOperatorPassword(file: string | undefined, io: CliIo): Promise<string> {
+  return readSecret({ what: "operator-password", file, envName: "SPAREKEY_OPERATOR_PASSWORD" }, io);
+}
+
+export function operatorDir(globals: { "operator-dir": string | undefined }): string {
+  return globals["operator-dir"] ?? DEFAULT_OPERATOR_DIR;
+}
+
+/**
+ * An admin subcommand that is one op of REMOTE_OPS: on the data dir it runs the op's function, with
+ * `--remote URL` it sends the same op and arguments as a signed command; one formatter prints both.
+ */
+export function adminOpCommand<const O extends Options, N extends RemoteOpName>(
+  spec: Omit<CommandSpec<O, AdminGlobals>, "globals">,
+  op: N,
+  how: {
+    args(p: Parsed<O, AdminGlobals>, io: CliIo): RemoteArgs<N>;
+    format(result: RemoteResult<N>, p: Parsed<O, AdminGlobals>, io: CliIo): string;
+  },
+): CliNode {
+  return command({ ...spec, globals: ADMIN_GLOBALS }, async (p, io) => {
+    const args = how.args(p, io);
+    const remote = p.globals.remote;
+    const result =
+      remote !== undefined
+        ? await remoteCommand(
+            {
+              dir: operatorDir(p.globals),
+              url: remote,
+              password: await readOperatorPassword(p.globals["operator-password-file"], io),
+            },
+            op,
+            args,
+          )
+        : await withLocalContext(p.globals.data, (ctx) => runLocal(ctx, op, args));
+    io.stdout.write(`${how.format(result, p, io)}\n`);
+    return EXIT.ok;
+  });
+}
+
+/** The op on the data dir, its arguments checked by the schema the key server checks them with. */
+async function runLocal<N extends RemoteOpName>(
+  ctx: AdminContext,
+  op: N,
+  args: RemoteArgs<N>,
+): Promise<RemoteResult<N>> {
+  const def: RemoteOp = REMOTE_OPS[op];
+  return (await def.run(ctx, validator(def.args, `${op} args`).parse(args))) as RemoteResult<N>;
 }
 
 /** The first word of `argv` after global flags (which a parent group hands on in front). */

@@ -1,16 +1,20 @@
 import { setUserPassword } from "../../keyserver/admin/accounts.js";
 import {
-  disableTerminal,
-  disableUser,
   editGrant,
-  enableTerminal,
-  enableUser,
   type RevokedHolding,
   removeTerminal,
   removeUser,
 } from "../../keyserver/admin/lifecycle.js";
 import { rotateTargetSecret } from "../../keyserver/admin/targets.js";
-import { adminCommand, grantMode, modeOption, readPassword, slotOption, userOption } from "./common.js";
+import {
+  adminCommand,
+  adminOpCommand,
+  grantMode,
+  modeOption,
+  readPassword,
+  slotOption,
+  userOption,
+} from "./common.js";
 import { GRANT_CLEAR_OPTIONS, GRANT_LIMIT_OPTIONS, grantPatch } from "./grant-terms.js";
 import { PAIR_OPTIONS, pairInput } from "./targets.js";
 
@@ -47,27 +51,24 @@ export const userPasswd = adminCommand(
   },
 );
 
-export const userDisable = adminCommand(
+export const userDisable = adminOpCommand(
   {
     name: "sparekey admin user disable",
     summary:
       "stop a user's phones: no login, download, relay or unlock (stored keys open on unless --revoke)",
     options: { ...userOnly, ...revokeOption },
   },
-  async (ctx, p) => {
-    const user = p.required("user");
-    const revoked = await disableUser(ctx, { user, revoke: p.values.revoke });
-    return `user ${user} disabled${revokedText(revoked)}`;
+  "user.disable",
+  {
+    args: (p) => ({ user: p.required("user"), ...(p.values.revoke ? { revoke: true } : {}) }),
+    format: (r, p) => `user ${p.values.user ?? ""} disabled${revokedText(r.revoked)}`,
   },
 );
 
-export const userEnable = adminCommand(
+export const userEnable = adminOpCommand(
   { name: "sparekey admin user enable", summary: "enable a disabled user again", options: userOnly },
-  async (ctx, p) => {
-    const user = p.required("user");
-    await enableUser(ctx, { user });
-    return `user ${user} enabled`;
-  },
+  "user.enable",
+  { args: (p) => ({ user: p.required("user") }), format: (_r, p) => `user ${p.values.user ?? ""} enabled` },
 );
 
 export const userRemove = adminCommand(
@@ -83,29 +84,29 @@ export const userRemove = adminCommand(
   },
 );
 
-export const terminalDisable = adminCommand(
+export const terminalDisable = adminOpCommand(
   {
     name: "sparekey admin terminal disable",
     summary: "stop a phone or fob: no login, download, relay or unlock (stored keys open on unless --revoke)",
     options: { ...serialOption, ...revokeOption },
   },
-  async (ctx, p) => {
-    const serial = p.required("serial");
-    const revoked = await disableTerminal(ctx, { serial, revoke: p.values.revoke });
-    return `terminal ${serial} disabled${revokedText(revoked)}`;
+  "terminal.disable",
+  {
+    args: (p) => ({ serial: p.required("serial"), ...(p.values.revoke ? { revoke: true } : {}) }),
+    format: (r, p) => `terminal ${p.values.serial ?? ""} disabled${revokedText(r.revoked)}`,
   },
 );
 
-export const terminalEnable = adminCommand(
+export const terminalEnable = adminOpCommand(
   {
     name: "sparekey admin terminal enable",
     summary: "enable a disabled phone or fob again",
     options: serialOption,
   },
-  async (ctx, p) => {
-    const serial = p.required("serial");
-    await enableTerminal(ctx, { serial });
-    return `terminal ${serial} enabled`;
+  "terminal.enable",
+  {
+    args: (p) => ({ serial: p.required("serial") }),
+    format: (_r, p) => `terminal ${p.values.serial ?? ""} enabled`,
   },
 );
 

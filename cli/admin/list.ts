@@ -1,13 +1,12 @@
 import { SparekeyError } from "../../common/errors.js";
 import { formatWindow } from "../../common/schedule.js";
 import { assertZone, formatInstant, localZone } from "../../common/time-zone.js";
-import type { AdminContext } from "../../keyserver/admin/context.js";
-import type { GrantRow } from "../../schemas/keyserver.js";
-import { adminCommand, table } from "./common.js";
+import { LIST_KINDS, type ListKind, type ListRows } from "../../keyserver/admin/list.js";
+import { GrantRow } from "../../schemas/keyserver.js";
+import { validator } from "../../schemas/validate.js";
+import { adminOpCommand, table } from "./common.js";
 
-const LIST_KINDS = ["users", "terminals", "targets", "slots", "grants"] as const;
-type ListKind = (typeof LIST_KINDS)[number];
-type Rows = Record<string, unknown>[];
+const grantRow = validator(GrantRow, "grant row");
 
 /** `90s`, `30m`, `2h`, `1d2h`: the form `--first-use-ttl` reads. */
 export function formatDuration(seconds: number): string {
@@ -40,39 +39,18 @@ export function grantLimits(g: GrantRow, zone: string): string {
   return parts.length === 0 ? "none" : parts.join("; ");
 }
 
-/** The records of `kind`: JSON keeps stored values, `human` turns them into text for the table. */
-async function listRows(ctx: AdminContext, kind: ListKind, human: string | undefined): Promise<Rows> {
-  const when = (s: number | undefined) =>
-    s === undefined ? undefined : human !== undefined ? formatInstant(s, human) : s;
-  switch (kind) {
-    case "users": {
-      const terminals = await ctx.store.listTerminals();
-      return (await ctx.store.listUsers()).map((u) => ({
-        ...u,
-        created: when(u.created),
-        devices: terminals.filter((t) => t.user === u.id).map((t) => t.serial),
-      }));
+/** Stored rows as a person reads them: instants in `zone`, grant limits as text. */
+function humanRows(kind: ListKind, rows: ListRows, zone: string): ListRows {
+  const when = (v: unknown) => (typeof v === "number" ? formatInstant(v, zone) : v);
+  return rows.map((r) => {
+    const out: Record<string, unknown> = { ...r, created: when(r.created) };
+    if (kind === "terminals") {
+      out.last_issued = when(r.last_issued);
+      out.disabled = r.disabled === true ? "yes" : r.user_disabled === true ? "user" : "no";
     }
-    case "terminals": {
-      // Last seen is what the store knows: the newest key issued to the terminal.
-      const last = new Map<string, number>();
-      for (const h of await ctx.store.holdings()) last.set(h.term, Math.max(h.iat, last.get(h.term) ?? 0));
-      return (await ctx.store.listTerminals()).map((t) => ({
-        ...t,
-        created: when(t.created),
-        last_issued: when(last.get(t.serial)),
-        ...(human !== undefined ? { disabled: t.disabled ? "yes" : t.user_disabled ? "user" : "no" } : {}),
-      }));
-    }
-    case "targets":
-      return (await ctx.store.listTargets()).map((t) => ({ ...t, created: when(t.created) }));
-    case "slots":
-      return (await ctx.store.listSlots()).map((s) => ({ ...s, created: when(s.created) }));
-    case "grants":
-      return (await ctx.store.listGrants()).map((g) =>
-        human !== undefined ? { ...g, created: when(g.created), limits: grantLimits(g, human) } : g,
-      );
-  }
+    if (kind === "grants") out.limits = grantLimits(grantRow.parse(r), zone);
+    return out;
+  });
 }
 
 const COLUMNS: Record<ListKind, string[]> = {
@@ -83,7 +61,7 @@ const COLUMNS: Record<ListKind, string[]> = {
   grants: ["user_id", "slot", "mode", "status", "limits", "created"],
 };
 
-export const list = adminCommand(
+export const list = adminOpCommand(
   {
     name: "sparekey admin list",
     summary: "list users, terminals, targets, slots or grants (all when none is named)",
@@ -94,20 +72,27 @@ export const list = adminCommand(
     },
     positionals: true,
   },
-  async (ctx, p, io) => {
-    if (p.positionals.length > 1) throw new SparekeyError("bad_request", "list: name at most one kind");
-    const wanted = p.positionals[0];
-    const kinds = wanted === undefined ? [...LIST_KINDS] : LIST_KINDS.filter((k) => k === wanted);
-    if (kinds.length === 0)
-      throw new SparekeyError("bad_request", `list: kind must be one of ${LIST_KINDS.join(", ")}`);
-    const human = p.values.json ? undefined : assertZone(p.values.tz ?? localZone());
-    const result: Record<string, Rows> = {};
-    for (const kind of kinds) result[kind] = await listRows(ctx, kind, human);
-    if (p.values.json) return JSON.stringify(wanted === undefined ? result : (result[wanted] ?? []));
-    for (const kind of kinds) {
-      if (kinds.length > 1) io.stdout.write(`${kind}:\n`);
-      io.stdout.write(table(result[kind] ?? [], COLUMNS[kind]));
-    }
-    return `${kinds.map((k) => `${result[k]?.length ?? 0} ${k}`).join(", ")}`;
+  "list",
+  {
+    args(p) {
+      if (p.positionals.length > 1) throw new SparekeyError("bad_request", "list: name at most one kind");
+      const wanted = p.positionals[0];
+      if (wanted === undefined) return {};
+      const kind = LIST_KINDS.find((k) => k === wanted);
+      if (kind === undefined)
+        throw new SparekeyError("bad_request", `list: kind must be one of ${LIST_KINDS.join(", ")}`);
+      return { kind };
+    },
+    format(result, p, io) {
+      const wanted = p.positionals[0];
+      const kinds = LIST_KINDS.filter((k) => result[k] !== undefined);
+      if (p.values.json) return JSON.stringify(wanted === undefined ? result : (result[wanted] ?? []));
+      const zone = assertZone(p.values.tz ?? localZone());
+      for (const kind of kinds) {
+        if (kinds.length > 1) io.stdout.write(`${kind}:\n`);
+        io.stdout.write(table(humanRows(kind, result[kind] ?? [], zone), COLUMNS[kind]));
+      }
+      return `${kinds.map((k) => `${result[k]?.length ?? 0} ${k}`).join(", ")}`;
+    },
   },
 );

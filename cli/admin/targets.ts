@@ -1,15 +1,8 @@
 import type { Options } from "../../common/cli.js";
 import { SparekeyError } from "../../common/errors.js";
 import { writeFob } from "../../keyserver/admin/fob.js";
-import {
-  createSlot,
-  type PairTargetInput,
-  pairTarget,
-  revocationStatus,
-  revokeFleet,
-  revokeSlot,
-} from "../../keyserver/admin/targets.js";
-import { adminCommand, brokerUrlOption, prefixOption, slotOption, table } from "./common.js";
+import { createSlot, type PairTargetInput, pairTarget } from "../../keyserver/admin/targets.js";
+import { adminCommand, adminOpCommand, brokerUrlOption, prefixOption, slotOption, table } from "./common.js";
 
 export const PAIR_OPTIONS = {
   tid: { type: "string", help: "target id" },
@@ -114,7 +107,7 @@ export const writeFobCommand = adminCommand(
   },
 );
 
-export const revoke = adminCommand(
+export const revoke = adminOpCommand(
   {
     name: "sparekey admin revoke",
     summary: "revoke a slot, or only its generations below N; --fleet also publishes it to every target",
@@ -124,36 +117,45 @@ export const revoke = adminCommand(
       fleet: { type: "boolean", help: "add it to the signed fleet/revocations list" },
     },
   },
-  async (ctx, p) => {
-    const slot = p.required("slot");
-    const belowGen = p.int("below-gen", 1, 2_147_483_647);
-    const input = { slot, ...(belowGen !== undefined ? { belowGen } : {}) };
-    const what = belowGen === undefined ? `slot ${slot}` : `slot ${slot} generations below ${belowGen}`;
-    if (p.values.fleet) {
-      const r = await revokeFleet(ctx, input);
-      return `${what} revoked fleet-wide (revocations version ${r.version})`;
-    }
-    const s = await revokeSlot(ctx, input);
-    return belowGen === undefined
-      ? `slot ${slot} revoked`
-      : `slot ${slot} generations below ${s.min_gen} revoked`;
+  "revoke",
+  {
+    args(p) {
+      const belowGen = p.int("below-gen", 1, 2_147_483_647);
+      return {
+        slot: p.required("slot"),
+        ...(belowGen !== undefined ? { below_gen: belowGen } : {}),
+        ...(p.values.fleet ? { fleet: true } : {}),
+      };
+    },
+    format(r, p) {
+      const belowGen = p.int("below-gen", 1, 2_147_483_647);
+      const what = belowGen === undefined ? `slot ${r.slot}` : `slot ${r.slot} generations below ${belowGen}`;
+      if (r.fleet_version !== undefined)
+        return `${what} revoked fleet-wide (revocations version ${r.fleet_version})`;
+      return belowGen === undefined
+        ? `slot ${r.slot} revoked`
+        : `slot ${r.slot} generations below ${r.min_gen} revoked`;
+    },
   },
 );
 
-export const revocations = adminCommand(
+export const revocations = adminOpCommand(
   {
     name: "sparekey admin revocations",
     summary: "show which targets confirmed the latest fleet revocation list",
     options: { json: { type: "boolean", help: "print JSON" } },
   },
-  async (ctx, p, io) => {
-    const status = await revocationStatus(ctx);
-    if (p.values.json) return JSON.stringify(status);
-    io.stdout.write(
-      `fleet revocations version ${status.version}${status.version > 0 && !status.published ? " (not yet published)" : ""}\n`,
-    );
-    io.stdout.write(table(status.targets, ["tid", "status", "confirmed_version"]));
-    const confirmed = status.targets.filter((t) => t.status === "confirmed").length;
-    return `${confirmed} confirmed, ${status.targets.length - confirmed} pending`;
+  "revocations",
+  {
+    args: () => ({}),
+    format(status, p, io) {
+      if (p.values.json) return JSON.stringify(status);
+      io.stdout.write(
+        `fleet revocations version ${status.version}${status.version > 0 && !status.published ? " (not yet published)" : ""}\n`,
+      );
+      io.stdout.write(table(status.targets, ["tid", "status", "confirmed_version"]));
+      const confirmed = status.targets.filter((t) => t.status === "confirmed").length;
+      return `${confirmed} confirmed, ${status.targets.length - confirmed} pending`;
+    },
   },
 );

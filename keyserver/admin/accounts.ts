@@ -26,7 +26,7 @@ export async function setUserPassword(
   await ctx.store.setPassword({ user: input.user, passwordHash: await passwordHash(input) }, ctx.actor);
 }
 
-async function passwordHash(input: { password: string; scrypt?: ScryptParams }): Promise<string> {
+export async function passwordHash(input: { password: string; scrypt?: ScryptParams }): Promise<string> {
   if (input.password.length < MIN_PASSWORD_LENGTH || input.password.length > MAX_PASSWORD_LENGTH)
     throw new SparekeyError(
       "bad_request",

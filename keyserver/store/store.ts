@@ -34,7 +34,8 @@ export interface KeyStore
     RevocationStore,
     RegistryOutbox,
     AuditLog,
-    AccessLog {
+    AccessLog,
+    OperatorStore {
   close(): Promise<void>;
   /**
    * Call `listener` after any process committed a write that may need publishing (SQLite: its
@@ -251,6 +252,40 @@ export interface AuditLog {
   listAudit(limit: number): Promise<AuditRow[]>;
   /** Every row with its chain hash, oldest first, for keyserver/audit-chain.ts `verifyAuditChain`. */
   auditChain(): Promise<AuditChain>;
+}
+
+/**
+ * Operators: admin accounts that send signed commands over MQTT. Made on the key server's own box
+ * (with a password, for CONNECT); the first remote login binds the operator's command key.
+ */
+export interface OperatorStore {
+  /** A new operator; its id shares the client id namespace of terminals and targets. */
+  addOperator(input: { id: string; passwordHash: string }, actor: string): Promise<void>;
+  getOperator(id: string): Promise<OperatorRecord | undefined>;
+  listOperators(): Promise<OperatorRecord[]>;
+  /** What the authenticator checks at an operator's CONNECT. */
+  operatorCredentials(id: string): Promise<{ passwordHash: string; disabled: boolean } | undefined>;
+  /**
+   * Bind the operator's command key when none is bound (trust on first use); the same key again is
+   * fine; another key is refused (forbidden) until an admin unbinds it locally.
+   */
+  bindOperatorKey(input: { id: string; publicKey: string }, actor: string): Promise<void>;
+  /** Forget the bound key: the next remote login binds a new one. */
+  unbindOperatorKey(id: string, actor: string): Promise<void>;
+  setOperatorDisabled(input: { id: string; disabled: boolean }, actor: string): Promise<void>;
+  /**
+   * Record a command id as used until `keepUntil` (Unix seconds); false when it was seen already.
+   * Ids whose time has passed are forgotten (their commands are refused as expired anyway).
+   */
+  claimCommand(input: { jti: string; opId: string; keepUntil: number; now: number }): Promise<boolean>;
+}
+
+export interface OperatorRecord {
+  id: string;
+  /** The bound command key (raw Ed25519, base64url); absent until the first remote login. */
+  public_key?: string;
+  disabled: boolean;
+  created: number;
 }
 
 export interface AuditChain {

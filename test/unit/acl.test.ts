@@ -311,7 +311,7 @@ describe("ACL edge cases", () => {
   });
 
   it("refuses everything to an unknown role", () => {
-    const stranger = { role: "admin", id: "x" } as unknown as Principal;
+    const stranger = { role: "auditor", id: "x" } as unknown as Principal;
     expect({
       publish: authorizePublish(stranger, `${P}/keyserver/status`, false, topics),
       subscribe: authorizeSubscribe(stranger, `${P}/keyserver/status`, topics),
@@ -353,10 +353,10 @@ describe("ACL derived from the topic table", () => {
       foreign: byRole((p) => extended.authorizePublish(p, `${P}/diagnostics/door-2/dump`, false, topics)),
       broker: byRole((p) => authorizePublish(p, topic, false, topics)),
     }).toEqual({
-      extended: { terminal: false, target: true, keyserver: false, dashboard: false },
-      retained: { terminal: false, target: false, keyserver: false, dashboard: false },
-      foreign: { terminal: false, target: false, keyserver: false, dashboard: false },
-      broker: { terminal: false, target: false, keyserver: false, dashboard: false },
+      extended: { terminal: false, target: true, keyserver: false, dashboard: false, admin: false },
+      retained: { terminal: false, target: false, keyserver: false, dashboard: false, admin: false },
+      foreign: { terminal: false, target: false, keyserver: false, dashboard: false, admin: false },
+      broker: { terminal: false, target: false, keyserver: false, dashboard: false, admin: false },
     });
   });
 
@@ -366,8 +366,8 @@ describe("ACL derived from the topic table", () => {
       extended: byRole((p) => extended.authorizeSubscribe(p, filter, topics)),
       broker: byRole((p) => authorizeSubscribe(p, filter, topics)),
     }).toEqual({
-      extended: { terminal: false, target: false, keyserver: true, dashboard: false },
-      broker: { terminal: false, target: false, keyserver: false, dashboard: false },
+      extended: { terminal: false, target: false, keyserver: true, dashboard: false, admin: false },
+      broker: { terminal: false, target: false, keyserver: false, dashboard: false, admin: false },
     });
   });
 
@@ -442,20 +442,28 @@ describe("ACL derived from the topic table", () => {
     expect(grants).toEqual({
       challenge: { publish: ["target own:tid"], subscribe: ["terminal", "keyserver +"] },
       frames: { publish: ["terminal own:term"], subscribe: ["target own:tid +"] },
-      state: { publish: ["target own:tid"], subscribe: ["terminal", "keyserver +", "dashboard +"] },
-      events: { publish: ["target own:tid"], subscribe: ["keyserver +", "dashboard +"] },
+      state: {
+        publish: ["target own:tid"],
+        subscribe: ["terminal", "keyserver +", "dashboard +", "admin +"],
+      },
+      events: { publish: ["target own:tid"], subscribe: ["keyserver +", "dashboard +", "admin +"] },
       registry: { publish: ["keyserver"], subscribe: ["terminal", "target own:tid"] },
       unlock: { publish: ["keyserver"], subscribe: ["target own:tid"] },
       revocations: { publish: ["keyserver"], subscribe: ["terminal", "target"] },
       carried: { publish: ["terminal own:term"], subscribe: ["target own:tid +"] },
-      terminalStatus: { publish: ["terminal own:term"], subscribe: ["target", "keyserver +", "dashboard +"] },
+      terminalStatus: {
+        publish: ["terminal own:term"],
+        subscribe: ["target", "keyserver +", "dashboard +", "admin +"],
+      },
       keyserverStatus: {
         publish: ["keyserver"],
-        subscribe: ["terminal", "target", "keyserver", "dashboard"],
+        subscribe: ["terminal", "target", "keyserver", "dashboard", "admin"],
       },
       rpcRequest: { publish: ["terminal own:term"], subscribe: ["keyserver +"] },
       rpcReply: { publish: ["keyserver"], subscribe: ["terminal own:term"] },
       verdicts: { publish: ["target"], subscribe: ["terminal own:term"] },
+      operatorCommands: { publish: ["admin own:op_id"], subscribe: ["keyserver +"] },
+      operatorReplies: { publish: ["keyserver"], subscribe: ["admin own:op_id"] },
     });
   });
 });

@@ -268,3 +268,85 @@ describe("KeyServerAuthenticator", () => {
     expect(hashes).toBeLessThanOrEqual(1 + 6);
   });
 });
+
+describe("operator logins", () => {
+  async function withOperator() {
+    const s = await setup();
+    await s.store.addOperator(
+      { id: "ops-1", passwordHash: await hashPassword("ops-password", FAST) },
+      "admin",
+    );
+    return s;
+  }
+
+  it("gives an operator with its own id as user name and its password the admin role, and nothing else", async () => {
+    const { login } = await withOperator();
+    expect({
+      right: await login("ops-1", "ops-1", "ops-password"),
+      wrongPassword: await login("ops-1", "ops-1", "alice-password"),
+      otherUser: await login("ops-1", "alice", "ops-password"),
+      phoneAsOperator: await login("p1", "alice", "alice-password"),
+    }).toEqual({
+      right: { role: "admin", id: "ops-1" },
+      wrongPassword: undefined,
+      otherUser: undefined,
+      phoneAsOperator: { role: "terminal", id: "p1" },
+    });
+  });
+
+  it("refuses a disabled operator with the disabled outcome, only with the right password", async () => {
+    const { store, login } = await withOperator();
+    await store.setOperatorDisabled({ id: "ops-1", disabled: true }, "admin");
+    expect({
+      right: await login("ops-1", "ops-1", "ops-password"),
+      wrong: await login("ops-1", "ops-1", "nope-nope-nope"),
+    }).toEqual({ right: LOGIN_DISABLED, wrong: undefined });
+  });
+
+  it("keeps operators in the client id namespace of terminals and targets", async () => {
+    const { store } = await withOperator();
+    const codeOf = (p: Promise<unknown>) =>
+      p.then(
+        () => "ok",
+        (err: { code?: string }) => err.code,
+      );
+    expect({
+      operatorAsTerminal: await codeOf(store.addTerminal({ serial: "ops-1", user: "alice" }, "admin")),
+      terminalAsOperator: await codeOf(store.addOperator({ id: "p1", passwordHash: "x" }, "admin")),
+      reserved: await codeOf(store.addOperator({ id: "keyserver-2", passwordHash: "x" }, "admin")),
+    }).toEqual({
+      operatorAsTerminal: "already_exists",
+      terminalAsOperator: "already_exists",
+      reserved: "forbidden",
+    });
+  });
+
+  it("binds the first key, accepts it again, refuses another until it is unbound, and audits each", async () => {
+    const { store } = await withOperator();
+    const other = "B".repeat(43);
+    await store.bindOperatorKey({ id: "ops-1", publicKey: PUB }, "operator:ops-1");
+    await store.bindOperatorKey({ id: "ops-1", publicKey: PUB }, "operator:ops-1");
+    await expect(
+      store.bindOperatorKey({ id: "ops-1", publicKey: other }, "operator:ops-1"),
+    ).rejects.toMatchObject({
+      code: "forbidden",
+    });
+    await store.unbindOperatorKey("ops-1", "admin");
+    await store.bindOperatorKey({ id: "ops-1", publicKey: other }, "operator:ops-1");
+    expect(await store.getOperator("ops-1")).toEqual({
+      id: "ops-1",
+      public_key: other,
+      disabled: false,
+      created: expect.any(Number),
+    });
+    const rows = (await store.listAudit(100)).filter((a) => a.op.startsWith("operator."));
+    expect(rows.map((a) => `${a.op} ${a.outcome}`)).toEqual([
+      "operator.add ok",
+      "operator.bind ok",
+      "operator.bind ok",
+      "operator.bind forbidden",
+      "operator.unbind ok",
+      "operator.bind ok",
+    ]);
+  });
+});

@@ -47,6 +47,8 @@ describe("Topics", () => {
       rpcRequest: topics.rpcRequest("phone-1", "download"),
       rpcReply: topics.rpcReply("phone-1"),
       verdicts: topics.verdicts("phone-1"),
+      operatorCommands: topics.operatorCommands("ops-1"),
+      operatorReplies: topics.operatorReplies("ops-1"),
     }).toEqual({
       challenge: "sparekey/v1/targets/lock-1/challenge",
       frames: "sparekey/v1/targets/lock-1/frames/phone-1",
@@ -61,12 +63,14 @@ describe("Topics", () => {
       rpcRequest: "sparekey/v1/keyserver/rpc/phone-1/download",
       rpcReply: "sparekey/v1/terminals/phone-1/rpc",
       verdicts: "sparekey/v1/terminals/phone-1/verdicts",
+      operatorCommands: "sparekey/v1/operators/ops-1/commands",
+      operatorReplies: "sparekey/v1/operators/ops-1/replies",
     });
   });
 
   it("builds every topic by filling its TOPICS pattern", () => {
     const fill = (pattern: string) =>
-      `${DEFAULT_PREFIX}/${pattern.replace("{tid}", "T").replace("{term}", "P").replace("{op}", "O")}`;
+      `${DEFAULT_PREFIX}/${pattern.replace("{tid}", "T").replace("{term}", "P").replace("{op}", "O").replace("{op_id}", "A")}`;
     const built: Record<keyof typeof TOPICS, string> = {
       challenge: topics.challenge("T"),
       frames: topics.frames("T", "P"),
@@ -81,6 +85,8 @@ describe("Topics", () => {
       rpcRequest: topics.rpcRequest("P", "O"),
       rpcReply: topics.rpcReply("P"),
       verdicts: topics.verdicts("P"),
+      operatorCommands: topics.operatorCommands("A"),
+      operatorReplies: topics.operatorReplies("A"),
     };
     for (const [name, spec] of Object.entries(TOPICS)) {
       expect(built[name as keyof typeof TOPICS], name).toBe(fill(spec.pattern));
@@ -191,6 +197,8 @@ describe("TOPICS table", () => {
       rpcRequest: [1, false],
       rpcReply: [1, false],
       verdicts: [0, false],
+      operatorCommands: [1, false],
+      operatorReplies: [1, false],
     });
   });
 });

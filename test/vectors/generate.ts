@@ -4,6 +4,7 @@ import { fileURLToPath } from "node:url";
 import { encodeProtectedHeader, signToken, type TokenErrorCode } from "../../common/jws.js";
 import { type SigningKey, signingKeyFromSeed } from "../../common/keys.js";
 import {
+  type CommandPayload,
   type CredentialPayload,
   type FramePayload,
   type RegistryPayload,
@@ -57,6 +58,7 @@ const FOB_SEED = seedOf(0x03);
 const STRANGER_SEED = seedOf(0x04);
 /** The issuer key that follows `01…01` in a rotation. */
 const ROTATED_SEED = seedOf(0x05);
+const OPERATOR_SEED = seedOf(0x06);
 
 /** 2026-01-01T00:00:00Z: token times are Unix seconds. */
 const T0 = 1_767_225_600;
@@ -107,6 +109,7 @@ export function buildVectors(): Vector[] {
   const fob = signingKeyFromSeed(FOB_SEED);
   const stranger = signingKeyFromSeed(STRANGER_SEED);
   const rotated = signingKeyFromSeed(ROTATED_SEED);
+  const operator = signingKeyFromSeed(OPERATOR_SEED);
 
   const storedCredential: CredentialPayload = {
     v: 1,
@@ -195,6 +198,21 @@ export function buildVectors(): Vector[] {
     exp: T0 + 150,
   };
 
+  const fleetCommand: CommandPayload = {
+    v: 1,
+    op: "revoke",
+    args: { slot: "front-door", fleet: true },
+    iat: T0 + 180,
+    jti: "command-000000000001",
+  };
+  const loginCommand: CommandPayload = {
+    v: 1,
+    op: "login",
+    args: { public_key: operator.publicKeyB64 },
+    iat: T0 + 170,
+    jti: "command-000000000000",
+  };
+
   const frameVector = accept("frame from the holder, stored key", TokenType.frame, HOLDER_SEED, frame);
   const acceptVectors: AcceptVector[] = [
     stored,
@@ -213,6 +231,8 @@ export function buildVectors(): Vector[] {
         { kid: rotated.kid, x: rotated.publicKeyB64 },
       ],
     }),
+    accept("operator login command binding its own key", TokenType.command, OPERATOR_SEED, loginCommand),
+    accept("operator command: fleet revocation of a slot", TokenType.command, OPERATOR_SEED, fleetCommand),
   ];
 
   const [head, body, sig] = segments(stored.token);
@@ -366,8 +386,58 @@ export function buildVectors(): Vector[] {
       typ: TokenType.registry,
       reason: "token_bad_payload",
     },
+    ...commandRejects(operator, stranger, fleetCommand, stored.token),
   ];
   return [...acceptVectors, ...rejectVectors];
+}
+
+/** Operator commands: verified with the operator's bound key only. */
+function commandRejects(
+  operator: SigningKey,
+  stranger: SigningKey,
+  command: CommandPayload,
+  credential: string,
+): RejectVector[] {
+  const typ = TokenType.command;
+  const header = { alg: "EdDSA", typ, kid: operator.kid };
+  const token = signToken(typ, command, operator);
+  const [head, , sig] = segments(token);
+  const reject = (name: string, t: string, reason: TokenErrorCode): RejectVector => ({
+    name,
+    expect: "reject",
+    token: t,
+    public_key: operator.publicKeyB64,
+    typ,
+    reason,
+  });
+  return [
+    reject(
+      "command with its args changed (another slot), signature unchanged",
+      `${head}.${b64json({ ...command, args: { slot: "back-door", fleet: true } })}.${sig}`,
+      "token_bad_signature",
+    ),
+    reject(
+      "command signed by another key under the operator's kid",
+      signRaw(header, command, stranger),
+      "token_bad_signature",
+    ),
+    reject(
+      "command signed by a key that is not the operator's",
+      signToken(typ, command, stranger),
+      "token_unknown_kid",
+    ),
+    reject("credential presented where a command is expected", credential, "token_wrong_typ"),
+    reject(
+      "well signed command whose args are not an object",
+      signRaw(header, { ...command, args: ["front-door"] }, operator),
+      "token_bad_payload",
+    ),
+    reject(
+      "well signed command without a jti",
+      signRaw(header, Object.fromEntries(Object.entries(command).filter(([k]) => k !== "jti")), operator),
+      "token_bad_payload",
+    ),
+  ];
 }
 
 export function vectorsJson(): string {

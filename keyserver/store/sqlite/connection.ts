@@ -157,7 +157,8 @@ export class SqliteConnection {
       );
     if (
       this.exists("SELECT 1 FROM terminals WHERE serial = ?", id) ||
-      this.exists("SELECT 1 FROM targets WHERE tid = ?", id)
+      this.exists("SELECT 1 FROM targets WHERE tid = ?", id) ||
+      this.exists("SELECT 1 FROM operators WHERE id = ?", id)
     )
       throw new SparekeyError("already_exists", `${what} ${id}: id already in use`);
   }

@@ -9,6 +9,7 @@ import { sqliteDashboards } from "./dashboards.js";
 import { sqliteIssuance } from "./issuance.js";
 import { sqliteLifecycle } from "./lifecycle.js";
 import { migrate } from "./migrations.js";
+import { sqliteOperators } from "./operators.js";
 import { sqliteOutbox } from "./outbox.js";
 import { sqliteRevocations } from "./revocations.js";
 
@@ -119,6 +120,7 @@ export function openSqliteStore(path: string, options: SqliteStoreOptions = {}):
     ...sqliteAudit(c),
     ...sqliteDashboards(c),
     ...sqliteAccessLog(c),
+    ...sqliteOperators(c),
     async close() {
       feed.stop();
       db.close();

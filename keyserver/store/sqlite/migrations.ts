@@ -134,6 +134,22 @@ export const MIGRATIONS: readonly string[] = [
   CREATE INDEX access_log_tid ON access_log(tid, seq);
   CREATE INDEX access_log_user ON access_log(user_id, seq);
   `,
+  // Operators: admin accounts with a bound command key; command ids seen (replay defence).
+  `
+  CREATE TABLE operators (
+    id TEXT PRIMARY KEY,
+    password_hash TEXT NOT NULL,
+    public_key TEXT,
+    disabled INTEGER NOT NULL DEFAULT 0 CHECK (disabled IN (0, 1)),
+    created INTEGER NOT NULL
+  ) STRICT;
+  CREATE TABLE operator_commands (
+    jti TEXT PRIMARY KEY,
+    op_id TEXT NOT NULL,
+    keep_until INTEGER NOT NULL
+  ) STRICT;
+  CREATE INDEX operator_commands_keep ON operator_commands(keep_until);
+  `,
 ];
 
 /** The migration that added audit hashes: older files get their rows chained when it runs. */
