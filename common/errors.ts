@@ -45,6 +45,8 @@ export const ERROR_CODES = [
   "in_use",
   "tls_untrusted",
   "tls_pin_mismatch",
+  "not_sparekey",
+  "keyserver_unknown",
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
 

@@ -50,10 +50,14 @@ async function fakeKeyserver(url: string): Promise<FakeKeyserver> {
     signed: [],
     mode: "sign",
     async status(state, epoch) {
-      await client.publishAsync(topics.keyserverStatus(), JSON.stringify({ v: 1, state, epoch }), {
-        qos: 1,
-        retain: true,
-      });
+      await client.publishAsync(
+        topics.keyserverStatus(),
+        JSON.stringify({ v: 1, state, epoch, kid: issuer.kid }),
+        {
+          qos: 1,
+          retain: true,
+        },
+      );
     },
   };
   client.on("message", (topic, payload) => {
@@ -89,6 +93,9 @@ async function setup() {
     }),
   );
   const dir = tempDir();
+  // Login and every later connection check the key server's status first.
+  const ks = await fakeKeyserver(b.url);
+  await ks.status("online", 0);
   await login({
     dir,
     brokerUrl: b.url,
@@ -97,7 +104,6 @@ async function setup() {
     password: "pw-phone",
     logger: silentLogger(),
   });
-  const ks = await fakeKeyserver(b.url);
   const target = await connectMqtt({
     url: b.url,
     clientId: TID,
