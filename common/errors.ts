@@ -49,6 +49,8 @@ export const ERROR_CODES = [
   "command_expired",
   "command_bad_signature",
   "operator_not_bound",
+  "not_sparekey",
+  "keyserver_unknown",
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
 

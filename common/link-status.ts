@@ -1,13 +1,21 @@
-import { LinkStatus } from "../schemas/messages.js";
+import { KeyserverStatus, LinkStatus } from "../schemas/messages.js";
 import { parseJson, validator } from "../schemas/validate.js";
 
 const linkStatusValidator = validator(LinkStatus, "link status");
+const keyserverStatusValidator = validator(KeyserverStatus, "keyserver status");
 
 /** A status payload from the wire, validated; undefined for anything else (including an empty retain clear). */
 export function parseLinkStatus(raw: Buffer): LinkStatus | undefined {
   if (raw.length === 0 || raw.length > 1024) return undefined;
   const value = parseJson(raw.toString("utf8"));
   return linkStatusValidator.is(value) ? value : undefined;
+}
+
+/** A `keyserver/status` payload from the wire (a link status with the issuer's `kid`), validated. */
+export function parseKeyserverStatus(raw: Buffer): KeyserverStatus | undefined {
+  if (raw.length === 0 || raw.length > 1024) return undefined;
+  const value = parseJson(raw.toString("utf8"));
+  return keyserverStatusValidator.is(value) ? value : undefined;
 }
 
 /**

@@ -1,7 +1,7 @@
 import type { Authenticator } from "../broker/principal.js";
 import type { Logger } from "../common/log.js";
 import { connectMqtt, type MqttClient } from "../common/mqtt.js";
-import type { LinkStatus } from "../schemas/messages.js";
+import type { KeyserverStatus } from "../schemas/messages.js";
 import { DEFAULT_PREFIX, Topics } from "../schemas/topics.js";
 import { AccessLogRecorder } from "./access-log.js";
 import { ChallengeFollower, type ChallengeView } from "./challenges.js";
@@ -45,8 +45,9 @@ export interface KeyServerDeps {
   operatorQuota?: RpcQuotaOptions;
 }
 
-function status(state: LinkStatus["state"], epoch: number): LinkStatus {
-  return { v: 1, state, epoch };
+/** `kid` names the active issuer key: clients check it to know they reached this key server's broker. */
+function status(state: KeyserverStatus["state"], epoch: number, kid: string): KeyserverStatus {
+  return { v: 1, state, epoch, kid };
 }
 
 /** The key server: RPC ops, registry pushes and its retained online/offline status. */
@@ -112,12 +113,13 @@ export class KeyServer {
     const state = this.open();
     this.epoch = await state.store.nextEpoch();
     const topics = this.topics;
+    const kid = state.issuer.signingKey.kid;
     const client = await connectMqtt({
       url: this.deps.brokerUrl,
       clientId: this.deps.clientId ?? "keyserver",
       username: "keyserver",
       password: state.secret,
-      will: topics.message("keyserverStatus", {}, status("offline", this.epoch)),
+      will: topics.message("keyserverStatus", {}, status("offline", this.epoch, kid)),
     });
     this.client = client;
     // Every connection gets a higher epoch, and its will must carry that same epoch (docs/PROTOCOL.md, link state and epochs).
@@ -125,7 +127,7 @@ export class KeyServer {
       this.epoch += 1;
       if (client.options.will)
         client.options.will.payload = Buffer.from(
-          topics.message("keyserverStatus", {}, status("offline", this.epoch)).payload,
+          topics.message("keyserverStatus", {}, status("offline", this.epoch, kid)).payload,
         );
       state.store
         .raiseEpoch(this.epoch)
@@ -133,7 +135,7 @@ export class KeyServer {
     });
     client.on("connect", () => {
       topics
-        .publish(client, "keyserverStatus", {}, status("online", this.epoch))
+        .publish(client, "keyserverStatus", {}, status("online", this.epoch, kid))
         .catch((err: unknown) => this.log.warn({ err }, "status not published"));
     });
     client.on("error", (err) => this.log.warn({ err }, "mqtt error"));
@@ -183,7 +185,7 @@ export class KeyServer {
       now,
       ...(this.deps.pollMs !== undefined ? { pollMs: this.deps.pollMs } : {}),
     });
-    await topics.publish(client, "keyserverStatus", {}, status("online", this.epoch));
+    await topics.publish(client, "keyserverStatus", {}, status("online", this.epoch, kid));
     // Followers first: an RPC that arrives at once must already see the retained challenges.
     await this.challenges.start();
     await this.terminalStatuses.start();
@@ -208,8 +210,10 @@ export class KeyServer {
       [
         "status",
         async () => {
-          if (this.client?.connected)
-            await this.topics.publish(this.client, "keyserverStatus", {}, status("offline", this.epoch));
+          if (this.client?.connected && this.state) {
+            const kid = this.state.issuer.signingKey.kid;
+            await this.topics.publish(this.client, "keyserverStatus", {}, status("offline", this.epoch, kid));
+          }
         },
       ],
       ["mqtt", async () => void (await this.client?.endAsync())],

@@ -86,6 +86,8 @@ export const TerminalProfile = Type.Object(
         { additionalProperties: false },
       ),
     ),
+    /** The issuer key id the key server announced at login: later connections require it (or a credential's). */
+    keyserver_kid: Type.Optional(Kid),
   },
   { additionalProperties: false },
 );

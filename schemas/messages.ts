@@ -1,5 +1,5 @@
 import { type Static, Type } from "@sinclair/typebox";
-import { Gen, Id, Nonce, ProtocolVersion, UnixMillis, Version } from "./common.js";
+import { Gen, Id, Kid, Nonce, ProtocolVersion, UnixMillis, Version } from "./common.js";
 import { RefusalReasonSchema, StateReasonSchema } from "./reasons.js";
 
 /** targets/{tid}/challenge: retained, a fresh nonce every period. `ts` is Unix milliseconds. */
@@ -95,7 +95,7 @@ export const TargetEvent = Type.Object(
 );
 export type TargetEvent = Static<typeof TargetEvent>;
 
-/** terminals/{term}/status and keyserver/status: retained; the will publishes `offline`. */
+/** terminals/{term}/status: retained; the will publishes `offline`. */
 export const LinkStatus = Type.Object(
   {
     v: ProtocolVersion,
@@ -121,3 +121,16 @@ export const Verdict = Type.Object(
   { additionalProperties: false },
 );
 export type Verdict = Static<typeof Verdict>;
+
+/**
+ * keyserver/status: a link status that also names the key server's active issuer key (`kid`), so a
+ * client can tell a sparekey key server's broker from any other broker before it publishes anything.
+ */
+export const KeyserverStatus = Type.Object(
+  {
+    ...LinkStatus.properties,
+    kid: Kid,
+  },
+  { additionalProperties: false },
+);
+export type KeyserverStatus = Static<typeof KeyserverStatus>;

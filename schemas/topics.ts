@@ -1,7 +1,7 @@
 import type { Static, TSchema } from "@sinclair/typebox";
 import { SparekeyError } from "../common/errors.js";
 import { CompactJws, ID_REGEX } from "./common.js";
-import { Challenge, LinkStatus, TargetEvent, TargetState, Verdict } from "./messages.js";
+import { Challenge, KeyserverStatus, LinkStatus, TargetEvent, TargetState, Verdict } from "./messages.js";
 import { OperatorReply } from "./operators.js";
 import { RpcEnvelope, RpcReply } from "./rpc.js";
 import { TokenType, type TokenTypeValue } from "./tokens.js";
@@ -173,11 +173,12 @@ export const TOPICS = {
   },
   keyserverStatus: {
     pattern: "keyserver/status",
-    schema: LinkStatus,
+    schema: KeyserverStatus,
     encoding: "json",
     qos: 1,
     retain: true,
-    description: "key server (and its will): online / offline with a rising epoch",
+    description:
+      "key server (and its will): online / offline with a rising epoch and its active issuer key id (`kid`)",
     publish: { keyserver: {} },
     subscribe: { terminal: {}, target: {}, keyserver: {}, dashboard: {}, admin: {} },
   },

@@ -1,5 +1,6 @@
 import type { KeyObject } from "node:crypto";
 import { PublicKeyCache } from "../common/keys.js";
+import { parseKeyserverStatus } from "../common/link-status.js";
 import type { Logger } from "../common/log.js";
 import { assertTimeZone } from "../common/time-zone.js";
 import type { TargetConfig } from "../schemas/config.js";
@@ -255,7 +256,11 @@ export class TargetEngine {
 
   /** `keyserver/status`: an `offline` ends every relay session; stored keys keep working. */
   handleKeyserverStatus(raw: Buffer): void {
-    if (this.takeStatus(KEYSERVER, raw, (s) => this.keyserverLink.accept(KEYSERVER, s)) === "offline") {
+    if (
+      this.takeStatus(KEYSERVER, parseKeyserverStatus(raw), (s) =>
+        this.keyserverLink.accept(KEYSERVER, s),
+      ) === "offline"
+    ) {
       this.log.info("key server offline");
       this.review();
     }
@@ -264,16 +269,16 @@ export class TargetEngine {
   /** `terminals/{term}/status` of a followed terminal: an `offline` ends its session, whatever the mode. */
   handleTerminalStatus(term: string, raw: Buffer): void {
     if (!this.terminalLinks.isFollowed(term)) return; // unfollowed while the message travelled
-    if (this.takeStatus(term, raw, (s) => this.terminalLinks.accept(term, s)) === "offline") this.review();
+    if (this.takeStatus(term, parseLinkStatus(raw), (s) => this.terminalLinks.accept(term, s)) === "offline")
+      this.review();
   }
 
   /** A valid status not older (by epoch) than the latest from its source: its state, else nothing. */
   private takeStatus(
     source: string,
-    raw: Buffer,
+    status: LinkStatus | undefined,
     accept: (status: LinkStatus) => boolean,
   ): LinkStatus["state"] | undefined {
-    const status = parseLinkStatus(raw);
     if (!status) return undefined;
     if (!accept(status)) {
       this.counters.status_ignored++;

@@ -1,5 +1,6 @@
+import { probeKeyserver } from "../common/keyserver-check.js";
 import type { Logger } from "../common/log.js";
-import { connectMqttLater, fileTls, type MqttClient } from "../common/mqtt.js";
+import { type ConnectOptions, connectMqttLater, fileTls, type MqttClient } from "../common/mqtt.js";
 import type { TargetConfig } from "../schemas/config.js";
 import type { Challenge, TargetEvent, TargetState, Verdict } from "../schemas/messages.js";
 import { isId, type OutgoingMessage, TOPICS, Topics } from "../schemas/topics.js";
@@ -45,6 +46,15 @@ export interface TargetDeps {
   logger: Logger;
   /** Wall clock (Unix ms); Date.now by default. */
   now?: () => number;
+  /** How long to wait for `keyserver/status` at start (default KEYSERVER_CHECK_MS). */
+  keyserverCheckMs?: number;
+}
+
+/** Connect without a will, retrying while the broker is down (a lock may boot before its gateway). */
+function connectWhenUp(o: ConnectOptions, log: Logger): Promise<MqttClient> {
+  const client = connectMqttLater(o);
+  client.on("error", (err) => log.debug({ err: err.message }, "mqtt error while checking the broker"));
+  return new Promise((resolve) => client.once("connect", () => resolve(client)));
 }
 
 /**
@@ -72,6 +82,7 @@ export class Target implements TargetOutbox {
     const log = this.deps.logger.child({ component: "target", tid: config.tid });
     this.topics = topics;
     this.log = log;
+    await this.checkKeyserver(builder, log);
     const engine = TargetEngine.open({
       config,
       logger: this.deps.logger,
@@ -112,6 +123,37 @@ export class Target implements TargetOutbox {
     engine.begin();
     log.info({ broker: config.broker_url }, "target connecting");
     await firstConnect;
+  }
+
+  /**
+   * Refuse to start (`not_sparekey`, `keyserver_unknown`) unless the broker carries a `keyserver/status`
+   * naming one of the config's issuer keys. Its own connection without a will, so nothing (state, will,
+   * challenge) is left retained on a broker that is not the gateway.
+   */
+  private async checkKeyserver(builder: Topics, log: Logger): Promise<void> {
+    const { config } = this.deps;
+    const status = await probeKeyserver(
+      () =>
+        connectWhenUp(
+          {
+            url: config.broker_url,
+            ...fileTls(config),
+            clientId: config.tid,
+            username: config.tid,
+            password: config.secret,
+            keepalive: config.keepalive_s,
+          },
+          log,
+        ),
+      {
+        topics: builder,
+        url: config.broker_url,
+        trusted: new Set(config.issuer_keys.map((k) => k.kid)),
+        truster: `target ${config.tid}'s issuer_keys`,
+        ...(this.deps.keyserverCheckMs !== undefined ? { timeoutMs: this.deps.keyserverCheckMs } : {}),
+      },
+    );
+    log.info({ kid: status.kid, keyserver: status.state }, "key server recognised");
   }
 
   /** Publishes `unavailable/stopping`, clears the timers and ends the connection. */

@@ -1,5 +1,5 @@
 import type { Logger } from "../common/log.js";
-import { LinkStatus } from "../schemas/messages.js";
+import { KeyserverStatus } from "../schemas/messages.js";
 import { TOPICS, type Topics } from "../schemas/topics.js";
 import { parseJson, validator } from "../schemas/validate.js";
 import type { MessageBus } from "./bus.js";
@@ -32,7 +32,7 @@ export interface LineMonitorDeps {
   onChange?: (status: LineStatus) => void;
 }
 
-const statusValidator = validator(LinkStatus, "keyserver status");
+const statusValidator = validator(KeyserverStatus, "keyserver status");
 
 /**
  * Watches the terminal's own connection and, in relay mode, the retained `keyserver/status`. A status

@@ -1,8 +1,9 @@
 import { X509Certificate } from "node:crypto";
 import { SparekeyError } from "../common/errors.js";
+import { awaitKeyserver } from "../common/keyserver-check.js";
 import type { Logger } from "../common/log.js";
 import { TerminalProfile } from "../schemas/config.js";
-import { assertId, assertPrefix, DEFAULT_PREFIX } from "../schemas/topics.js";
+import { assertId, assertPrefix, DEFAULT_PREFIX, Topics } from "../schemas/topics.js";
 import { SchemaError, validator } from "../schemas/validate.js";
 import { loadOrCreateKey, writeProfile } from "./files.js";
 import { connectOnce } from "./link.js";
@@ -33,6 +34,8 @@ export interface LoginOptions {
    * is pinned (trust on first use) and every later connection must present it again.
    */
   caPem?: string;
+  /** How long to wait for the key server's `keyserver/status` (default KEYSERVER_CHECK_MS). */
+  keyserverCheckMs?: number;
 }
 
 export interface LoginResult {
@@ -41,6 +44,8 @@ export interface LoginResult {
   brokerUrl: string;
   prefix: string;
   kid: string;
+  /** The key server's issuer key id, now pinned in the profile. */
+  keyserverKid: string;
   publicKey: string;
   keyCreated: boolean;
   /** The CA the profile now trusts, and how it came to. */
@@ -50,8 +55,9 @@ export interface LoginResult {
 const profileValidator = validator(TerminalProfile, "terminal profile");
 
 /**
- * Check the credentials with one CONNECT, then make the key pair if missing and write the profile.
- * Nothing is written when the broker refuses.
+ * Check the credentials with one CONNECT (no will) and that a sparekey key server is behind the broker
+ * (its `keyserver/status`, whose `kid` is pinned), then make the key pair if missing and write the
+ * profile. Nothing is written, locally or on the broker, when either check fails.
  */
 export async function login(o: LoginOptions): Promise<LoginResult> {
   const log = o.logger.child({ component: "terminal-login", term: o.serial });
@@ -94,7 +100,17 @@ export async function login(o: LoginOptions): Promise<LoginResult> {
         )
       : err;
   });
-  await client.endAsync();
+  try {
+    const status = await awaitKeyserver(client, {
+      topics: new Topics(profile.prefix),
+      url: profile.broker_url,
+      truster: "the terminal",
+      ...(o.keyserverCheckMs !== undefined ? { timeoutMs: o.keyserverCheckMs } : {}),
+    });
+    profile.keyserver_kid = status.kid;
+  } finally {
+    await client.endAsync();
+  }
   const { key, created } = loadOrCreateKey(o.dir, profile.term);
   writeProfile(o.dir, profile);
   log.info({ kid: key.kid, key_created: created }, "logged in");
@@ -104,6 +120,7 @@ export async function login(o: LoginOptions): Promise<LoginResult> {
     brokerUrl: profile.broker_url,
     prefix: profile.prefix,
     kid: key.kid,
+    keyserverKid: profile.keyserver_kid,
     publicKey: key.publicKeyB64,
     keyCreated: created,
     ...(profile.tls ? { tls: { caSha256: profile.tls.ca_sha256, trust: profile.tls.trust } } : {}),

@@ -3,7 +3,8 @@ import type { SigningKey } from "../common/keys.js";
 import type { Logger } from "../common/log.js";
 import type { TerminalProfile } from "../schemas/config.js";
 import { Topics } from "../schemas/topics.js";
-import { readKey, readProfile, terminalPaths } from "./files.js";
+import { readKey, readProfile, readWallet, terminalPaths } from "./files.js";
+import { checkProfileKeyserver, trustedKeyserverKids } from "./keyserver-check.js";
 import { connectTerminal, type TerminalLink } from "./link.js";
 import { RpcClient } from "./rpc-client.js";
 import { isCertificateRefusal, isTlsUrl } from "./tls-trust.js";
@@ -31,14 +32,26 @@ export function loadIdentity(dir: string): { profile: TerminalProfile; key: Sign
   return { profile, key };
 }
 
+interface ConnectProfileOptions {
+  logger: Logger;
+  reconnectPeriod: number;
+  keepalive?: number;
+  /** Key server kids to accept besides the profile's pinned one (`trustedKeyserverKids` of the wallet). */
+  trustedKids?: Iterable<string>;
+  /** How long to wait for `keyserver/status` (default KEYSERVER_CHECK_MS). */
+  keyserverCheckMs?: number;
+}
+
 /**
  * Connect as the phone of `profile`: client id = serial, user id and password (docs/ARCHITECTURE.md),
- * over TLS verified against the profile's CA when it has one.
+ * over TLS verified against the profile's CA when it has one. A first connection without a will checks
+ * that a trusted key server is behind the broker (`not_sparekey`, `keyserver_unknown`); only then the
+ * connection with the will and the retained `online` status.
  */
 export async function connectProfile(
   profile: TerminalProfile,
   topics: Topics,
-  o: { logger: Logger; reconnectPeriod: number; keepalive?: number },
+  o: ConnectProfileOptions,
 ): Promise<TerminalLink> {
   const tls = profile.tls;
   if (!tls && isTlsUrl(profile.broker_url)) {
@@ -47,7 +60,13 @@ export async function connectProfile(
       "the profile has no CA for its TLS broker; run `sparekey terminal login`",
     );
   }
+  const trusted = new Set([...trustedKeyserverKids(profile), ...(o.trustedKids ?? [])]);
   try {
+    await checkProfileKeyserver(profile, topics, {
+      logger: o.logger,
+      trusted,
+      ...(o.keyserverCheckMs !== undefined ? { timeoutMs: o.keyserverCheckMs } : {}),
+    });
     return await connectLink(profile, topics, o);
   } catch (err) {
     if (!tls || !isCertificateRefusal(err)) throw err;
@@ -91,11 +110,14 @@ export async function openSession(o: {
   /** Seconds; small so a dead link is noticed (MQTT.js drops it after 1.5 keepalives without PINGRESP). */
   keepalive?: number;
   rpcTimeoutMs?: number;
+  keyserverCheckMs?: number;
 }): Promise<TerminalSession> {
   const { profile, key } = loadIdentity(o.dir);
   const topics = new Topics(profile.prefix);
   const link = await connectProfile(profile, topics, {
     logger: o.logger,
+    trustedKids: trustedKeyserverKids(profile, readWallet(o.dir, profile.term)),
+    ...(o.keyserverCheckMs !== undefined ? { keyserverCheckMs: o.keyserverCheckMs } : {}),
     reconnectPeriod: o.reconnectPeriod ?? 0,
     ...(o.keepalive !== undefined ? { keepalive: o.keepalive } : {}),
   });

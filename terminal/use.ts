@@ -12,6 +12,7 @@ import { type Companion, readCarried, startCarrying } from "./carried.js";
 import { readWallet, selectCredential, updateWallet } from "./files.js";
 import { type FrameLoopEnd, FrameSender, type FrameSenderSnapshot } from "./frame-sender.js";
 import { type FrameSigner, holderSigner } from "./frame-signer.js";
+import { trustedKeyserverKids } from "./keyserver-check.js";
 import { LineMonitor } from "./line-monitor.js";
 import { connectTerminal, type TerminalLink } from "./link.js";
 import { relaySigner } from "./relay-signer.js";
@@ -139,6 +140,7 @@ export async function startUse(
   const topics = new Topics(profile.prefix);
   const link = await connectProfile(profile, topics, {
     logger: o.logger,
+    trustedKids: trustedKeyserverKids(profile, wallet),
     reconnectPeriod: 1000,
     ...(o.keepalive !== undefined ? { keepalive: o.keepalive } : {}),
   });

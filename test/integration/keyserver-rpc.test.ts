@@ -194,15 +194,17 @@ describe("key server RPC over a real broker", () => {
     expect(reg.payload.slots).toEqual([{ slot: "s1", min_gen: 1, status: "revoked" }]);
   });
 
-  it("publishes its status online with a rising epoch and offline when it stops", async () => {
+  it("publishes its status online with a rising epoch and its issuer kid, and offline when it stops", async () => {
     const sys = await startSystem();
     const watcher = await sys.connect("door-1", "door-1", TARGET_SECRET);
+    // The active issuer key id: what targets and terminals check before they connect for real.
+    const kid = sys.state.issuer.signingKey.kid;
     const online = nextJson(watcher, topics.keyserverStatus());
     await watcher.subscribeAsync(topics.keyserverStatus(), { qos: 1 });
-    expect(await online).toEqual({ v: 1, state: "online", epoch: 1 });
+    expect(await online).toEqual({ v: 1, state: "online", epoch: 1, kid });
     const offline = nextJson(watcher, topics.keyserverStatus());
     await sys.ks.stop();
-    expect(await offline).toEqual({ v: 1, state: "offline", epoch: 1 });
+    expect(await offline).toEqual({ v: 1, state: "offline", epoch: 1, kid });
     const again = new KeyServer({
       dataDir: sys.dataDir,
       brokerUrl: sys.broker.url,
@@ -212,7 +214,7 @@ describe("key server RPC over a real broker", () => {
     const online2 = nextJson(watcher, topics.keyserverStatus());
     await again.start();
     onTestFinished(() => again.stop());
-    expect(await online2).toEqual({ v: 1, state: "online", epoch: 2 });
+    expect(await online2).toEqual({ v: 1, state: "online", epoch: 2, kid });
   });
 
   it("refuses a phone's CONNECT with a wrong password", async () => {

@@ -8,7 +8,7 @@ import type { RunningGateway } from "../../gateway/gateway.js";
 import { addGrant, addTerminal, addUser, revokeGrant } from "../../keyserver/admin/accounts.js";
 import { createSlot, pairTarget } from "../../keyserver/admin/targets.js";
 import type { TargetConfig } from "../../schemas/config.js";
-import { LinkStatus, type TargetState } from "../../schemas/messages.js";
+import { KeyserverStatus, type TargetState } from "../../schemas/messages.js";
 import { RelayResult, RpcReply } from "../../schemas/rpc.js";
 import { TokenType } from "../../schemas/tokens.js";
 import { Topics } from "../../schemas/topics.js";
@@ -53,7 +53,7 @@ const DAVE: Phone = { serial: "PHONE-DAVE", user: "dave", password: "dave-passwo
 
 const replies = validator(RpcReply, "rpc reply");
 const relayResults = validator(RelayResult, "relay result");
-const statuses = validator(LinkStatus, "keyserver status");
+const statuses = validator(KeyserverStatus, "keyserver status");
 
 /**
  * bob: relay on bob-relay (front-door). alice: stored on alice-key (front-door). dave: relay on
@@ -202,7 +202,7 @@ async function rawPhone(gateway: RunningGateway, phone: Phone) {
 /** A key-server-role client following `keyserver/status`: proof the status really went out. */
 async function keyserverStatusWatch(gateway: RunningGateway) {
   const client = await connectAsKeyserver(gateway, "status-watch");
-  const seen: LinkStatus[] = [];
+  const seen: KeyserverStatus[] = [];
   client.on("message", (topic, payload) => {
     const value = parseJson(payload.toString("utf8"));
     if (topic === topics.keyserverStatus() && statuses.is(value)) seen.push(value);

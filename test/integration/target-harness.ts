@@ -67,6 +67,15 @@ export async function targetHarness(
   };
 
   const ks = await connectMqtt({ url: broker.url, clientId: "ks", username: "ks", password: "ks-password" });
+  // A target starts only on a broker with its key server's status (the key server check).
+  await ks.publishAsync(
+    topics.keyserverStatus(),
+    JSON.stringify({ v: 1, state: "online", epoch: 0, kid: issuer.key.kid }),
+    {
+      qos: 1,
+      retain: true,
+    },
+  );
   const term = await connectMqtt({
     url: broker.url,
     clientId: "term-1",
@@ -138,6 +147,9 @@ export async function targetHarness(
       target = new Target({ config, logger: silentLogger() });
       await target.start();
       await watcher.state((s) => s.reason === "started", { from: mark, what: "the target's started state" });
+      // The key server's retained status is the first status the target takes: counts start after it.
+      const started = target;
+      await waitFor(() => started.stats().status_accepted >= 1, "the key server's retained status");
       return target;
     },
     async stopTarget(): Promise<void> {
@@ -181,10 +193,13 @@ export async function targetHarness(
     },
     /** A retained link status: the terminal's own (`term-1`) or the key server's. */
     async status(who: "term-1" | "keyserver", state: "online" | "offline", epoch: number): Promise<void> {
-      const payload = JSON.stringify({ v: 1, state, epoch });
-      if (who === "keyserver")
+      if (who === "keyserver") {
+        const payload = JSON.stringify({ v: 1, state, epoch, kid: issuer.key.kid });
         await ks.publishAsync(topics.keyserverStatus(), payload, { qos: 1, retain: true });
-      else await term.publishAsync(topics.terminalStatus(who), payload, { qos: 1, retain: true });
+      } else {
+        const payload = JSON.stringify({ v: 1, state, epoch });
+        await term.publishAsync(topics.terminalStatus(who), payload, { qos: 1, retain: true });
+      }
     },
     /** Publish a frame as terminal `as` (term-1, term-2 or term-r), on its own frames topic. */
     async send(frame: string, as = "term-1"): Promise<void> {

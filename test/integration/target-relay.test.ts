@@ -187,7 +187,7 @@ describe("relay hold-back", () => {
     };
     // The first relay frame teaches the target to follow term-2; the next one opens.
     expect(await decision(phone, h.relay({ term: "term-2", epoch: E1 }))).toBe("terminal_status_unknown");
-    await waitFor(() => h.target.stats().status_accepted === 1, "term-2's retained status");
+    await waitFor(() => h.target.stats().status_accepted === 2, "term-2's retained status");
     expect(await decision(phone, h.relay({ term: "term-2", epoch: E1 }))).toBe("accepted");
 
     // A frame the key server signed while the line was up, held back.
@@ -214,7 +214,7 @@ describe("relay hold-back", () => {
         retain: true,
       },
     );
-    await waitFor(() => h.target.stats().status_accepted === 3, "the new epoch's online status");
+    await waitFor(() => h.target.stats().status_accepted === 4, "the new epoch's online status");
     expect(await decision(accomplice, captured)).toBe("stale_epoch");
     // What the key server signs for the new line is good.
     expect(await decision(accomplice, h.relay({ term: "term-2", epoch: E2 }))).toBe("accepted");

@@ -12,6 +12,7 @@ import { readKey, readWallet } from "../../terminal/files.js";
 import { login } from "../../terminal/login.js";
 import { openSession } from "../../terminal/session.js";
 import { startTestBroker, tableAuthenticator } from "../helpers/broker.js";
+import { retainKeyserverStatus } from "../helpers/retained.js";
 import { tempDir, waitFor } from "../helpers/wait.js";
 
 const issuer = generateSigningKey().key;
@@ -75,6 +76,8 @@ async function loggedIn(): Promise<{ url: string; dir: string }> {
       keyserver: { role: "keyserver", password: "ks-secret" },
     }),
   );
+  // Login and every later connection first check for a key server status.
+  await retainKeyserverStatus(b, issuer.kid);
   const dir = tempDir();
   await login({
     dir,

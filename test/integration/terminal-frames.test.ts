@@ -14,6 +14,7 @@ import { loadOrCreateKey, readWallet, updateWallet } from "../../terminal/files.
 import { login } from "../../terminal/login.js";
 import { startFobUse, startUse } from "../../terminal/use.js";
 import { startTestBroker, tableAuthenticator } from "../helpers/broker.js";
+import { retainKeyserverStatus } from "../helpers/retained.js";
 import { nextJson, tempDir, waitFor } from "../helpers/wait.js";
 
 const topics = new Topics();
@@ -67,6 +68,8 @@ async function setup(): Promise<{
       [TID]: { role: "target", password: "pw-lock" },
     }),
   );
+  // Login and every later connection first check for a key server status.
+  await retainKeyserverStatus(b, issuer.kid);
   const dir = tempDir();
   await login({
     dir,

@@ -1,18 +1,42 @@
 import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import type { RunningBroker } from "../../broker/server.js";
 import { runTerminal } from "../../cli/terminal.js";
 import { SparekeyError } from "../../common/errors.js";
 import { silentLogger } from "../../common/log.js";
 import { terminalPaths } from "../../terminal/files.js";
 import { login } from "../../terminal/login.js";
+import { openSession } from "../../terminal/session.js";
 import { startTestBroker, tableAuthenticator } from "../helpers/broker.js";
+import { makeIssuer } from "../helpers/issuer.js";
+import { retainKeyserverStatus } from "../helpers/retained.js";
 import { tempDir } from "../helpers/wait.js";
 
 const PASSWORD = "correct horse battery staple";
+/** The issuer of the key server these brokers stand in for. */
+const ISSUER = makeIssuer();
 
+/** An aedes broker with a key server's retained status on it (the login's key server check). */
 async function broker() {
-  return startTestBroker(tableAuthenticator({ "phone-1": { role: "terminal", password: PASSWORD } }));
+  const b = await startTestBroker(
+    tableAuthenticator({ "phone-1": { role: "terminal", password: PASSWORD } }),
+  );
+  await retainKeyserverStatus(b, ISSUER.key.kid);
+  return b;
+}
+
+/** Every topic the broker holds a retained message for. */
+async function retainedTopics(b: RunningBroker): Promise<string[]> {
+  const topics: string[] = [];
+  // aedes's types leave out its persistence; its retained store is what a new subscriber would get.
+  const store = (
+    b.aedes as unknown as {
+      persistence: { createRetainedStream(p: string): AsyncIterable<{ topic: string }> };
+    }
+  ).persistence;
+  for await (const packet of store.createRetainedStream("#")) topics.push(packet.topic);
+  return topics.sort();
 }
 
 function sink(): { write(t: string): void; text(): string } {
@@ -61,6 +85,7 @@ describe("terminal login", () => {
       password: PASSWORD,
       broker_url: b.url,
       prefix: "sparekey/v1",
+      keyserver_kid: ISSUER.key.kid,
     });
     const keyFile = JSON.parse(readFileSync(paths.key, "utf8")) as { seed: string };
     expect(readFileSync(paths.profile, "utf8")).not.toContain(keyFile.seed);
@@ -70,6 +95,7 @@ describe("terminal login", () => {
       brokerUrl: b.url,
       prefix: "sparekey/v1",
       kid: expect.stringMatching(/^[A-Za-z0-9_-]{43}$/),
+      keyserverKid: ISSUER.key.kid,
       publicKey: expect.stringMatching(/^[A-Za-z0-9_-]{43}$/),
       keyCreated: true,
     });
@@ -142,5 +168,73 @@ describe("terminal login", () => {
       "error bad_request: give the password with --password-file or SPAREKEY_PASSWORD",
       expect.stringMatching(/^error bad_request: sparekey terminal login: Unknown option '--password'/),
     ]);
+  });
+
+  it("refuses a broker without a key server status with not_sparekey and writes nothing", async () => {
+    const b = await startTestBroker(
+      tableAuthenticator({ "phone-1": { role: "terminal", password: PASSWORD } }),
+    );
+    const dir = tempDir();
+    const err = await login({
+      dir,
+      brokerUrl: b.url,
+      serial: "phone-1",
+      user: "alice",
+      password: PASSWORD,
+      logger: silentLogger(),
+      keyserverCheckMs: 200,
+    }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(SparekeyError);
+    expect((err as SparekeyError).code).toBe("not_sparekey");
+    expect((err as SparekeyError).message).toContain(b.url);
+    expect(existsSync(terminalPaths(dir).profile)).toBe(false);
+    expect(await retainedTopics(b)).toEqual([]);
+  });
+
+  it("later connections refuse a key server with a kid other than the pinned one (keyserver_unknown) and publish no status", async () => {
+    const b = await broker();
+    const dir = tempDir();
+    await login({
+      dir,
+      brokerUrl: b.url,
+      serial: "phone-1",
+      user: "alice",
+      password: PASSWORD,
+      logger: silentLogger(),
+    });
+    const session = await openSession({ dir, logger: silentLogger() });
+    await session.close();
+    expect(await retainedTopics(b)).toEqual([
+      "sparekey/v1/keyserver/status",
+      "sparekey/v1/terminals/phone-1/status",
+    ]);
+
+    // Another key server (another issuer) now answers at that address.
+    const b2 = await broker();
+    const other = makeIssuer();
+    await retainKeyserverStatus(b2, other.key.kid);
+    const profile = JSON.parse(readFileSync(terminalPaths(dir).profile, "utf8")) as Record<string, unknown>;
+    writeFileSync(terminalPaths(dir).profile, JSON.stringify({ ...profile, broker_url: b2.url }));
+    const err = await openSession({ dir, logger: silentLogger() }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(SparekeyError);
+    expect((err as SparekeyError).code).toBe("keyserver_unknown");
+    expect((err as SparekeyError).message).toContain(other.key.kid);
+    expect(await retainedTopics(b2)).toEqual(["sparekey/v1/keyserver/status"]);
+  });
+
+  it("a retained offline status of the pinned key server still counts", async () => {
+    const b = await broker();
+    const dir = tempDir();
+    await login({
+      dir,
+      brokerUrl: b.url,
+      serial: "phone-1",
+      user: "alice",
+      password: PASSWORD,
+      logger: silentLogger(),
+    });
+    await retainKeyserverStatus(b, ISSUER.key.kid, { state: "offline", epoch: 7 });
+    const session = await openSession({ dir, logger: silentLogger() });
+    await session.close();
   });
 });

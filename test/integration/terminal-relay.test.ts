@@ -50,10 +50,14 @@ async function fakeKeyserver(url: string): Promise<FakeKeyserver> {
     signed: [],
     mode: "sign",
     async status(state, epoch) {
-      await client.publishAsync(topics.keyserverStatus(), JSON.stringify({ v: 1, state, epoch }), {
-        qos: 1,
-        retain: true,
-      });
+      await client.publishAsync(
+        topics.keyserverStatus(),
+        JSON.stringify({ v: 1, state, epoch, kid: issuer.kid }),
+        {
+          qos: 1,
+          retain: true,
+        },
+      );
     },
   };
   client.on("message", (topic, payload) => {
@@ -89,6 +93,9 @@ async function setup() {
     }),
   );
   const dir = tempDir();
+  // Login and every later connection check the key server's status first.
+  const ks = await fakeKeyserver(b.url);
+  await ks.status("online", 0);
   await login({
     dir,
     brokerUrl: b.url,
@@ -97,7 +104,6 @@ async function setup() {
     password: "pw-phone",
     logger: silentLogger(),
   });
-  const ks = await fakeKeyserver(b.url);
   const target = await connectMqtt({
     url: b.url,
     clientId: TID,
@@ -219,10 +225,16 @@ describe("terminal relay mode", () => {
       const c1 = challenge();
       await publish(c1);
       await waitFor(() => frames.length === 1, "the frame for c1");
+      // The resubscription redelivers the retained c1; c2 comes after it (else c1 would be news after c2).
+      let redelivered = 0;
+      handle.client.on("message", (topic, _payload, packet) => {
+        if (topic === topics.challenge(TID) && packet.retain) redelivered += 1;
+      });
       handle.client.stream.destroy();
       await waitFor(() => !handle.sender.snapshot().line.connected, "the line to go down");
       expect(handle.sender.snapshot().line.why).toMatch(/^connection lost/);
       await waitFor(() => handle.sender.snapshot().line.up, "the reconnect", 5000);
+      await waitFor(() => redelivered === 1, "the retained c1 on resubscribe");
       const c2 = challenge();
       await publish(c2);
       await waitFor(() => frames.length === 2, "the frame for c2");

@@ -8,6 +8,7 @@ import { Topics } from "../../schemas/topics.js";
 import { login } from "../../terminal/login.js";
 import { unlock } from "../../terminal/unlock.js";
 import { startTestBroker, tableAuthenticator } from "../helpers/broker.js";
+import { retainKeyserverStatus } from "../helpers/retained.js";
 import { tempDir } from "../helpers/wait.js";
 
 const topics = new Topics();
@@ -25,6 +26,8 @@ async function setup(answer: Answer) {
       keyserver: { role: "keyserver", password: "pw-ks" },
     }),
   );
+  // Login and every later connection first check for a key server status.
+  await retainKeyserverStatus(b, "u".repeat(43));
   const dir = tempDir();
   await login({
     dir,

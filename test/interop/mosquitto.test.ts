@@ -12,16 +12,21 @@ import { Topics } from "../../schemas/topics.js";
 import { Target } from "../../target/target.js";
 import { startFobUse } from "../../terminal/use.js";
 import { makeHolder, makeIssuer, mintCredential, mintRegistry, registryEntry } from "../helpers/issuer.js";
+import { retainedUnder } from "../helpers/retained.js";
 import { MOSQUITTO_URL, requireService } from "../helpers/services.js";
 import { nextJson, tempDir } from "../helpers/wait.js";
 
 /**
  * Terminals and targets are plain MQTT clients, so an existing broker can replace the
  * embedded one. These run the real Target and the real terminal frame loop over the machine's
- * Mosquitto, under a prefix unique to the run (Mosquitto keeps retained messages across runs).
+ * Mosquitto, under a prefix unique to each test (Mosquitto keeps retained messages across runs), and
+ * leave nothing retained there: each test clears what it retained, and the last check proves it.
  */
 
 const TID = "door-1";
+const FOB = "FOB-1";
+/** Every prefix this file used, checked for leftovers at the end. */
+const prefixes: string[] = [];
 
 beforeAll(async () => {
   await requireService("mosquitto", MOSQUITTO_URL);
@@ -29,6 +34,7 @@ beforeAll(async () => {
 
 async function setup() {
   const topics = new Topics(`sparekey-it-${randomBytes(6).toString("hex")}/v1`);
+  prefixes.push(topics.prefix);
   const issuer = makeIssuer();
   const fobKey = makeHolder();
   const dir = tempDir();
@@ -48,13 +54,13 @@ async function setup() {
   writeJsonAtomic(configFile, config);
   const fob: FobFile = {
     v: 1,
-    term: "FOB-1",
+    term: FOB,
     secret: randomBytes(24).toString("base64url"),
     seed: seedOf(fobKey.key.privateKey).toString("base64url"),
     credential: mintCredential(issuer, {
       mode: "fob",
       holder: fobKey.publicKeyB64,
-      term: "FOB-1",
+      term: FOB,
       tids: [TID],
     }),
     broker_url: MOSQUITTO_URL,
@@ -68,12 +74,23 @@ async function setup() {
     clientId: `obs-${randomBytes(4).toString("hex")}`,
   });
   onTestFinished(async () => {
-    // Leave no retained message behind on the shared Mosquitto.
-    for (const t of [topics.state(TID), topics.challenge(TID), topics.registry(TID)]) {
-      await observer.publishAsync(t, "", { qos: 1, retain: true });
-    }
+    // Leave no retained message behind on the shared Mosquitto: every topic this test's parts retain.
+    const retained = [
+      topics.state(TID),
+      topics.challenge(TID),
+      topics.registry(TID),
+      topics.keyserverStatus(),
+      topics.terminalStatus(FOB),
+    ];
+    for (const t of retained) await observer.publishAsync(t, "", { qos: 1, retain: true });
     await observer.endAsync();
   });
+  // The target and the fob start only where a key server trusted by them has its status.
+  await observer.publishAsync(
+    topics.keyserverStatus(),
+    JSON.stringify({ v: 1, state: "online", epoch: 0, kid: issuer.key.kid }),
+    { qos: 1, retain: true },
+  );
   await observer.subscribeAsync([topics.state(TID), topics.events(TID)], { qos: 1 });
   await observer.publishAsync(
     topics.registry(TID),
@@ -110,7 +127,7 @@ describe("over the machine's Mosquitto", () => {
       tid: TID,
       state: "available",
       slot: "slot-1",
-      term: "FOB-1",
+      term: FOB,
       mode: "fob",
       since: available.since,
       reason: "frame_accepted",
@@ -140,4 +157,10 @@ describe("over the machine's Mosquitto", () => {
     const will = await offline;
     expect(will).toEqual({ v: 1, tid: TID, state: "offline", since: will.since, reason: "will" });
   }, 20_000);
+
+  // Last in the file (tests run in order): every earlier test's teardown has run.
+  it("leaves nothing retained on the machine's Mosquitto under the prefixes it used", async () => {
+    expect(prefixes.length).toBeGreaterThan(0);
+    for (const prefix of prefixes) expect(await retainedUnder(MOSQUITTO_URL, prefix)).toEqual([]);
+  });
 });

@@ -1,7 +1,7 @@
 import { type TSchema, Type } from "@sinclair/typebox";
 import { describe, expect, it } from "vitest";
 import { FobFile, TargetConfig, TerminalProfile } from "../../schemas/config.js";
-import { Challenge, LinkStatus, TargetEvent, TargetState } from "../../schemas/messages.js";
+import { Challenge, KeyserverStatus, LinkStatus, TargetEvent, TargetState } from "../../schemas/messages.js";
 import { REFUSAL_REASONS, STATE_REASONS } from "../../schemas/reasons.js";
 import { TargetStateFile } from "../../schemas/records.js";
 import { DownloadRequest, RpcReply } from "../../schemas/rpc.js";
@@ -76,6 +76,12 @@ const fixtures: Fixture[] = [
     name: "LinkStatus",
     schema: LinkStatus,
     valid: { v: 1, state: "offline", epoch: 7 },
+    ids: [],
+  },
+  {
+    name: "KeyserverStatus",
+    schema: KeyserverStatus,
+    valid: { v: 1, state: "online", epoch: 7, kid: "A".repeat(43) },
     ids: [],
   },
   {

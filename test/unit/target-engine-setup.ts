@@ -142,6 +142,10 @@ export function engineSetup(options: EngineSetupOptions = {}) {
     status(state: "online" | "offline", epoch: number): Buffer {
       return Buffer.from(JSON.stringify({ v: 1, state, epoch }));
     },
+    /** The key server's status: a link status naming its issuer key. */
+    keyserverStatus(state: "online" | "offline", epoch: number): Buffer {
+      return Buffer.from(JSON.stringify({ v: 1, state, epoch, kid: issuer.key.kid }));
+    },
     /**
      * Make the target hold `term` online at `epoch` the way it learns it: a first relay frame, refused
      * `terminal_status_unknown`, makes it follow the terminal; then the retained status arrives.

@@ -78,7 +78,7 @@ describe("relay frames and line status", () => {
     const s = engineSetup();
     const engine = s.open();
     const stranger = makeIssuer();
-    engine.handleKeyserverStatus(s.status("offline", 1));
+    engine.handleKeyserverStatus(s.keyserverStatus("offline", 1));
     const forged = mintRelay(
       { ...stranger.key, kid: s.config.issuer_keys[0]?.kid ?? "" },
       { tid: TID, nonce: engine.challenge().nonce, seq: 1 },
@@ -136,12 +136,12 @@ describe("relay frames and line status", () => {
   it("ends relay sessions with keyserver_offline when the key server goes offline; a stored session survives", () => {
     const s = engineSetup();
     const engine = s.open();
-    engine.handleKeyserverStatus(s.status("online", 4));
+    engine.handleKeyserverStatus(s.keyserverStatus("online", 4));
     s.online(engine, "term-r");
     expect(engine.handleFrame(s.relay(engine, { term: "term-r" }), false, "term-r").ok).toBe(true);
     expect(engine.handleFrame(s.frame(engine, { term: "term-s" }), false, "term-s").ok).toBe(true);
     const mark = s.rec.events.length;
-    engine.handleKeyserverStatus(s.status("offline", 4));
+    engine.handleKeyserverStatus(s.keyserverStatus("offline", 4));
     expect(eventsOf(s.rec, "session_ended", mark)).toEqual([
       {
         v: 1,
@@ -161,12 +161,12 @@ describe("relay frames and line status", () => {
       reason: "keyserver_offline",
     });
     // An older epoch's online (a late message of a previous connection) changes nothing.
-    engine.handleKeyserverStatus(s.status("online", 3));
+    engine.handleKeyserverStatus(s.keyserverStatus("online", 3));
     expect(engine.handleFrame(s.relay(engine, { term: "term-r" }), false, "term-r")).toMatchObject({
       ok: false,
       reason: "keyserver_offline",
     });
-    engine.handleKeyserverStatus(s.status("online", 5));
+    engine.handleKeyserverStatus(s.keyserverStatus("online", 5));
     expect(engine.handleFrame(s.relay(engine, { term: "term-r" }), false, "term-r").ok).toBe(true);
     engine.close();
   });

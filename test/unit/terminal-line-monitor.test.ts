@@ -60,7 +60,8 @@ async function monitor(needsKeyserver: boolean) {
   return { m, bus, connection, seen };
 }
 
-const ks = (state: "online" | "offline", epoch: number) => ({ v: 1, state, epoch });
+const KID = "k".repeat(43);
+const ks = (state: "online" | "offline", epoch: number) => ({ v: 1, state, epoch, kid: KID });
 
 describe("LineMonitor", () => {
   it("reports the line down when its own connection drops and up again once reconnected", async () => {
