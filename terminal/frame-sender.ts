@@ -75,6 +75,8 @@ export class FrameSender {
   private detach: (() => void) | undefined;
   private reachTimer: NodeJS.Timeout | undefined;
   private lastNonce: string | undefined;
+  /** The target's `ts` of the newest challenge seen: an older one is a retained copy redelivered late. */
+  private lastChallengeTs = Number.NEGATIVE_INFINITY;
   private lastChallengeAt: number | undefined;
   private state: LockState | undefined;
   private usesLeft: number | undefined;
@@ -201,6 +203,10 @@ export class FrameSender {
       return;
     }
     if (challenge.tid !== this.deps.tid || challenge.nonce === this.lastNonce) return;
+    // A resubscription (after a reconnect) redelivers the retained challenge, which may be older than one
+    // already answered: answering it again would spend a frame on a nonce the target is retiring.
+    if (challenge.ts < this.lastChallengeTs) return;
+    this.lastChallengeTs = challenge.ts;
     this.lastNonce = challenge.nonce;
     this.lastChallengeAt = this.now();
     this.armReachTimer((this.deps.timeoutPeriods ?? 2) * challenge.period_ms);

@@ -161,6 +161,26 @@ describe("FrameSender", () => {
     expect(bus.subscribed.size).toBe(0);
   });
 
+  // Regression: a resubscription redelivered the retained c1 after c2 had been answered, and the
+  // sender answered c1 again, spending its frame on a nonce the target was retiring.
+  it("ignores a challenge older than one already answered (a retained copy redelivered late)", async () => {
+    const bus = new FakeBus();
+    const key = generateSigningKey().key;
+    const sender = makeSender({ bus, dir: tempDir(), key, cred: credentialFor(key) });
+    await sender.start();
+    const c1 = { ...challenge(), ts: 1_000 };
+    const c2 = { ...challenge(), ts: 2_000 };
+    bus.deliver(topics.challenge(TID), c1);
+    await flush();
+    bus.deliver(topics.challenge(TID), c2);
+    await flush();
+    bus.deliver(topics.challenge(TID), c1);
+    await flush();
+    const nonces = bus.published.map((p) => decodeToken(p.payload, TokenType.frame).payload.nonce);
+    expect(nonces).toEqual([c1.nonce, c2.nonce]);
+    await sender.stop();
+  });
+
   it("ignores a malformed challenge and one of another target", async () => {
     const bus = new FakeBus();
     const key = generateSigningKey().key;
