@@ -47,6 +47,7 @@ describe("Topics", () => {
       rpcRequest: topics.rpcRequest("phone-1", "download"),
       rpcReply: topics.rpcReply("phone-1"),
       verdicts: topics.verdicts("phone-1"),
+      haCommand: topics.haCommand("ha-1", "lock-1"),
     }).toEqual({
       challenge: "sparekey/v1/targets/lock-1/challenge",
       frames: "sparekey/v1/targets/lock-1/frames/phone-1",
@@ -61,12 +62,13 @@ describe("Topics", () => {
       rpcRequest: "sparekey/v1/keyserver/rpc/phone-1/download",
       rpcReply: "sparekey/v1/terminals/phone-1/rpc",
       verdicts: "sparekey/v1/terminals/phone-1/verdicts",
+      haCommand: "sparekey/v1/ha/ha-1/lock-1/command",
     });
   });
 
   it("builds every topic by filling its TOPICS pattern", () => {
     const fill = (pattern: string) =>
-      `${DEFAULT_PREFIX}/${pattern.replace("{tid}", "T").replace("{term}", "P").replace("{op}", "O")}`;
+      `${DEFAULT_PREFIX}/${pattern.replace("{tid}", "T").replace("{term}", "P").replace("{op}", "O").replace("{account}", "A")}`;
     const built: Record<keyof typeof TOPICS, string> = {
       challenge: topics.challenge("T"),
       frames: topics.frames("T", "P"),
@@ -81,6 +83,7 @@ describe("Topics", () => {
       rpcRequest: topics.rpcRequest("P", "O"),
       rpcReply: topics.rpcReply("P"),
       verdicts: topics.verdicts("P"),
+      haCommand: topics.haCommand("A", "T"),
     };
     for (const [name, spec] of Object.entries(TOPICS)) {
       expect(built[name as keyof typeof TOPICS], name).toBe(fill(spec.pattern));
@@ -191,6 +194,7 @@ describe("TOPICS table", () => {
       rpcRequest: [1, false],
       rpcReply: [1, false],
       verdicts: [0, false],
+      haCommand: [1, false],
     });
   });
 });

@@ -134,6 +134,10 @@ export const MIGRATIONS: readonly string[] = [
   CREATE INDEX access_log_tid ON access_log(tid, seq);
   CREATE INDEX access_log_user ON access_log(user_id, seq);
   `,
+  // Home Assistant: a dashboard account may ask one-time unlocks on behalf of one user.
+  `
+  ALTER TABLE dashboards ADD COLUMN unlock_as TEXT REFERENCES users(id);
+  `,
 ];
 
 /** The migration that added audit hashes: older files get their rows chained when it runs. */
