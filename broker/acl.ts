@@ -85,7 +85,8 @@ function levelMatches(spec: LevelSpec, level: string, who: Principal, plus: bool
     return isId(level) || (plus && level === "+");
   }
   // A dashboard's own id is its account: its client id is a free choice, the account is what logged in.
-  if (spec === OWN_ID) return who.role === "dashboard" ? level === who.account && isId(level) : level === who.id;
+  if (spec === OWN_ID)
+    return who.role === "dashboard" ? level === who.account && isId(level) : level === who.id;
   return level === spec;
 }
 

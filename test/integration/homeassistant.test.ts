@@ -9,7 +9,7 @@ import { createSlot, pairTarget } from "../../keyserver/admin/targets.js";
 import { Topics } from "../../schemas/topics.js";
 import { Target } from "../../target/target.js";
 import { adminContext, observeTarget, startTestGateway } from "../helpers/gateway.js";
-import { nextJson, tempDir, waitFor } from "../helpers/wait.js";
+import { tempDir, waitFor } from "../helpers/wait.js";
 
 const logger = silentLogger();
 const topics = new Topics();
