@@ -1,4 +1,5 @@
 import {
+  DISCOVERY_TOPICS,
   isId,
   type PatternLevel,
   patternLevels,
@@ -36,6 +37,12 @@ interface Rule {
 interface RoleRules {
   readonly publish: readonly Rule[];
   readonly subscribe: readonly Rule[];
+}
+
+/** A role's rules under the prefix and under the discovery prefix (foreign topics). */
+interface Rules {
+  readonly own: RoleRules;
+  readonly foreign: RoleRules;
 }
 
 export interface Acl {
@@ -77,7 +84,9 @@ function levelMatches(spec: LevelSpec, level: string, who: Principal, plus: bool
     if (tids !== undefined && tids !== "all") return tids.has(level);
     return isId(level) || (plus && level === "+");
   }
-  if (spec === OWN_ID) return level === who.id;
+  // A dashboard's own id is its account: its client id is a free choice, the account is what logged in.
+  if (spec === OWN_ID)
+    return who.role === "dashboard" ? level === who.account && isId(level) : level === who.id;
   return level === spec;
 }
 
@@ -92,35 +101,50 @@ function matches(rule: Rule, levels: readonly string[], who: Principal): boolean
   return true;
 }
 
-/** The ACL of a topic table: the broker uses TOPICS; a test may pass a table of its own. */
-export function buildAcl(table: Readonly<Record<string, TopicSpec>>): Acl {
-  const rules = new Map<string, RoleRules>(ROLES.map((role) => [role, rulesFor(role, table)]));
-  const rulesOf = (principal: Principal): RoleRules | undefined =>
+/**
+ * The ACL of a topic table and of the foreign topics under the discovery prefix: the broker uses
+ * TOPICS and DISCOVERY_TOPICS; a test may pass tables of its own.
+ */
+export function buildAcl(
+  table: Readonly<Record<string, TopicSpec>>,
+  foreign: Readonly<Record<string, TopicSpec>> = {},
+): Acl {
+  const rules = new Map<string, Rules>(
+    ROLES.map((role) => [role, { own: rulesFor(role, table), foreign: rulesFor(role, foreign) }]),
+  );
+  const rulesOf = (principal: Principal): Rules | undefined =>
     // An id that is not a valid level (a `+`, `#`, `/`) would turn OWN_ID into a wildcard: refuse it all.
     // A dashboard is bounded by its list of targets: without one it gets nothing, never everything.
     isId(principal.id) && (principal.role !== "dashboard" || principal.tids !== undefined)
       ? rules.get(principal.role)
       : undefined;
+  /** The rules and levels that apply to `topic`: under the prefix, else under the discovery prefix. */
+  const scope = (principal: Principal, topic: string, topics: Topics) => {
+    const r = rulesOf(principal);
+    if (!r) return undefined;
+    const own = topics.relative(topic);
+    if (own) return { rules: r.own, levels: own };
+    const foreignLevels = topics.discoveryRelative(topic);
+    return foreignLevels ? { rules: r.foreign, levels: foreignLevels } : undefined;
+  };
   return {
     authorizePublish(principal, topic, retain, topics) {
-      const roleRules = rulesOf(principal);
-      const levels = roleRules && topics.relative(topic);
-      if (!roleRules || !levels) return false;
-      for (const rule of roleRules.publish) {
-        if (matches(rule, levels, principal)) return !(retain && rule.noRetain);
+      const s = scope(principal, topic, topics);
+      if (!s) return false;
+      for (const rule of s.rules.publish) {
+        if (matches(rule, s.levels, principal)) return !(retain && rule.noRetain);
       }
       return false;
     },
     authorizeSubscribe(principal, filter, topics) {
-      const roleRules = rulesOf(principal);
-      const levels = roleRules && topics.relative(filter);
-      if (!roleRules || !levels) return false;
-      return roleRules.subscribe.some((rule) => matches(rule, levels, principal));
+      const s = scope(principal, filter, topics);
+      if (!s) return false;
+      return s.rules.subscribe.some((rule) => matches(rule, s.levels, principal));
     },
   };
 }
 
-/** The product's ACL, over the topic table: the broker's default. */
-export const DEFAULT_ACL: Acl = buildAcl(TOPICS);
+/** The product's ACL, over the topic table and the discovery topics: the broker's default. */
+export const DEFAULT_ACL: Acl = buildAcl(TOPICS, DISCOVERY_TOPICS);
 export const authorizePublish: Acl["authorizePublish"] = DEFAULT_ACL.authorizePublish;
 export const authorizeSubscribe: Acl["authorizeSubscribe"] = DEFAULT_ACL.authorizeSubscribe;

@@ -6,6 +6,8 @@ import { DEFAULT_PREFIX, Topics } from "../schemas/topics.js";
 import { AccessLogRecorder } from "./access-log.js";
 import { ChallengeFollower, type ChallengeView } from "./challenges.js";
 import { assertLifetime, DEFAULT_CREDENTIAL_LIFETIME_S } from "./credentials.js";
+import { type DiscoveryOptions, DiscoveryPublisher } from "./homeassistant.js";
+import { HomeAssistantCommands } from "./homeassistant-unlock.js";
 import type { Issuer } from "./issuer.js";
 import { OperatorCommands } from "./operator-commands.js";
 import type { OpContext } from "./ops/context.js";
@@ -26,6 +28,10 @@ export interface KeyServerDeps {
   dataDir: string;
   brokerUrl: string;
   prefix?: string;
+  /** Home Assistant's discovery prefix (default "homeassistant"); the broker's must be the same. */
+  discoveryPrefix?: string;
+  /** Which account's command topic the Home Assistant lock entities name. */
+  homeAssistant?: DiscoveryOptions;
   logger: Logger;
   /** MQTT client id; must start with "keyserver" (reserved for key servers). */
   clientId?: string;
@@ -62,13 +68,15 @@ export class KeyServer {
   private events: TargetEvents | undefined;
   private confirmations: RevocationConfirmations | undefined;
   private terminalStatuses: TerminalStatusFollower | undefined;
+  private discovery: DiscoveryPublisher | undefined;
+  private haCommands: HomeAssistantCommands | undefined;
   private epoch = 0;
   private readonly topics: Topics;
   private readonly log: Logger;
   private readonly credentialLifetimeS: number;
 
   constructor(private readonly deps: KeyServerDeps) {
-    this.topics = new Topics(deps.prefix ?? DEFAULT_PREFIX);
+    this.topics = new Topics(deps.prefix ?? DEFAULT_PREFIX, deps.discoveryPrefix);
     this.log = deps.logger.child({ component: "keyserver" });
     this.state = deps.state;
     this.credentialLifetimeS = assertLifetime(deps.credentialLifetimeS ?? DEFAULT_CREDENTIAL_LIFETIME_S);
@@ -176,6 +184,19 @@ export class KeyServer {
       now,
       ...(this.deps.operatorQuota ? { quota: this.deps.operatorQuota } : {}),
     });
+    this.haCommands = new HomeAssistantCommands({
+      ...context,
+      store: state.store,
+      client,
+      topics: this.topics,
+    });
+    this.discovery = new DiscoveryPublisher({
+      client,
+      topics: this.topics,
+      store: state.store,
+      logger,
+      ...(this.deps.homeAssistant ? { options: this.deps.homeAssistant } : {}),
+    });
     this.publisher = new RegistryPublisher({
       client,
       store: state.store,
@@ -193,14 +214,18 @@ export class KeyServer {
     await this.confirmations.start();
     await this.rpc.start();
     await this.operators.start();
+    await this.haCommands.start();
     await this.publisher.start();
+    await this.discovery.start();
     this.log.info({ epoch: this.epoch }, "key server started");
   }
 
   /** Stops every part even when one fails; the state is closed only if this key server opened it. */
   async stop(): Promise<void> {
     const steps: Array<[string, () => Promise<void>]> = [
+      ["discovery", async () => this.discovery?.stop()],
       ["publisher", async () => this.publisher?.stop()],
+      ["home assistant", async () => this.haCommands?.stop()],
       ["rpc", async () => this.rpc?.stop()],
       ["operator commands", async () => this.operators?.stop()],
       ["confirmations", async () => this.confirmations?.stop()],
@@ -226,6 +251,8 @@ export class KeyServer {
         this.log.error({ err, step: name }, "stop step failed");
       }
     }
+    this.discovery = undefined;
+    this.haCommands = undefined;
     this.publisher = undefined;
     this.rpc = undefined;
     this.operators = undefined;

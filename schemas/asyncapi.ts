@@ -58,6 +58,7 @@ const PARAMETERS = {
   term: { description: "terminal id (its client id), ^[A-Za-z0-9_-]{1,64}$" },
   op: { description: "RPC operation", enum: [...RPC_OPS] },
   op_id: { description: "operator (admin account) id, its client id, ^[A-Za-z0-9_-]{1,64}$" },
+  account: { description: "a dashboard account (its MQTT user name), ^[A-Za-z0-9_-]{1,64}$" },
 } as const;
 type ParameterName = keyof typeof PARAMETERS;
 
@@ -124,7 +125,12 @@ export function buildAsyncApi(prefix: string = DEFAULT_PREFIX): AsyncApiDocument
     };
     messages[name] = {
       name,
-      contentType: spec.encoding === "jws" ? "application/jose" : "application/json",
+      contentType:
+        spec.encoding === "jws"
+          ? "application/jose"
+          : spec.encoding === "text"
+            ? "text/plain"
+            : "application/json",
       description: `${spec.description}.${carries}`,
       payload: jsonSchema(spec.schema),
       ...(tokens.length > 0 ? { "x-sparekey-token-types": [...tokens] } : {}),

@@ -1,12 +1,15 @@
 import type { Static, TSchema } from "@sinclair/typebox";
 import { SparekeyError } from "../common/errors.js";
 import { CompactJws, ID_REGEX } from "./common.js";
+import { HaCommand, HaDiscoveryConfig } from "./homeassistant.js";
 import { Challenge, KeyserverStatus, LinkStatus, TargetEvent, TargetState, Verdict } from "./messages.js";
 import { OperatorReply } from "./operators.js";
 import { RpcEnvelope, RpcReply } from "./rpc.js";
 import { TokenType, type TokenTypeValue } from "./tokens.js";
 
 export const DEFAULT_PREFIX = "sparekey/v1";
+/** Home Assistant's own default discovery prefix. */
+export const DEFAULT_DISCOVERY_PREFIX = "homeassistant";
 const PREFIX_REGEX = /^[A-Za-z0-9_-]{1,64}(\/[A-Za-z0-9_-]{1,64}){0,3}$/;
 
 /** Refuse an id before it can become a topic level: `+`, `#` and `/` would widen a subscription or ACL. */
@@ -34,8 +37,8 @@ export function assertPrefix(prefix: string): string {
 export const ROLES = ["terminal", "target", "keyserver", "dashboard", "admin"] as const;
 export type Role = (typeof ROLES)[number];
 
-/** How a payload travels: signed token (string) or JSON document. */
-export type Encoding = "jws" | "json";
+/** How a payload travels: signed token (string), JSON document or a bare word (Home Assistant's commands). */
+export type Encoding = "jws" | "json" | "text";
 
 /** A role's right to publish on a topic. */
 export interface PublishGrant {
@@ -238,6 +241,39 @@ export const TOPICS = {
     publish: { keyserver: {} },
     subscribe: { admin: { own: "op_id" } },
   },
+  haCommand: {
+    pattern: "ha/{account}/{tid}/command",
+    schema: HaCommand,
+    encoding: "text",
+    qos: 1,
+    retain: false,
+    description:
+      "Home Assistant -> key server: UNLOCK (a one-time unlock on behalf of the account's user) or LOCK; {account} is the publisher's own dashboard account; never retained",
+    // A dashboard's own id is its account (its client id is a free choice), and its {tid} levels are
+    // bound to the targets its account lists: the key server trusts both levels.
+    publish: { dashboard: { own: "account" } },
+    subscribe: { keyserver: { plus: true } },
+  },
+} as const satisfies Record<string, TopicSpec>;
+
+/**
+ * Topics outside the prefix, under Home Assistant's discovery prefix (where Home Assistant looks):
+ * the same spec shape, and the broker's ACL is built from both tables. Home Assistant subscribes to
+ * `<discovery prefix>/+/+/+/config`, so a dashboard may put `+` in every level (in `{tid}` only when
+ * its account watches every target).
+ */
+export const DISCOVERY_TOPICS = {
+  haDiscovery: {
+    pattern: "{component}/{node}/{tid}/config",
+    schema: HaDiscoveryConfig,
+    encoding: "json",
+    qos: 1,
+    retain: true,
+    description:
+      "key server -> Home Assistant: MQTT discovery of a target's lock and last-refusal sensor ({node} is sparekey); an empty retained payload removes the entity",
+    publish: { keyserver: {} },
+    subscribe: { dashboard: { plus: true } },
+  },
 } as const satisfies Record<string, TopicSpec>;
 
 type Table = typeof TOPICS;
@@ -290,8 +326,21 @@ export interface Publisher {
 /** Topic builders, filters and matchers under one prefix; every id is checked before it becomes a level. */
 export class Topics {
   readonly prefix: string;
-  constructor(prefix: string = DEFAULT_PREFIX) {
+  readonly discoveryPrefix: string;
+  constructor(prefix: string = DEFAULT_PREFIX, discoveryPrefix: string = DEFAULT_DISCOVERY_PREFIX) {
     this.prefix = assertPrefix(prefix);
+    this.discoveryPrefix = assertPrefix(discoveryPrefix);
+  }
+
+  /** The Home Assistant discovery topic of a target's entity of `component` (DISCOVERY_TOPICS). */
+  discovery(component: "lock" | "sensor", tid: string): string {
+    return `${this.discoveryPrefix}/${component}/${DISCOVERY_NODE}/${assertId(tid, "tid")}/config`;
+  }
+
+  /** The levels after the discovery prefix, or undefined when the topic is outside it. */
+  discoveryRelative(topic: string): string[] | undefined {
+    if (!topic.startsWith(`${this.discoveryPrefix}/`)) return undefined;
+    return topic.slice(this.discoveryPrefix.length + 1).split("/");
   }
 
   /** The concrete topic of `name`; throws invalid_id for a param that is not an id. */
@@ -381,6 +430,9 @@ export class Topics {
   operatorReplies(opId: string): string {
     return this.build("operatorReplies", { op_id: opId });
   }
+  haCommand(account: string, tid: string): string {
+    return this.build("haCommand", { account, tid });
+  }
 
   /** The levels after the prefix, or undefined when the topic is outside it. */
   relative(topic: string): string[] | undefined {
@@ -416,9 +468,12 @@ function matchLevels(
   return params;
 }
 
+/** The `{node}` level of every discovery topic sparekey publishes. */
+export const DISCOVERY_NODE = "sparekey";
+
 function encode(spec: TopicSpec, payload: unknown): string {
   if (spec.encoding === "json") return JSON.stringify(payload);
   if (typeof payload !== "string")
-    throw new SparekeyError("internal_error", "a JWS topic carries a token string");
+    throw new SparekeyError("internal_error", "a JWS or text topic carries a string");
   return payload;
 }

@@ -7,11 +7,13 @@ import type { AdminContext } from "./context.js";
 
 /**
  * A read-only dashboard account: it logs in with `id` as its MQTT user name (any valid client id) and
- * may watch the state and events of `tids`, or of every target with "all".
+ * may watch the state and events of `tids`, or of every target with "all". With `unlockAs` it may also
+ * ask one-time unlocks of those targets on that user's behalf (Home Assistant's lock entity): the
+ * user's grants decide, as for `terminal unlock`.
  */
 export async function addDashboard(
   ctx: AdminContext,
-  input: { id: string; password: string; tids: string[] | "all"; scrypt?: ScryptParams },
+  input: { id: string; password: string; tids: string[] | "all"; unlockAs?: string; scrypt?: ScryptParams },
 ): Promise<void> {
   assertId(input.id, "dashboard");
   if (input.tids !== "all") for (const tid of input.tids) assertId(tid, "tid");
@@ -21,7 +23,15 @@ export async function addDashboard(
       `a password has ${MIN_PASSWORD_LENGTH} to ${MAX_PASSWORD_LENGTH} characters`,
     );
   const passwordHash = await hashPassword(input.password, input.scrypt);
-  await ctx.store.addDashboard({ id: input.id, passwordHash, tids: input.tids }, ctx.actor);
+  await ctx.store.addDashboard(
+    {
+      id: input.id,
+      passwordHash,
+      tids: input.tids,
+      ...(input.unlockAs !== undefined ? { unlockAs: input.unlockAs } : {}),
+    },
+    ctx.actor,
+  );
 }
 
 export function listDashboards(ctx: AdminContext): Promise<DashboardRecord[]> {

@@ -174,9 +174,13 @@ export interface RegistryOutbox {
  * kind of account.
  */
 export interface DashboardStore {
-  /** A new account watching `tids` (each a paired target) or every target ("all"); audited. */
+  /**
+   * A new account watching `tids` (each a paired target) or every target ("all"); with `unlockAs`
+   * (an existing user) it may also ask one-time unlocks of its targets on that user's behalf (Home
+   * Assistant's lock). Audited.
+   */
   addDashboard(
-    input: { id: string; passwordHash: string; tids: string[] | "all" },
+    input: { id: string; passwordHash: string; tids: string[] | "all"; unlockAs?: string },
     actor: string,
   ): Promise<void>;
   listDashboards(): Promise<DashboardRecord[]>;
@@ -190,11 +194,15 @@ export interface DashboardRecord {
   created: number;
   /** Sorted tids, or "all". */
   tids: string[] | "all";
+  /** The user on whose behalf it may ask one-time unlocks (Home Assistant); absent: read-only. */
+  unlockAs?: string;
 }
 
 export interface DashboardCredentials {
   passwordHash: string;
   tids: string[] | "all";
+  /** The user on whose behalf this account may ask one-time unlocks; absent: it may not. */
+  unlockAs?: string;
 }
 
 /**

@@ -138,8 +138,9 @@ describe("the broker ACL against the topic table's declared grants", () => {
   const PRINCIPALS: ReadonlyArray<[string, Principal]> = ROLES.flatMap((role): [string, Principal][] =>
     role === "dashboard"
       ? [
-          ["dashboard of every target", { role, id: ME, tids: "all" }],
-          ["dashboard of listed targets", { role, id: ME, tids: new Set([ME, "door-9"]) }],
+          // Its own id is its account: here the same as its client id, as the matrix fills one own id.
+          ["dashboard of every target", { role, id: ME, account: ME, tids: "all" }],
+          ["dashboard of listed targets", { role, id: ME, account: ME, tids: new Set([ME, "door-9"]) }],
         ]
       : [[role, { role, id: ME }]],
   );
@@ -152,10 +153,10 @@ describe("the broker ACL against the topic table's declared grants", () => {
     expect(verdicts.filter(Boolean)).toEqual([]);
   });
 
-  it("gives a dashboard no publish right and binds its tid levels to its list", () => {
-    expect(TOPIC_NAMES.filter((name) => "dashboard" in TOPICS[name].publish)).toEqual([]);
-    const limited: Principal = { role: "dashboard", id: ME, tids: new Set(["door-1"]) };
-    const all: Principal = { role: "dashboard", id: ME, tids: "all" };
+  it("gives a dashboard only Home Assistant's command, as its account, and binds its tid levels to its list", () => {
+    expect(TOPIC_NAMES.filter((name) => "dashboard" in TOPICS[name].publish)).toEqual(["haCommand"]);
+    const limited: Principal = { role: "dashboard", id: ME, account: "ha", tids: new Set(["door-1"]) };
+    const all: Principal = { role: "dashboard", id: ME, account: "ha", tids: "all" };
     expect({
       limitedOwn: authorizeSubscribe(limited, topics.state("door-1"), topics),
       limitedOther: authorizeSubscribe(limited, topics.state("door-2"), topics),
@@ -164,6 +165,14 @@ describe("the broker ACL against the topic table's declared grants", () => {
       allFrames: authorizeSubscribe(all, topics.filter("frames", { tid: "+", term: "+" }), topics),
       keyserverStatus: authorizeSubscribe(limited, topics.keyserverStatus(), topics),
       terminals: authorizeSubscribe(limited, topics.filter("terminalStatus", { term: "+" }), topics),
+      commandAsAccount: authorizePublish(limited, topics.haCommand("ha", "door-1"), false, topics),
+      commandAsClientId: authorizePublish(limited, topics.haCommand(ME, "door-1"), false, topics),
+      commandOtherTarget: authorizePublish(limited, topics.haCommand("ha", "door-2"), false, topics),
+      commandRetained: authorizePublish(all, topics.haCommand("ha", "door-2"), true, topics),
+      discoveryAll: authorizeSubscribe(all, "homeassistant/+/+/+/config", topics),
+      discoveryLimitedPlus: authorizeSubscribe(limited, "homeassistant/+/+/+/config", topics),
+      discoveryLimitedOwn: authorizeSubscribe(limited, topics.discovery("lock", "door-1"), topics),
+      discoveryPublish: authorizePublish(all, topics.discovery("lock", "door-1"), true, topics),
     }).toEqual({
       limitedOwn: true,
       limitedOther: false,
@@ -172,6 +181,14 @@ describe("the broker ACL against the topic table's declared grants", () => {
       allFrames: false,
       keyserverStatus: true,
       terminals: true,
+      commandAsAccount: true,
+      commandAsClientId: false,
+      commandOtherTarget: false,
+      commandRetained: false,
+      discoveryAll: true,
+      discoveryLimitedPlus: false,
+      discoveryLimitedOwn: true,
+      discoveryPublish: false,
     });
   });
 
@@ -252,7 +269,9 @@ describe("the will of a CONNECT, checked by the broker before it accepts the cli
       const broker = await startTestBroker(tableAuthenticator({ [ME]: { role, password: role } }));
       for (const w of WILLS.filter((x) => x.role === role)) {
         const key = `${w.role} will on ${w.name} retain=${w.retain}`;
-        expected[key] = declaredPublish(role, ME, w.topic, w.retain) ? "connected" : "refused 5";
+        // The table authenticator gives a dashboard no list of targets, and such a dashboard gets nothing.
+        const may = role !== "dashboard" && declaredPublish(role, ME, w.topic, w.retain);
+        expected[key] = may ? "connected" : "refused 5";
         try {
           const client = await connectAs(broker, ME, role, {
             will: { topic: w.topic, payload: "{}", qos: 1, retain: w.retain },

@@ -393,7 +393,8 @@ describe("ACL derived from the topic table", () => {
       const spec: TopicSpec = TOPICS[name];
       for (const role of ROLES) {
         // A dashboard of every target: the rights of a limited one are test/unit/acl-matrix.test.ts's.
-        const p: Principal = role === "dashboard" ? { role, id: ME, tids: "all" } : { role, id: ME };
+        const p: Principal =
+          role === "dashboard" ? { role, id: ME, account: ME, tids: "all" } : { role, id: ME };
         const pub = spec.publish[role];
         const sub = spec.subscribe[role];
         const own = topicOf(spec, () => ME);
@@ -464,6 +465,7 @@ describe("ACL derived from the topic table", () => {
       verdicts: { publish: ["target"], subscribe: ["terminal own:term"] },
       operatorCommands: { publish: ["admin own:op_id"], subscribe: ["keyserver +"] },
       operatorReplies: { publish: ["keyserver"], subscribe: ["admin own:op_id"] },
+      haCommand: { publish: ["dashboard own:account"], subscribe: ["keyserver +"] },
     });
   });
 });

@@ -49,6 +49,7 @@ describe("Topics", () => {
       verdicts: topics.verdicts("phone-1"),
       operatorCommands: topics.operatorCommands("ops-1"),
       operatorReplies: topics.operatorReplies("ops-1"),
+      haCommand: topics.haCommand("ha-1", "lock-1"),
     }).toEqual({
       challenge: "sparekey/v1/targets/lock-1/challenge",
       frames: "sparekey/v1/targets/lock-1/frames/phone-1",
@@ -65,12 +66,13 @@ describe("Topics", () => {
       verdicts: "sparekey/v1/terminals/phone-1/verdicts",
       operatorCommands: "sparekey/v1/operators/ops-1/commands",
       operatorReplies: "sparekey/v1/operators/ops-1/replies",
+      haCommand: "sparekey/v1/ha/ha-1/lock-1/command",
     });
   });
 
   it("builds every topic by filling its TOPICS pattern", () => {
     const fill = (pattern: string) =>
-      `${DEFAULT_PREFIX}/${pattern.replace("{tid}", "T").replace("{term}", "P").replace("{op}", "O").replace("{op_id}", "A")}`;
+      `${DEFAULT_PREFIX}/${pattern.replace("{tid}", "T").replace("{term}", "P").replace("{op}", "O").replace("{op_id}", "A").replace("{account}", "A")}`;
     const built: Record<keyof typeof TOPICS, string> = {
       challenge: topics.challenge("T"),
       frames: topics.frames("T", "P"),
@@ -87,6 +89,7 @@ describe("Topics", () => {
       verdicts: topics.verdicts("P"),
       operatorCommands: topics.operatorCommands("A"),
       operatorReplies: topics.operatorReplies("A"),
+      haCommand: topics.haCommand("A", "T"),
     };
     for (const [name, spec] of Object.entries(TOPICS)) {
       expect(built[name as keyof typeof TOPICS], name).toBe(fill(spec.pattern));
@@ -199,6 +202,7 @@ describe("TOPICS table", () => {
       verdicts: [0, false],
       operatorCommands: [1, false],
       operatorReplies: [1, false],
+      haCommand: [1, false],
     });
   });
 });

@@ -11,6 +11,7 @@ const DashboardDbRow = Type.Object(
     password_hash: Type.String({ minLength: 1, maxLength: 1024 }),
     all_targets: Type.Union([Type.Literal(0), Type.Literal(1)]),
     created: Type.Integer(),
+    unlock_as: Type.Union([Id, Type.Null()]),
   },
   { additionalProperties: false },
 );
@@ -36,7 +37,9 @@ export function sqliteDashboards(c: SqliteConnection): DashboardStore {
         input.tids === "all" ? "all" : [...new Set(input.tids.map((t) => assertId(t, "tid")))].sort();
       if (tids !== "all" && tids.length === 0)
         throw new SparekeyError("bad_request", "a dashboard watches at least one target, or all");
-      c.audited({ actor, op: "dashboard.add", subject: input.id, detail: { tids } }, () => {
+      const unlockAs = input.unlockAs === undefined ? undefined : assertId(input.unlockAs, "user");
+      const detail = { tids, ...(unlockAs !== undefined ? { unlock_as: unlockAs } : {}) };
+      c.audited({ actor, op: "dashboard.add", subject: input.id, detail }, () => {
         // One name, one kind of account: a user name and a dashboard name are both MQTT user names.
         if (get(input.id) || c.exists("SELECT 1 FROM users WHERE id = ?", input.id))
           throw new SparekeyError("already_exists", `an account named ${input.id} already exists`);
@@ -44,9 +47,10 @@ export function sqliteDashboards(c: SqliteConnection): DashboardStore {
           for (const tid of tids)
             if (!c.exists("SELECT 1 FROM targets WHERE tid = ?", tid))
               throw new SparekeyError("not_found", `target ${tid} not found`);
+        if (unlockAs !== undefined) c.requireUser(unlockAs);
         db.prepare(
-          "INSERT INTO dashboards (id, password_hash, all_targets, created) VALUES (?, ?, ?, ?)",
-        ).run(input.id, input.passwordHash, tids === "all" ? 1 : 0, c.seconds());
+          "INSERT INTO dashboards (id, password_hash, all_targets, created, unlock_as) VALUES (?, ?, ?, ?, ?)",
+        ).run(input.id, input.passwordHash, tids === "all" ? 1 : 0, c.seconds(), unlockAs ?? null);
         if (tids !== "all") {
           const link = db.prepare("INSERT INTO dashboard_targets (dashboard, tid) VALUES (?, ?)");
           for (const tid of tids) link.run(input.id, tid);
@@ -57,7 +61,12 @@ export function sqliteDashboards(c: SqliteConnection): DashboardStore {
     async listDashboards() {
       return c.read(() =>
         rows(DashboardDbRow, db.prepare("SELECT * FROM dashboards ORDER BY id").all(), "dashboard row").map(
-          (r): DashboardRecord => ({ id: r.id, created: r.created, tids: tidsOf(r.id, r.all_targets) }),
+          (r): DashboardRecord => ({
+            id: r.id,
+            created: r.created,
+            tids: tidsOf(r.id, r.all_targets),
+            ...(r.unlock_as !== null ? { unlockAs: r.unlock_as } : {}),
+          }),
         ),
       );
     },
@@ -65,7 +74,9 @@ export function sqliteDashboards(c: SqliteConnection): DashboardStore {
     async dashboardCredentials(id) {
       return c.read(() => {
         const r = get(id);
-        return r ? { passwordHash: r.password_hash, tids: tidsOf(r.id, r.all_targets) } : undefined;
+        if (!r) return undefined;
+        const creds = { passwordHash: r.password_hash, tids: tidsOf(r.id, r.all_targets) };
+        return r.unlock_as !== null ? { ...creds, unlockAs: r.unlock_as } : creds;
       });
     },
   };

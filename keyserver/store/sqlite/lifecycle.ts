@@ -45,6 +45,8 @@ export function sqliteLifecycle(c: SqliteConnection): AccountLifecycle {
           throw new SparekeyError("in_use", `user ${user} still has terminals: remove or disable them first`);
         if (c.exists("SELECT 1 FROM grants WHERE user_id = ? AND status = 'active'", user))
           throw new SparekeyError("in_use", `user ${user} still holds active grants: end them first`);
+        if (c.exists("SELECT 1 FROM dashboards WHERE unlock_as = ?", user))
+          throw new SparekeyError("in_use", `a dashboard account unlocks on behalf of user ${user}`);
         db.prepare("DELETE FROM grants WHERE user_id = ?").run(user);
         db.prepare("DELETE FROM users WHERE id = ?").run(user);
       });

@@ -150,6 +150,10 @@ export const MIGRATIONS: readonly string[] = [
   ) STRICT;
   CREATE INDEX operator_commands_keep ON operator_commands(keep_until);
   `,
+  // Home Assistant: a dashboard account may ask one-time unlocks on behalf of one user.
+  `
+  ALTER TABLE dashboards ADD COLUMN unlock_as TEXT REFERENCES users(id);
+  `,
 ];
 
 /** The migration that added audit hashes: older files get their rows chained when it runs. */
