@@ -213,6 +213,16 @@ export function buildVectors(): Vector[] {
         { kid: rotated.kid, x: rotated.publicKeyB64 },
       ],
     }),
+    accept("credential naming the terminal's user", TokenType.credential, ISSUER_SEED, {
+      ...storedCredential,
+      user: "alice",
+      jti: "cred-stored-user-000001",
+    }),
+    accept("relay frame naming the terminal's user", TokenType.relay, ISSUER_SEED, {
+      ...relay,
+      user: "alice",
+      seq: 3,
+    }),
   ];
 
   const [head, body, sig] = segments(stored.token);
