@@ -40,6 +40,61 @@ export function grantLimits(g: GrantRow, zone: string): string {
   return parts.length === 0 ? "none" : parts.join("; ");
 }
 
+/** Who holds a key for a slot: the newest credential each terminal was issued, by its user (none for a fob). */
+interface Holder {
+  term: string;
+  user?: string;
+  gen: number;
+  issued: number;
+}
+
+async function holdersBySlot(ctx: AdminContext): Promise<Map<string, Holder[]>> {
+  const users = new Map((await ctx.store.listTerminals()).map((t) => [t.serial, t.user]));
+  const out = new Map<string, Holder[]>();
+  for (const h of await ctx.store.holdings()) {
+    const user = users.get(h.term);
+    const list = out.get(h.slot) ?? [];
+    list.push({ term: h.term, ...(user !== undefined ? { user } : {}), gen: h.gen, issued: h.iat });
+    out.set(h.slot, list);
+  }
+  return out;
+}
+
+function holderText(h: Holder): string {
+  return `${h.user ?? "fob"} (${h.term}, gen ${h.gen})`;
+}
+
+/** The access log rows read for uses left: enough for a busy site, bounded for the CLI. */
+const USES_SCAN_LIMIT = 100_000;
+
+/**
+ * Uses left of a count-limited grant's current key, by target, as the targets last reported them
+ * (`auth_established` events of the slot's current generation in the access log). A target counts
+ * each key on its own, and one that never reported is missing: "where known".
+ */
+async function usesLeft(
+  ctx: AdminContext,
+  grants: readonly GrantRow[],
+): Promise<Map<GrantRow, Record<string, number>>> {
+  const out = new Map<GrantRow, Record<string, number>>();
+  const limited = grants.filter((g) => g.max_uses !== null && g.status === "active");
+  if (limited.length === 0) return out;
+  const gens = new Map((await ctx.store.listSlots()).map((s) => [s.slot, s.gen]));
+  const rows = await ctx.store.listAccessLog({ limit: USES_SCAN_LIMIT });
+  for (const g of limited) {
+    const left: Record<string, number> = {};
+    // Oldest first: the newest report of each target wins.
+    for (const r of rows) {
+      const e = r.event;
+      if (e.type !== "auth_established" || e.slot !== g.slot || r.user !== g.user_id) continue;
+      if (e.gen !== gens.get(g.slot) || e.uses_left === undefined) continue;
+      left[e.tid] = e.uses_left;
+    }
+    if (Object.keys(left).length > 0) out.set(g, left);
+  }
+  return out;
+}
+
 /** The records of `kind`: JSON keeps stored values, `human` turns them into text for the table. */
 async function listRows(ctx: AdminContext, kind: ListKind, human: string | undefined): Promise<Rows> {
   const when = (s: number | undefined) =>
@@ -66,12 +121,31 @@ async function listRows(ctx: AdminContext, kind: ListKind, human: string | undef
     }
     case "targets":
       return (await ctx.store.listTargets()).map((t) => ({ ...t, created: when(t.created) }));
-    case "slots":
-      return (await ctx.store.listSlots()).map((s) => ({ ...s, created: when(s.created) }));
-    case "grants":
-      return (await ctx.store.listGrants()).map((g) =>
-        human !== undefined ? { ...g, created: when(g.created), limits: grantLimits(g, human) } : g,
-      );
+    case "slots": {
+      const holders = await holdersBySlot(ctx);
+      return (await ctx.store.listSlots()).map((s) => {
+        const held = holders.get(s.slot) ?? [];
+        return {
+          ...s,
+          created: when(s.created),
+          holders: human !== undefined ? held.map(holderText).join(", ") : held,
+        };
+      });
+    }
+    case "grants": {
+      const grants = await ctx.store.listGrants();
+      const left = await usesLeft(ctx, grants);
+      return grants.map((g) => {
+        const known = left.get(g);
+        if (human === undefined) return known ? { ...g, uses_left: known } : g;
+        const uses = known
+          ? Object.entries(known)
+              .map(([tid, n]) => `${n} at ${tid}`)
+              .join(", ")
+          : "";
+        return { ...g, created: when(g.created), limits: grantLimits(g, human), uses_left: uses };
+      });
+    }
   }
 }
 
@@ -79,8 +153,8 @@ const COLUMNS: Record<ListKind, string[]> = {
   users: ["id", "disabled", "devices", "created"],
   terminals: ["serial", "kind", "user", "disabled", "last_issued", "public_key", "created"],
   targets: ["tid", "registry_version", "published_version", "created"],
-  slots: ["slot", "tids", "gen", "min_gen", "status", "created"],
-  grants: ["user_id", "slot", "mode", "status", "limits", "created"],
+  slots: ["slot", "tids", "gen", "min_gen", "status", "holders", "created"],
+  grants: ["user_id", "slot", "mode", "status", "limits", "uses_left", "created"],
 };
 
 export const list = adminCommand(
