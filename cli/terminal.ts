@@ -18,7 +18,7 @@ import { TokenType } from "../schemas/tokens.js";
 import { DEFAULT_PREFIX } from "../schemas/topics.js";
 import { describeCredential, formatInstant, localTimeZone } from "../terminal/credential-info.js";
 import { download } from "../terminal/download.js";
-import { readKey, readProfile, readWallet, resolveTerminalDir, terminalPaths } from "../terminal/files.js";
+import { readProfile, readWallet, resolveTerminalDir } from "../terminal/files.js";
 import { login } from "../terminal/login.js";
 import { renewDue } from "../terminal/renew.js";
 import { openSession } from "../terminal/session.js";
@@ -28,6 +28,7 @@ import { startFobUse, startRelayUse, startUse, type UseHandle } from "../termina
 import { readSecret, readSecretWithoutPrompt } from "./secret.js";
 import { untilAborted } from "./signals.js";
 import { forgetCommand, logoutCommand } from "./terminal-lifecycle.js";
+import { statusCommand } from "./terminal-status.js";
 
 export interface TerminalIo extends Partial<CliIo> {
   logger?: Logger;
@@ -377,46 +378,6 @@ const renewCommand = (extras: Extras) =>
     },
   );
 
-const statusCommand = (extras: Extras) =>
-  command(
-    {
-      name: "sparekey terminal status",
-      summary: "show the profile (without the password), the key id and the wallet",
-      options: { dir: dirOption },
-    },
-    (p, io) => {
-      const dir = terminalDir(p.values.dir);
-      const profile = readProfile(dir);
-      const key = readKey(dir, profile.term);
-      const wallet = readWallet(dir, profile.term);
-      const zone = extras.timeZone ?? localTimeZone();
-      const lines = [
-        `dir       ${dir}`,
-        `terminal  ${profile.term}`,
-        `user      ${profile.user}`,
-        `broker    ${profile.broker_url}`,
-        `prefix    ${profile.prefix}`,
-        key
-          ? `key       ${key.kid} (public ${key.publicKeyB64})`
-          : `key       none (${terminalPaths(dir).key})`,
-        `last seq  ${wallet.last_seq}`,
-        `wallet    ${Object.keys(wallet.credentials).length} credential(s)`,
-      ];
-      for (const [slot, entry] of Object.entries(wallet.credentials)) {
-        const head = `  slot ${slot} gen ${entry.gen} targets ${entry.tids.join(", ")}`;
-        try {
-          const { payload } = decodeToken(entry.token, TokenType.credential);
-          lines.push(`${head} (${payload.mode} key)`);
-          lines.push(...describeCredential(payload, zone).map((l) => `    ${l}`));
-        } catch {
-          lines.push(`${head} (unreadable credential)`);
-        }
-      }
-      io.stdout.write(`${lines.join("\n")}\n`);
-      return EXIT.ok;
-    },
-  );
-
 /** The `sparekey terminal` command tree; tests pass a logger and a time zone. */
 export function terminalGroup(extras: Partial<Extras> = {}): CliNode {
   const e: Extras = { logger: extras.logger, timeZone: extras.timeZone };
@@ -429,7 +390,7 @@ export function terminalGroup(extras: Partial<Extras> = {}): CliNode {
       use: useCommand(e),
       unlock: unlockCommand(e),
       renew: renewCommand(e),
-      status: statusCommand(e),
+      status: statusCommand(e.timeZone),
       forget: forgetCommand(e.logger),
       logout: logoutCommand(e.logger),
     },

@@ -30,11 +30,14 @@ export function newJti(): string {
   return randomBytes(16).toString("base64url");
 }
 
-/** Sign what the store recorded: the token carries exactly the issued row's facts. */
+/**
+ * Sign what the store recorded: the token carries exactly the issued row's facts, and the terminal's
+ * user (a phone's; a fob has none) so the target can name who opened it.
+ */
 export function signCredential(
   issuer: Issuer,
   issued: Issued,
-  c: { mode: KeyMode; holder: string; term: string; iat: number; jti: string },
+  c: { mode: KeyMode; holder: string; term: string; user?: string | undefined; iat: number; jti: string },
 ): string {
   const payload: CredentialPayload = {
     v: 1,
@@ -44,6 +47,7 @@ export function signCredential(
     mode: c.mode,
     holder: c.holder,
     term: c.term,
+    ...(c.user !== undefined ? { user: c.user } : {}),
     nbf: issued.nbf,
     ...(issued.exp !== undefined ? { exp: issued.exp } : {}),
     ...(issued.max_uses !== undefined ? { max_uses: issued.max_uses } : {}),

@@ -30,6 +30,8 @@ export const TargetState = Type.Object(
     state: LockState,
     slot: Type.Optional(Id),
     term: Type.Optional(Id),
+    /** The user behind `term`, as the issuer vouched for it (a verified credential or relay frame); absent for fobs. */
+    user: Type.Optional(Id),
     since: UnixMillis,
     reason: Type.Union([StateReasonSchema, Type.Literal("will")]),
     /** Key mode of the session that holds the target open. */
@@ -79,6 +81,8 @@ export const TargetEvent = Type.Object(
     reason: Type.Optional(Type.Union([RefusalReasonSchema, StateReasonSchema])),
     slot: Type.Optional(Id),
     term: Type.Optional(Id),
+    /** The user behind `term`, only as a verified credential or relay frame names it. */
+    user: Type.Optional(Id),
     gen: Type.Optional(Gen),
     version: Type.Optional(Version),
     uses_left: Type.Optional(Type.Integer({ minimum: 0 })),

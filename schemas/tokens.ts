@@ -66,6 +66,8 @@ export const CredentialPayload = Type.Object(
     mode: KeyMode,
     holder: Type.Optional(PublicKeyB64),
     term: Id,
+    /** The user the key server knows behind `term` when it issued; absent for a fob (it has no user). */
+    user: Type.Optional(Id),
     nbf: UnixSeconds,
     exp: Type.Optional(UnixSeconds),
     max_uses: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000 })),
@@ -100,6 +102,8 @@ export const RelayPayload = Type.Object(
     slot: Id,
     gen: Gen,
     term: Id,
+    /** The user the key server knows behind `term` when it signed. */
+    user: Type.Optional(Id),
     epoch: LineEpoch,
     nonce: Nonce,
     seq: Seq,

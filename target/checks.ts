@@ -85,6 +85,8 @@ export interface AcceptedFrame {
   readonly typ: typeof TokenType.frame | typeof TokenType.relay;
   readonly mode: KeyMode;
   readonly term: string;
+  /** The user the issuer names behind `term` (credential or relay frame, both verified by now). */
+  readonly user?: string | undefined;
   readonly slot: string;
   readonly gen: number;
   readonly seq: number;
@@ -108,6 +110,8 @@ export type Decision =
       readonly check: string;
       readonly slot?: string;
       readonly term?: string;
+      /** The user a verified credential of this sender names (never read from an unverified token). */
+      readonly user?: string;
     };
 
 /** Stage 1's input: one raw MQTT payload on the frames topic. */
@@ -206,9 +210,30 @@ function subjectOf(last: unknown): { slot: string; term: string } | undefined {
     : undefined;
 }
 
-function refused(reason: RefusalReason, check: string, last?: unknown): Decision {
+/**
+ * The user behind a refused stored frame: only from a credential whose issuer signature verified (it is
+ * in the cache) and that names the sender the broker vouches for. A relay frame's signature is its last
+ * check, so a refused one names no user.
+ */
+function verifiedUser(last: unknown, keys: DecisionKeys, from: string): string | undefined {
+  if (typeof last !== "object" || last === null || !("payload" in last)) return undefined;
+  const p: unknown = last.payload;
+  if (typeof p !== "object" || p === null || !("cred" in p) || typeof p.cred !== "string") return undefined;
+  const cred = keys.credentials.get(p.cred);
+  return cred?.term === from ? cred.user : undefined;
+}
+
+function refused(reason: RefusalReason, check: string, last?: unknown, user?: string): Decision {
   const who = subjectOf(last);
-  return who ? { ok: false, reason, check, slot: who.slot, term: who.term } : { ok: false, reason, check };
+  if (!who) return { ok: false, reason, check };
+  return {
+    ok: false,
+    reason,
+    check,
+    slot: who.slot,
+    term: who.term,
+    ...(user !== undefined ? { user } : {}),
+  };
 }
 
 /** Run the checks on one raw MQTT payload. Never throws for bad input. */
@@ -221,5 +246,5 @@ export function decideFrame(frame: IncomingFrame, view: DecisionView, keys: Deci
   const outcome = CHECKS_BY_TYP[typ].run(envelope.value, ctx);
   return outcome.ok
     ? { ok: true, frame: outcome.value }
-    : refused(outcome.reason, outcome.check, outcome.last);
+    : refused(outcome.reason, outcome.check, outcome.last, verifiedUser(outcome.last, keys, frame.from));
 }

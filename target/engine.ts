@@ -231,12 +231,12 @@ export class TargetEngine {
       credentials: this.credentials,
     });
     if (!decision.ok) {
-      const { reason, check, slot } = decision;
+      const { reason, check, slot, user } = decision;
       // Unknown is not online: follow the terminal, so its retained status lets the next frame pass.
       if (reason === "terminal_status_unknown") this.follow(from);
       this.count(reason);
       this.log.debug({ reason, check, slot, term: from }, "frame refused");
-      this.refusals.refused(from, reason, slot);
+      this.refusals.refused(from, reason, slot, user);
       return decision;
     }
     this.accept(decision.frame);
@@ -349,6 +349,7 @@ export class TargetEngine {
         mode: f.mode,
         typ: f.typ,
         openedAt: clock.now(),
+        user: f.user,
         expMs: f.exp === undefined ? undefined : f.exp * 1000,
         usesLeft: f.usesLeft,
         schedule: f.schedule,
@@ -433,14 +434,14 @@ export class TargetEngine {
   private event(
     type: EventType,
     reason: RefusalReason | StateReason | undefined,
-    who: { slot?: string | undefined; term?: string | undefined } = {},
+    who: { slot?: string | undefined; term?: string | undefined; user?: string | undefined } = {},
     extra: Pick<EventFields, "gen" | "uses_left" | "cmd_id"> = {},
   ): void {
-    const fields = { reason, slot: who.slot, term: who.term, ...extra };
+    const fields = { reason, slot: who.slot, term: who.term, user: who.user, ...extra };
     this.deps.out.event(eventMessage(this.deps.config.tid, this.parts.clock.now(), type, fields));
   }
 }
 
 function holderOf(s: Session): StateHolder {
-  return { slot: s.slot, term: s.term, mode: s.mode, usesLeft: s.usesLeft };
+  return { slot: s.slot, term: s.term, user: s.user, mode: s.mode, usesLeft: s.usesLeft };
 }

@@ -14,6 +14,7 @@ import type { RefusalReason, StateReason } from "../schemas/reasons.js";
 export interface StateHolder {
   readonly slot?: string | undefined;
   readonly term: string;
+  readonly user?: string | undefined;
   readonly mode: NonNullable<TargetState["mode"]>;
   readonly usesLeft?: number | undefined;
 }
@@ -28,6 +29,7 @@ export function stateMessage(
   if (!holder) return { v: 1, tid, state, since, reason };
   const message: TargetState = { v: 1, tid, state, term: holder.term, since, reason, mode: holder.mode };
   if (holder.slot !== undefined) message.slot = holder.slot;
+  if (holder.user !== undefined) message.user = holder.user;
   if (holder.usesLeft !== undefined) message.uses_left = holder.usesLeft;
   return message;
 }
@@ -36,6 +38,7 @@ export interface EventFields {
   reason?: RefusalReason | StateReason | undefined;
   slot?: string | undefined;
   term?: string | undefined;
+  user?: string | undefined;
   gen?: number | undefined;
   version?: number | undefined;
   uses_left?: number | undefined;
@@ -54,6 +57,7 @@ export function eventMessage(
   if (fields.reason !== undefined) event.reason = fields.reason;
   if (fields.slot !== undefined) event.slot = fields.slot;
   if (fields.term !== undefined) event.term = fields.term;
+  if (fields.user !== undefined) event.user = fields.user;
   if (fields.gen !== undefined) event.gen = fields.gen;
   if (fields.version !== undefined) event.version = fields.version;
   if (fields.uses_left !== undefined) event.uses_left = fields.uses_left;

@@ -97,6 +97,11 @@ function usesLeft(max: number | undefined, used: number, opensSession: boolean):
   return max === undefined ? undefined : Math.max(0, max - used - (opensSession ? 1 : 0));
 }
 
+/** A relay payload's `user`: read only here, after the frame's issuer signature passed. */
+function relayUser(payload: object): string | undefined {
+  return "user" in payload && typeof payload.user === "string" ? payload.user : undefined;
+}
+
 /** The facts an accepted frame establishes, for the engine to apply. */
 export function acceptedFrame(k: Keyed, view: DecisionView): AcceptedFrame {
   const { cred, entry, gen, subject } = k;
@@ -108,6 +113,7 @@ export function acceptedFrame(k: Keyed, view: DecisionView): AcceptedFrame {
       typ: TokenType.relay,
       mode: k.mode,
       term: subject.term,
+      user: relayUser(k.payload),
       slot: subject.slot,
       gen,
       seq: subject.seq,
@@ -126,6 +132,7 @@ export function acceptedFrame(k: Keyed, view: DecisionView): AcceptedFrame {
     typ: TokenType.frame,
     mode: k.mode,
     term: subject.term,
+    user: cred.user,
     slot: subject.slot,
     gen,
     seq: subject.seq,

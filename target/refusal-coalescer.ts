@@ -12,6 +12,8 @@ export interface CoalescedRefusal {
   readonly term: string;
   readonly reason: RefusalReason;
   readonly slot: string | undefined;
+  /** The user a verified credential of the sender named (the latest refusal's). */
+  readonly user?: string | undefined;
   /** Refusals since this terminal's previous refusal event (≥ 1). */
   readonly count: number;
 }
@@ -20,6 +22,7 @@ interface Pending {
   count: number;
   reason: RefusalReason;
   slot: string | undefined;
+  user: string | undefined;
   timer: NodeJS.Timeout;
 }
 
@@ -34,16 +37,17 @@ export class RefusalCoalescer {
 
   constructor(private readonly deps: RefusalCoalescerDeps) {}
 
-  add(term: string, reason: RefusalReason, slot: string | undefined): void {
+  add(term: string, reason: RefusalReason, slot: string | undefined, user?: string): void {
     const pending = this.open.get(term);
     if (pending) {
       pending.count++;
       pending.reason = reason;
       pending.slot = slot;
+      pending.user = user;
       return;
     }
-    this.deps.emit({ term, reason, slot, count: 1 });
-    this.open.set(term, { count: 0, reason, slot, timer: this.arm(term) });
+    this.deps.emit({ term, reason, slot, user, count: 1 });
+    this.open.set(term, { count: 0, reason, slot, user, timer: this.arm(term) });
   }
 
   /** Emit what is pending now and stop every timer (the target is stopping). */
@@ -72,6 +76,6 @@ export class RefusalCoalescer {
   }
 
   private emitPending(term: string, p: Pending): void {
-    this.deps.emit({ term, reason: p.reason, slot: p.slot, count: p.count });
+    this.deps.emit({ term, reason: p.reason, slot: p.slot, user: p.user, count: p.count });
   }
 }

@@ -34,8 +34,8 @@ export class FrameRefusals {
     this.events = new RefusalCoalescer({
       periodMs: deps.config.period_ms,
       // `count` only when several refusals were summed: a lone refusal reads as before.
-      emit: ({ term, reason, slot, count }) => {
-        deps.event("auth_refused", { reason, slot, term, ...(count > 1 ? { count } : {}) });
+      emit: ({ term, reason, slot, user, count }) => {
+        deps.event("auth_refused", { reason, slot, term, user, ...(count > 1 ? { count } : {}) });
         deps.verdict(term, reason);
       },
     });
@@ -48,8 +48,8 @@ export class FrameRefusals {
     });
   }
 
-  refused(from: string, reason: RefusalReason, slot: string | undefined): void {
-    this.events.add(from, reason, slot);
+  refused(from: string, reason: RefusalReason, slot: string | undefined, user?: string): void {
+    this.events.add(from, reason, slot, user);
     this.lockouts.refused(from, reason);
   }
 

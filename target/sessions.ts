@@ -11,6 +11,8 @@ export interface Session extends HeldKey {
   /** Which frame type opened it: the relay type will end on the key server's status too. */
   readonly typ: TokenTypeValue;
   readonly openedAt: number;
+  /** The user the verified credential or relay frame names behind `term`. */
+  readonly user?: string | undefined;
   /** Uses left after this session opened, for a count-limited key: 0 means it used the last one. */
   readonly usesLeft?: number | undefined;
 }

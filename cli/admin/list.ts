@@ -1,7 +1,7 @@
 import { SparekeyError } from "../../common/errors.js";
 import { formatWindow } from "../../common/schedule.js";
 import { assertZone, formatInstant, localZone } from "../../common/time-zone.js";
-import { LIST_KINDS, type ListKind, type ListRows } from "../../keyserver/admin/list.js";
+import { type Holder, LIST_KINDS, type ListKind, type ListRows } from "../../keyserver/admin/list.js";
 import { GrantRow } from "../../schemas/keyserver.js";
 import { validator } from "../../schemas/validate.js";
 import { adminOpCommand, table } from "./common.js";
@@ -48,7 +48,20 @@ function humanRows(kind: ListKind, rows: ListRows, zone: string): ListRows {
       out.last_issued = when(r.last_issued);
       out.disabled = r.disabled === true ? "yes" : r.user_disabled === true ? "user" : "no";
     }
-    if (kind === "grants") out.limits = grantLimits(grantRow.parse(r), zone);
+    if (kind === "slots") {
+      const held = Array.isArray(r.holders) ? (r.holders as Holder[]) : [];
+      out.holders = held.map((h) => `${h.user ?? "fob"} (${h.term}, gen ${h.gen})`).join(", ");
+    }
+    if (kind === "grants") {
+      const { uses_left: left, ...grant } = r;
+      out.limits = grantLimits(grantRow.parse(grant), zone);
+      out.uses_left =
+        left !== null && typeof left === "object"
+          ? Object.entries(left)
+              .map(([tid, n]) => `${String(n)} at ${tid}`)
+              .join(", ")
+          : "";
+    }
     return out;
   });
 }
@@ -57,8 +70,8 @@ const COLUMNS: Record<ListKind, string[]> = {
   users: ["id", "disabled", "devices", "created"],
   terminals: ["serial", "kind", "user", "disabled", "last_issued", "public_key", "created"],
   targets: ["tid", "registry_version", "published_version", "created"],
-  slots: ["slot", "tids", "gen", "min_gen", "status", "created"],
-  grants: ["user_id", "slot", "mode", "status", "limits", "created"],
+  slots: ["slot", "tids", "gen", "min_gen", "status", "holders", "created"],
+  grants: ["user_id", "slot", "mode", "status", "limits", "uses_left", "created"],
 };
 
 export const list = adminOpCommand(

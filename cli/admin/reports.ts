@@ -1,4 +1,5 @@
 import { SparekeyError } from "../../common/errors.js";
+import { assertZone, formatInstant, localZone } from "../../common/time-zone.js";
 import { auditVerify } from "../../keyserver/admin/audit.js";
 import { adminCommand, table } from "./common.js";
 
@@ -6,10 +7,11 @@ export const audit = adminCommand(
   {
     name: "sparekey admin audit",
     summary: "show the most recent audit log entries, oldest first; `audit verify` checks the hash chain",
-    usage: "sparekey admin audit [verify] [--limit N] [--json]",
+    usage: "sparekey admin audit [verify] [--limit N] [--tz ZONE] [--json]",
     options: {
       limit: { type: "string", help: "how many entries", default: "50" },
-      json: { type: "boolean", help: "print JSON" },
+      json: { type: "boolean", help: "print JSON (times in Unix ms)" },
+      tz: { type: "string", help: "zone the table shows times in", defaultText: "this system's zone" },
     },
     positionals: true,
   },
@@ -27,10 +29,11 @@ export const audit = adminCommand(
         );
       return `audit chain verified: ${report.rows} entries`;
     }
+    const zone = assertZone(p.values.tz ?? localZone());
     const rows = await ctx.store.listAudit(p.int("limit", 1, 100_000));
     if (p.values.json) return JSON.stringify(rows);
-    // The table is for people: ISO UTC instead of Unix ms (--json keeps the stored value).
-    const readable = rows.map((r) => ({ ...r, ts: new Date(r.ts).toISOString() }));
+    // The table is for people: the operator's wall time with its offset (--json keeps the stored Unix ms).
+    const readable = rows.map((r) => ({ ...r, ts: formatInstant(Math.floor(r.ts / 1000), zone) }));
     io.stdout.write(table(readable, ["seq", "ts", "actor", "op", "subject", "outcome", "detail"]));
     return `${rows.length} audit entries`;
   },

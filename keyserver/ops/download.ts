@@ -1,6 +1,6 @@
 import { DownloadRequest, type DownloadResult } from "../../schemas/rpc.js";
 import { newJti, signCredential, withLifetime } from "../credentials.js";
-import { decideDownload } from "../grants.js";
+import { decideDownload, phoneUserOf } from "../grants.js";
 import { defineOp } from "./context.js";
 
 /**
@@ -18,14 +18,18 @@ export const download = defineOp({
       ...(request.slot !== undefined ? { slot: request.slot } : {}),
       now,
     };
+    // Read in the issuing transaction, so the user signed is the one the grant was judged for.
+    let user: string | undefined;
     const issued = await ctx.store.issueStored({ ...facts, term: caller, jti }, (read) => {
       const plan = decideDownload(read, facts);
+      user = phoneUserOf(read.terminal);
       return { ...plan, terms: withLifetime(plan.terms, ctx.credentialLifetimeS) };
     });
     const credential = signCredential(ctx.issuer, issued, {
       mode: "stored",
       holder: request.public_key,
       term: caller,
+      user,
       iat: now,
       jti,
     });

@@ -51,6 +51,7 @@ export const relay = defineOp({
         slot: slot.slot,
         gen,
         term: caller,
+        user,
         epoch,
         nonce: request.nonce,
         seq,

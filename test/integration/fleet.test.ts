@@ -247,6 +247,7 @@ describe("fleet revocation over the real gateway", () => {
       reason: "revoked_fleet",
       slot: "alice-key",
       term: "PHONE-ALICE",
+      user: "alice",
     });
     expect(fallback).toEqual({
       v: 1,

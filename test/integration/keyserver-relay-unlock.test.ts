@@ -110,6 +110,7 @@ describe("key server relay op", () => {
       slot: "s1",
       gen: 1,
       term: "p-alice",
+      user: "alice",
       epoch: sys.EPOCH,
       nonce,
       seq: result.seq,

@@ -85,6 +85,8 @@ describe("key server RPC over a real broker", () => {
       mode: "stored",
       holder: key.publicKeyB64,
       term: "p1",
+      // The terminal's user, as the key server knows it: the target names it in its state and events.
+      user: "alice",
       nbf: cred.payload.iat,
       // Credentials that age: an unlimited grant still gives a key that expires after the default week.
       exp: cred.payload.iat + 7 * 24 * 3600,

@@ -249,6 +249,7 @@ describe("relay key over the real gateway", () => {
       state: "available",
       slot: RELAY_SLOT,
       term: BOB.serial,
+      user: BOB.user,
       since: expect.any(Number),
       reason: "frame_accepted",
       mode: "relay",
@@ -260,6 +261,7 @@ describe("relay key over the real gateway", () => {
       type: "auth_established",
       slot: RELAY_SLOT,
       term: BOB.serial,
+      user: BOB.user,
       gen: 1,
     });
 
@@ -296,6 +298,7 @@ describe("relay key over the real gateway", () => {
       reason: "terminal_offline",
       slot: RELAY_SLOT,
       term: BOB.serial,
+      user: BOB.user,
     });
     expect(await watch.state(at, unavailable, "the lock to drop")).toEqual({
       v: 1,
@@ -327,6 +330,7 @@ describe("relay key over the real gateway", () => {
       reason: "keyserver_offline",
       slot: RELAY_SLOT,
       term: BOB.serial,
+      user: BOB.user,
     });
     expect(await watch.state(at, unavailable, "the lock to drop")).toEqual({
       v: 1,

@@ -170,6 +170,7 @@ describe("the lost-key story over the real gateway", () => {
       state: "available",
       slot: SLOT,
       term: "PHONE-ALICE",
+      user: "alice",
       since: expect.any(Number),
       reason: "frame_accepted",
       mode: "stored",

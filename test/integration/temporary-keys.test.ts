@@ -98,6 +98,7 @@ describe("temporary keys over the real gateway", () => {
         state: "available",
         slot: SLOT,
         term: GUARD,
+        user: "guard-17",
         since: opened.since,
         reason: "frame_accepted",
         mode: "stored",
@@ -112,6 +113,7 @@ describe("temporary keys over the real gateway", () => {
         type: "auth_established",
         slot: SLOT,
         term: GUARD,
+        user: "guard-17",
         gen: cred.gen,
         uses_left: usesLeft,
       });
@@ -131,6 +133,7 @@ describe("temporary keys over the real gateway", () => {
       reason: "uses_exhausted",
       slot: SLOT,
       term: GUARD,
+      user: "guard-17",
     });
     await third.close();
     expect(watch.states.slice(at.states).filter(guardOpened)).toEqual([]);
@@ -156,6 +159,7 @@ describe("temporary keys over the real gateway", () => {
       reason: "expired",
       slot: SLOT,
       term: GUARD,
+      user: "guard-17",
     });
     expect(ended.ts).toBeGreaterThanOrEqual(exp * 1000);
     expect(ended.ts).toBeLessThan(exp * 1000 + 1000);
@@ -182,6 +186,7 @@ describe("temporary keys over the real gateway", () => {
       reason: "not_yet_valid",
       slot: SLOT,
       term: GUARD,
+      user: "guard-17",
     });
     expect(watch.states.slice(at.states).filter(guardOpened)).toEqual([]);
   });

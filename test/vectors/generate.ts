@@ -233,6 +233,16 @@ export function buildVectors(): Vector[] {
     }),
     accept("operator login command binding its own key", TokenType.command, OPERATOR_SEED, loginCommand),
     accept("operator command: fleet revocation of a slot", TokenType.command, OPERATOR_SEED, fleetCommand),
+    accept("credential naming the terminal's user", TokenType.credential, ISSUER_SEED, {
+      ...storedCredential,
+      user: "alice",
+      jti: "cred-stored-user-000001",
+    }),
+    accept("relay frame naming the terminal's user", TokenType.relay, ISSUER_SEED, {
+      ...relay,
+      user: "alice",
+      seq: 3,
+    }),
   ];
 
   const [head, body, sig] = segments(stored.token);
