@@ -1,7 +1,7 @@
 import type { Static } from "@sinclair/typebox";
 import { SparekeyError } from "../common/errors.js";
 import { ID_REGEX } from "./common.js";
-import { DISCOVERY_TOPICS, TOPICS, type TopicSpec } from "./topic-table.js";
+import { TOPICS, type TopicSpec } from "./topic-table.js";
 
 export * from "./topic-table.js";
 
