@@ -92,12 +92,7 @@ export class Target implements TargetOutbox {
     this.engine = engine;
     const will = stateMessage(config.tid, "offline", "started", (this.deps.now ?? Date.now)());
     const client = connectMqttLater({
-      url: config.broker_url,
-      ...fileTls(config),
-      clientId: config.tid,
-      username: config.tid,
-      password: config.secret,
-      keepalive: config.keepalive_s,
+      ...this.identity(config),
       will: builder.message("state", { tid: config.tid }, { ...will, reason: "will" }),
     });
     this.client = client;
@@ -125,6 +120,18 @@ export class Target implements TargetOutbox {
     await firstConnect;
   }
 
+  /** Who the target is on the broker: its tid and secret, over its gateway's TLS when configured. */
+  private identity(config: TargetConfig) {
+    return {
+      url: config.broker_url,
+      ...fileTls(config),
+      clientId: config.tid,
+      username: config.tid,
+      password: config.secret,
+      keepalive: config.keepalive_s,
+    };
+  }
+
   /**
    * Refuse to start (`not_sparekey`, `keyserver_unknown`) unless the broker carries a `keyserver/status`
    * naming one of the config's issuer keys. Its own connection without a will, so nothing (state, will,
@@ -132,27 +139,13 @@ export class Target implements TargetOutbox {
    */
   private async checkKeyserver(builder: Topics, log: Logger): Promise<void> {
     const { config } = this.deps;
-    const status = await probeKeyserver(
-      () =>
-        connectWhenUp(
-          {
-            url: config.broker_url,
-            ...fileTls(config),
-            clientId: config.tid,
-            username: config.tid,
-            password: config.secret,
-            keepalive: config.keepalive_s,
-          },
-          log,
-        ),
-      {
-        topics: builder,
-        url: config.broker_url,
-        trusted: new Set(config.issuer_keys.map((k) => k.kid)),
-        truster: `target ${config.tid}'s issuer_keys`,
-        ...(this.deps.keyserverCheckMs !== undefined ? { timeoutMs: this.deps.keyserverCheckMs } : {}),
-      },
-    );
+    const status = await probeKeyserver(() => connectWhenUp(this.identity(config), log), {
+      topics: builder,
+      url: config.broker_url,
+      trusted: new Set(config.issuer_keys.map((k) => k.kid)),
+      truster: `target ${config.tid}'s issuer_keys`,
+      ...(this.deps.keyserverCheckMs !== undefined ? { timeoutMs: this.deps.keyserverCheckMs } : {}),
+    });
     log.info({ kid: status.kid, keyserver: status.state }, "key server recognised");
   }
 

@@ -25,6 +25,17 @@ export function trustedKeyserverKids(profile: TerminalProfile, wallet?: Terminal
   return kids;
 }
 
+/** Who the phone is on the broker: its serial, user and password, over TLS with its pinned CA. */
+export function profileIdentity(profile: TerminalProfile) {
+  return {
+    url: profile.broker_url,
+    ...(profile.tls ? { tls: { ca: profile.tls.ca_pem } } : {}),
+    clientId: profile.term,
+    username: profile.user,
+    password: profile.password,
+  };
+}
+
 /**
  * Before the connection that carries the terminal's will and retained status: a connection of its own,
  * same identity and TLS, that only reads `keyserver/status` (common/keyserver-check.ts).
@@ -37,11 +48,7 @@ export async function checkProfileKeyserver(
   const status = await probeKeyserver(
     () =>
       connectOnce({
-        url: profile.broker_url,
-        ...(profile.tls ? { tls: { ca: profile.tls.ca_pem } } : {}),
-        clientId: profile.term,
-        username: profile.user,
-        password: profile.password,
+        ...profileIdentity(profile),
         reconnectPeriod: 0,
         connectTimeout: o.connectTimeoutMs ?? 10_000,
       }),

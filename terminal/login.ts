@@ -6,6 +6,7 @@ import { TerminalProfile } from "../schemas/config.js";
 import { assertId, assertPrefix, DEFAULT_PREFIX, Topics } from "../schemas/topics.js";
 import { SchemaError, validator } from "../schemas/validate.js";
 import { loadOrCreateKey, writeProfile } from "./files.js";
+import { profileIdentity } from "./keyserver-check.js";
 import { connectOnce } from "./link.js";
 import { fetchBrokerCa, isCertificateRefusal, isTlsUrl } from "./tls-trust.js";
 
@@ -85,11 +86,7 @@ export async function login(o: LoginOptions): Promise<LoginResult> {
     }
   }
   const client = await connectOnce({
-    url: profile.broker_url,
-    ...(profile.tls ? { tls: { ca: profile.tls.ca_pem } } : {}),
-    clientId: profile.term,
-    username: profile.user,
-    password: profile.password,
+    ...profileIdentity(profile),
     reconnectPeriod: 0,
     connectTimeout: timeoutMs,
   }).catch((err: unknown) => {
