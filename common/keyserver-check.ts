@@ -37,7 +37,9 @@ export async function awaitKeyserver(client: MqttClient, o: KeyserverCheck): Pro
     if (t !== topic) return;
     const status = parseKeyserverStatus(payload);
     if (!status) return;
-    if (!o.trusted || o.trusted.has(status.kid)) settle?.resolve(status);
+    const trusted = o.trusted;
+    if (!trusted || [status.kid, ...(status.kids ?? [])].some((kid) => trusted.has(kid)))
+      settle?.resolve(status);
     else
       settle?.reject(
         new SparekeyError(

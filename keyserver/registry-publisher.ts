@@ -15,6 +15,8 @@ export interface RegistryPublisherDeps {
   /** How soon a publish that failed is tried again. */
   pollMs?: number;
   now?: () => number;
+  /** Called after the issuer keys were read again and changed (the key server's status names them). */
+  onIssuerChange?: () => void;
 }
 
 /** Registries read (synchronously, for SQLite) and signed per turn of the event loop when republishing all. */
@@ -78,8 +80,10 @@ export class RegistryPublisher {
    */
   private refreshIssuer(): void {
     try {
-      if (this.deps.issuer.refresh())
+      if (this.deps.issuer.refresh()) {
         this.log.info({ kid: this.deps.issuer.signingKey.kid }, "issuer keys reloaded");
+        this.deps.onIssuerChange?.();
+      }
     } catch (err) {
       this.log.error({ err }, "issuer key file unreadable; keeping the keys loaded before");
     }

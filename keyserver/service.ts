@@ -51,9 +51,12 @@ export interface KeyServerDeps {
   operatorQuota?: RpcQuotaOptions;
 }
 
-/** `kid` names the active issuer key: clients check it to know they reached this key server's broker. */
-function status(state: KeyserverStatus["state"], epoch: number, kid: string): KeyserverStatus {
-  return { v: 1, state, epoch, kid };
+/**
+ * `kid` names the active issuer key and `kids` every key still trusted: clients check them to know they
+ * reached this key server's broker, also across a rotation. Read at each publish: a rotation reloads it.
+ */
+function status(state: KeyserverStatus["state"], epoch: number, issuer: Issuer): KeyserverStatus {
+  return { v: 1, state, epoch, kid: issuer.signingKey.kid, kids: issuer.publicKeys().map((k) => k.kid) };
 }
 
 /** The key server: RPC ops, registry pushes and its retained online/offline status. */
@@ -121,13 +124,12 @@ export class KeyServer {
     const state = this.open();
     this.epoch = await state.store.nextEpoch();
     const topics = this.topics;
-    const kid = state.issuer.signingKey.kid;
     const client = await connectMqtt({
       url: this.deps.brokerUrl,
       clientId: this.deps.clientId ?? "keyserver",
       username: "keyserver",
       password: state.secret,
-      will: topics.message("keyserverStatus", {}, status("offline", this.epoch, kid)),
+      will: topics.message("keyserverStatus", {}, status("offline", this.epoch, state.issuer)),
     });
     this.client = client;
     // Every connection gets a higher epoch, and its will must carry that same epoch (docs/PROTOCOL.md, link state and epochs).
@@ -135,7 +137,7 @@ export class KeyServer {
       this.epoch += 1;
       if (client.options.will)
         client.options.will.payload = Buffer.from(
-          topics.message("keyserverStatus", {}, status("offline", this.epoch, kid)).payload,
+          topics.message("keyserverStatus", {}, status("offline", this.epoch, state.issuer)).payload,
         );
       state.store
         .raiseEpoch(this.epoch)
@@ -143,7 +145,7 @@ export class KeyServer {
     });
     client.on("connect", () => {
       topics
-        .publish(client, "keyserverStatus", {}, status("online", this.epoch, kid))
+        .publish(client, "keyserverStatus", {}, status("online", this.epoch, state.issuer))
         .catch((err: unknown) => this.log.warn({ err }, "status not published"));
     });
     client.on("error", (err) => this.log.warn({ err }, "mqtt error"));
@@ -205,8 +207,18 @@ export class KeyServer {
       logger: this.deps.logger,
       now,
       ...(this.deps.pollMs !== undefined ? { pollMs: this.deps.pollMs } : {}),
+      // A rotation changes the keys the status names: clients that trust only the new key check it.
+      onIssuerChange: () => {
+        if (client.options.will)
+          client.options.will.payload = Buffer.from(
+            topics.message("keyserverStatus", {}, status("offline", this.epoch, state.issuer)).payload,
+          );
+        topics
+          .publish(client, "keyserverStatus", {}, status("online", this.epoch, state.issuer))
+          .catch((err: unknown) => this.log.warn({ err }, "status not published"));
+      },
     });
-    await topics.publish(client, "keyserverStatus", {}, status("online", this.epoch, kid));
+    await topics.publish(client, "keyserverStatus", {}, status("online", this.epoch, state.issuer));
     // Followers first: an RPC that arrives at once must already see the retained challenges.
     await this.challenges.start();
     await this.terminalStatuses.start();
@@ -236,8 +248,8 @@ export class KeyServer {
         "status",
         async () => {
           if (this.client?.connected && this.state) {
-            const kid = this.state.issuer.signingKey.kid;
-            await this.topics.publish(this.client, "keyserverStatus", {}, status("offline", this.epoch, kid));
+            const offline = status("offline", this.epoch, this.state.issuer);
+            await this.topics.publish(this.client, "keyserverStatus", {}, offline);
           }
         },
       ],

@@ -134,6 +134,11 @@ export const KeyserverStatus = Type.Object(
   {
     ...LinkStatus.properties,
     kid: Kid,
+    /**
+     * Every issuer key the key server still trusts (the active one and those a rotation keeps), so a
+     * client that knows only the previous key still recognises its key server during the overlap.
+     */
+    kids: Type.Optional(Type.Array(Kid, { minItems: 1, maxItems: 16 })),
   },
   { additionalProperties: false },
 );

@@ -82,13 +82,14 @@ export class Target implements TargetOutbox {
     const log = this.deps.logger.child({ component: "target", tid: config.tid });
     this.topics = topics;
     this.log = log;
-    await this.checkKeyserver(builder, log);
+    // Opened first (nothing is published before begin()): the check trusts the keys it learned too.
     const engine = TargetEngine.open({
       config,
       logger: this.deps.logger,
       out: this,
       ...(this.deps.now ? { now: this.deps.now } : {}),
     });
+    await this.checkKeyserver(builder, log, engine.trustedIssuerKids());
     this.engine = engine;
     const will = stateMessage(config.tid, "offline", "started", (this.deps.now ?? Date.now)());
     const client = connectMqttLater({
@@ -137,12 +138,12 @@ export class Target implements TargetOutbox {
    * naming one of the config's issuer keys. Its own connection without a will, so nothing (state, will,
    * challenge) is left retained on a broker that is not the gateway.
    */
-  private async checkKeyserver(builder: Topics, log: Logger): Promise<void> {
+  private async checkKeyserver(builder: Topics, log: Logger, kids: readonly string[]): Promise<void> {
     const { config } = this.deps;
     const status = await probeKeyserver(() => connectWhenUp(this.identity(config), log), {
       topics: builder,
       url: config.broker_url,
-      trusted: new Set(config.issuer_keys.map((k) => k.kid)),
+      trusted: new Set(kids),
       truster: `target ${config.tid}'s issuer_keys`,
       ...(this.deps.keyserverCheckMs !== undefined ? { timeoutMs: this.deps.keyserverCheckMs } : {}),
     });

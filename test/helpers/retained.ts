@@ -12,9 +12,15 @@ import { nextMessage } from "./wait.js";
 export function retainKeyserverStatus(
   broker: RunningBroker,
   kid: string,
-  o: { state?: KeyserverStatus["state"]; epoch?: number; prefix?: string } = {},
+  o: { state?: KeyserverStatus["state"]; epoch?: number; prefix?: string; kids?: string[] } = {},
 ): Promise<void> {
-  const status: KeyserverStatus = { v: 1, state: o.state ?? "online", epoch: o.epoch ?? 0, kid };
+  const status: KeyserverStatus = {
+    v: 1,
+    state: o.state ?? "online",
+    epoch: o.epoch ?? 0,
+    kid,
+    ...(o.kids ? { kids: o.kids } : {}),
+  };
   const topic = new Topics(o.prefix).keyserverStatus();
   return new Promise((resolve, reject) =>
     broker.aedes.publish(

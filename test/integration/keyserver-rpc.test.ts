@@ -203,10 +203,10 @@ describe("key server RPC over a real broker", () => {
     const kid = sys.state.issuer.signingKey.kid;
     const online = nextJson(watcher, topics.keyserverStatus());
     await watcher.subscribeAsync(topics.keyserverStatus(), { qos: 1 });
-    expect(await online).toEqual({ v: 1, state: "online", epoch: 1, kid });
+    expect(await online).toEqual({ v: 1, state: "online", epoch: 1, kid, kids: [kid] });
     const offline = nextJson(watcher, topics.keyserverStatus());
     await sys.ks.stop();
-    expect(await offline).toEqual({ v: 1, state: "offline", epoch: 1, kid });
+    expect(await offline).toEqual({ v: 1, state: "offline", epoch: 1, kid, kids: [kid] });
     const again = new KeyServer({
       dataDir: sys.dataDir,
       brokerUrl: sys.broker.url,
@@ -216,7 +216,7 @@ describe("key server RPC over a real broker", () => {
     const online2 = nextJson(watcher, topics.keyserverStatus());
     await again.start();
     onTestFinished(() => again.stop());
-    expect(await online2).toEqual({ v: 1, state: "online", epoch: 2, kid });
+    expect(await online2).toEqual({ v: 1, state: "online", epoch: 2, kid, kids: [kid] });
   });
 
   it("refuses a phone's CONNECT with a wrong password", async () => {

@@ -222,6 +222,28 @@ describe("terminal login", () => {
     expect(await retainedTopics(b2)).toEqual(["sparekey/v1/keyserver/status"]);
   });
 
+  // Regression: after an issuer rotation the status named only the new active key, so every phone pinned
+  // to the previous one was refused (keyserver_unknown) and could not even download a new-key credential.
+  it("recognises its key server across a rotation: the status lists every key still trusted", async () => {
+    const b = await broker();
+    const dir = tempDir();
+    await login({
+      dir,
+      brokerUrl: b.url,
+      serial: "phone-1",
+      user: "alice",
+      password: PASSWORD,
+      logger: silentLogger(),
+    });
+    const rotated = makeIssuer();
+    await retainKeyserverStatus(b, rotated.key.kid, { kids: [rotated.key.kid, ISSUER.key.kid], epoch: 2 });
+    const session = await openSession({ dir, logger: silentLogger() });
+    await session.close();
+    await retainKeyserverStatus(b, rotated.key.kid, { kids: [rotated.key.kid], epoch: 3 });
+    const err = await openSession({ dir, logger: silentLogger() }).catch((e: unknown) => e);
+    expect((err as SparekeyError).code).toBe("keyserver_unknown");
+  });
+
   it("a retained offline status of the pinned key server still counts", async () => {
     const b = await broker();
     const dir = tempDir();
