@@ -4,13 +4,7 @@ import { acquireInstanceLock } from "../common/instance-lock.js";
 import type { Logger } from "../common/log.js";
 import { resolveTerminalDir } from "../terminal/files.js";
 import { forgetCredential, logout } from "../terminal/lifecycle.js";
-
-const dirOption = {
-  type: "string",
-  help: "terminal dir",
-  env: "SPAREKEY_TERMINAL_DIR",
-  defaultText: "~/.sparekey/terminal",
-} as const;
+import { dirOption } from "./terminal-options.js";
 
 /** Run `change` holding the terminal dir's lock: never under a running `terminal use`. */
 function locked<T>(dir: string, logger: Logger | undefined, change: () => T): T {

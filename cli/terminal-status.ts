@@ -4,6 +4,7 @@ import type { TerminalWallet } from "../schemas/records.js";
 import { type CredentialPayload, TokenType } from "../schemas/tokens.js";
 import { describeCredential, localTimeZone } from "../terminal/credential-info.js";
 import { readKey, readProfile, readWallet, resolveTerminalDir, terminalPaths } from "../terminal/files.js";
+import { dirOption } from "./terminal-options.js";
 
 /** One wallet key as `status --json` gives it: stored values (Unix seconds, schedules as data). */
 export interface WalletKeyStatus {
@@ -104,13 +105,6 @@ export function formatTerminalStatus(s: TerminalStatus, zone: string): string {
   }
   return `${lines.join("\n")}\n`;
 }
-
-const dirOption = {
-  type: "string",
-  help: "terminal dir",
-  env: "SPAREKEY_TERMINAL_DIR",
-  defaultText: "~/.sparekey/terminal",
-} as const;
 
 /** `sparekey terminal status`; `timeZone` overrides this machine's zone (tests). */
 export function statusCommand(timeZone: string | undefined): CliNode {

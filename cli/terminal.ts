@@ -28,6 +28,7 @@ import { startFobUse, startRelayUse, startUse, type UseHandle } from "../termina
 import { readSecret, readSecretWithoutPrompt } from "./secret.js";
 import { untilAborted } from "./signals.js";
 import { forgetCommand, logoutCommand } from "./terminal-lifecycle.js";
+import { dirOption } from "./terminal-options.js";
 import { statusCommand } from "./terminal-status.js";
 
 export interface TerminalIo extends Partial<CliIo> {
@@ -40,13 +41,6 @@ interface Extras {
   logger: Logger | undefined;
   timeZone: string | undefined;
 }
-
-const dirOption = {
-  type: "string",
-  help: "terminal dir",
-  env: "SPAREKEY_TERMINAL_DIR",
-  defaultText: "~/.sparekey/terminal",
-} as const;
 
 const passwordFile = (help: string) =>
   ({ type: "string", help: `${help} (or SPAREKEY_PASSWORD; a prompt on a terminal)` }) as const;
