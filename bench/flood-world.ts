@@ -11,6 +11,7 @@ import {
 import { addGrant, addTerminal, addUser } from "../keyserver/admin/accounts.js";
 import type { AdminContext } from "../keyserver/admin/context.js";
 import { createSlot, pairTarget } from "../keyserver/admin/targets.js";
+import { initDataDir } from "../keyserver/data-dir.js";
 import { randomSecret } from "../keyserver/passwords.js";
 import { Challenge, type TargetEvent, TargetState } from "../schemas/messages.js";
 import { TOPICS, Topics } from "../schemas/topics.js";
@@ -160,8 +161,10 @@ export async function startWorld(o: {
     return clean;
   };
   try {
+    const dataDir = join(o.dir, "gateway");
+    await initDataDir(dataDir);
     const gateway = await startGateway({
-      config: { ...GATEWAY_DEFAULTS, ...LOCAL_EPHEMERAL, data_dir: join(o.dir, "gateway") },
+      config: { ...GATEWAY_DEFAULTS, ...LOCAL_EPHEMERAL, data_dir: dataDir },
       logger,
     });
     stops.push(() => gateway.close());

@@ -20,5 +20,11 @@ if (!bench) {
   for (const [n, b] of Object.entries(BENCHES)) process.stdout.write(`  ${n.padEnd(10)} ${b.summary}\n`);
   process.exitCode = name === undefined || name === "--help" ? 0 : 2;
 } else {
-  await bench.run(rest);
+  try {
+    await bench.run(rest);
+  } catch (err) {
+    // A bad option or a failed setup: one line, not a stack (the benches' options are in README.md).
+    process.stderr.write(`error: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exitCode = 2;
+  }
 }
