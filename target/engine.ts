@@ -163,9 +163,7 @@ export class TargetEngine {
 
   /** Publish `unavailable/started` and the first challenge; rotate every period from now on. */
   /** The issuer keys this target trusts now: its config's and those learned from signed registries. */
-  trustedIssuerKids(): string[] {
-    return [...this.parts.issuers.keys()];
-  }
+  trustedIssuerKids = (): string[] => [...this.parts.issuers.keys()];
 
   begin(): void {
     // Drive the actuator at start too: the lock must not keep whatever state it had before a crash.
