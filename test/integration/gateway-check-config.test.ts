@@ -86,7 +86,7 @@ describe("sparekey gateway --check-config", { timeout: 90_000 }, () => {
     const dir = tempDir();
     const missing = join(dir, "nope.json");
     const broken = join(dir, "broken.json");
-    writeFileSync(broken, '{"port": 1883, "port": 1884}');
+    writeFileSync(broken, '{"tls_port": 2000, "tls_port": 2001}');
     const runs = await Promise.all([
       spawnSparekey(["gateway", "--check-config", "--config", missing]),
       spawnSparekey(["gateway", "--check-config", "--config", broken]),

@@ -16,7 +16,7 @@ import { MOSQUITTO_URL, requireService } from "../helpers/services.js";
 import { tempDir } from "../helpers/wait.js";
 
 /**
- * The machine's Mosquitto holds 1883: a target or phone pointed there by mistake must refuse before it
+ * The machine's Mosquitto (MOSQUITTO_URL): a target or phone pointed there by mistake must refuse before it
  * publishes anything (its retained state, challenge, status or will would stay behind on that broker).
  */
 

@@ -36,7 +36,7 @@ function sample(seen: unknown[]): CliNode {
       globals: GLOBALS,
       options: {
         user: { type: "string", help: "user id" },
-        port: { type: "string", help: "port", default: "1883" },
+        port: { type: "string", help: "port", default: "4242" },
         who: { type: "string", help: "from the environment", env: "TOOL_WHO" },
         force: { type: "boolean", help: "force" },
         tag: { type: "string", multiple: true, help: "tags" },
@@ -86,9 +86,9 @@ describe("the typed command helper", () => {
     expect(await runCli(sample(seen), ["user", "add"], c.io)).toBe(0);
     expect(seen).toEqual([
       {
-        values: { user: undefined, port: "1883", who: "env-user", force: false, tag: [] },
+        values: { user: undefined, port: "4242", who: "env-user", force: false, tag: [] },
         globals: { data: "./data" },
-        port: 1883,
+        port: 4242,
         level: "debug",
       },
     ]);
@@ -147,7 +147,7 @@ describe("the typed command helper", () => {
     expect(await runCli(sample([]), ["user", "add", "--help"], c.io)).toBe(0);
     const help = c.out.join("");
     expect(help).toMatch(/^usage: tool user add \[options\]$/m);
-    expect(help).toMatch(/--port VALUE +port \(default: 1883\)$/m);
+    expect(help).toMatch(/--port VALUE +port \(default: 4242\)$/m);
     expect(help).toMatch(/--who VALUE +from the environment \(env TOOL_WHO\)$/m);
     expect(help).toMatch(/--tag VALUE +tags \(repeatable\)$/m);
     expect(help).toMatch(/--data VALUE +data dir \(default: \.\/data\)$/m);

@@ -81,7 +81,7 @@ describe("redactConfig", () => {
     });
     expect(
       redactConfig(schema, {
-        port: 1883,
+        port: 4242,
         tls_key_passphrase: "p",
         admin_password: "q",
         api_key: "k",
@@ -89,7 +89,7 @@ describe("redactConfig", () => {
         tls_key_file: "/etc/sparekey/key.pem",
       }),
     ).toEqual({
-      port: 1883,
+      port: 4242,
       tls_key_passphrase: "[redacted]",
       admin_password: "[redacted]",
       api_key: "[redacted]",
