@@ -10,6 +10,7 @@ import { validator } from "../schemas/validate.js";
 import type { ChallengeView } from "./challenges.js";
 import { type GrantCandidate, usableGrants } from "./grants.js";
 import type { Issuer } from "./issuer.js";
+import { RpcQuota } from "./rpc-quota.js";
 import type { KeyStore } from "./store/store.js";
 import type { UnlockChannel } from "./unlock-channel.js";
 
@@ -44,14 +45,27 @@ export class HomeAssistantCommands {
   private readonly onMessage = (topic: string, payload: Buffer): void => {
     const m = this.deps.topics.match(topic);
     if (m?.name !== "haCommand") return;
-    const done = this.handle(m.params.account, m.params.tid, payload.toString("utf8"))
+    const { account, tid } = m.params;
+    // The RPC quota per account, first: a flood of commands costs no grant check, no audit row and no
+    // unlock in flight beyond the account's share.
+    const done = this.quota
+      .guard(account, "ha", async () => {
+        await this.handle(account, tid, payload.toString("utf8"));
+        return { v: 1, id: "ha", ok: true };
+      })
+      .then((reply) => {
+        if (!reply.ok) this.log.debug({ account, tid }, "home assistant command over its quota");
+      })
       .catch((err: unknown) => this.log.error({ err }, "home assistant command failed"))
       .finally(() => this.inFlight.delete(done));
     this.inFlight.add(done);
   };
 
+  private readonly quota: RpcQuota;
+
   constructor(private readonly deps: HomeAssistantCommandsDeps) {
     this.log = deps.logger.child({ component: "homeassistant" });
+    this.quota = new RpcQuota({ logger: deps.logger });
     this.filter = deps.topics.filter("haCommand", { account: "+", tid: "+" });
   }
 

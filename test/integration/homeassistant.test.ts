@@ -224,6 +224,26 @@ describe("Home Assistant", () => {
     ).toEqual(["ha"]);
   });
 
+  // Regression (review): UNLOCK had no quota, so one account flooding it cost a grant check, an audit row
+  // and an unlock in flight per message; the RPC quota (a burst of 20, 4 in flight) now comes first.
+  it("a flood of UNLOCKs from one account is bounded by its quota: most cost nothing, others are served", async () => {
+    const { gateway, watch } = await home();
+    const { ha: bob } = await homeAssistant(gateway, "ha-bob", "hass-2");
+    const at = watch.mark();
+    await Promise.all(
+      Array.from({ length: 200 }, () =>
+        bob.publishAsync(topics.haCommand("ha-bob", TID), "UNLOCK", { qos: 1 }),
+      ),
+    );
+    // Barrier: alice's account is served after bob's flood arrived.
+    const { ha: alice } = await homeAssistant(gateway, "ha", "hass-1");
+    await alice.publishAsync(topics.haCommand("ha", TID), "UNLOCK", { qos: 1 });
+    await watch.event(at, (e) => e.type === "unlock_applied", "alice's unlock");
+    const audited = (await auditOf(gateway, "ha-bob")()).length;
+    expect(audited).toBeGreaterThan(0);
+    expect(audited).toBeLessThanOrEqual(20);
+  });
+
   it("the broker refuses a command on another account's topic", async () => {
     const { gateway } = await home();
     const bob = await connect({
